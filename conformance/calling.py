@@ -1,0 +1,116 @@
+"""Find an implementation by reference and call it the way its spec's ``interface`` says.
+
+A reference is ``package.module:attribute`` or ``path/to/file.py:attribute``. Functions are
+called with the spec's ``args``/``kwargs``; modules are built from ``init``, moved to the device
+and dtype, and called through :func:`torch.func.functional_call` so that ``state`` tensors
+(weights drawn by the harness, never only the default initialisation) can carry gradients.
+
+>>> resolve("implementations.rmsnorm:RMSNorm").__name__
+'RMSNorm'
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from conformance.dtype_helpers import torch_dtype
+from conformance.evaluate import NumpyBackend, evaluate
+from conformance.spec import EquationSpec
+
+
+class ImplementationError(ValueError):
+    """An implementation reference that cannot be imported or found."""
+
+
+def resolve(ref: str, base: Path | None = None) -> Any:
+    """Import the object named by ``ref``; a relative ``.py`` path is tried from the cwd, then ``base``."""
+    return _resolve(ref, str(base) if base else None)
+
+
+@functools.cache
+def _resolve(ref: str, base: str | None) -> Any:
+    if ":" not in ref:
+        raise ImplementationError(f"expected 'module:attribute' or 'file.py:attribute', got {ref!r}")
+    module_name, attr = ref.rsplit(":", 1)
+    try:
+        module = _import_file(module_name, base) if module_name.endswith(".py") else importlib.import_module(module_name)
+    except ImplementationError:
+        raise
+    except Exception as exc:  # an implementation's own import error, reported, not raised raw
+        raise ImplementationError(f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ImplementationError(f"module {module_name!r} has no attribute {attr!r}") from None
+
+
+def _import_file(path_text: str, base: str | None) -> Any:
+    path = Path(path_text)
+    if not path.is_absolute() and not path.exists() and base is not None:
+        path = Path(base) / path
+    if not path.is_file():
+        raise ImplementationError(f"file {path_text!r} not found")
+    path = path.resolve()
+    name = "conformance_impl_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImplementationError(f"cannot load {path_text!r} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def build_callable(spec: EquationSpec, ref: str, scalars: Mapping[str, Any], device: str,
+                   dtype: str, present: Mapping[str, bool]) -> Callable[[Mapping[str, torch.Tensor]], torch.Tensor]:
+    """A function from input tensors (by spec name) to the implementation's output tensor."""
+    target = resolve(ref, Path(spec.file).parent)
+    iface = spec.interface
+
+    def values(tensors: Mapping[str, torch.Tensor], names: Any) -> Any:
+        return {key: tensors[n] if n in spec.inputs else scalars[n] for key, n in names if present.get(n, True)}
+
+    if iface.kind == "function":
+        def call(tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
+            args = [tensors[n] if n in spec.inputs else scalars[n] for n in iface.args]
+            return _single(target(*args, **values(tensors, iface.kwargs.items())), ref)
+        return call
+
+    init = {k: _init_value(e, scalars) for k, e in iface.init.items()}
+    module = target(**init).to(device=device, dtype=torch_dtype(dtype))
+    module.train(iface.train)
+
+    def call_module(tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        state = {attr: tensors[name] for attr, name in iface.state.items()}
+        args = tuple(tensors[n] if n in spec.inputs else scalars[n] for n in iface.args)
+        kwargs = values(tensors, iface.kwargs.items())
+        return _single(torch.func.functional_call(module, state, args, kwargs), ref)
+
+    return call_module
+
+
+def _init_value(expr: Any, scalars: Mapping[str, Any]) -> Any:
+    if expr.is_Symbol and expr.name in scalars:
+        return scalars[expr.name]
+    value = float(evaluate(expr, scalars, NumpyBackend()))
+    return int(value) if value.is_integer() and expr.is_integer is not False else value
+
+
+def _single(result: Any, ref: str) -> torch.Tensor:
+    if isinstance(result, torch.Tensor):
+        return result
+    if isinstance(result, (tuple, list)) and len(result) == 1 and isinstance(result[0], torch.Tensor):
+        return result[0]
+    raise TypeError(f"{ref} returned {type(result).__name__}; the spec expects one tensor")
+

@@ -1,0 +1,103 @@
+"""Magnitude of the terms a gradient is summed from: the scale of its rounding noise.
+
+Where terms cancel (RMSNorm's ∂/∂x at D = 1, attention's ∂/∂Q when one key takes all the
+weight), the exact gradient is tiny or zero, but every implementation's rounding error scales
+with the terms, not with the result. :class:`AbsBoundBackend` evaluates the oracle expression in
+float64 with a backward pass that propagates absolute values (|∂f/∂x|·|g| at every operation), so
+the vector-Jacobian product of |cotangent| bounds the sum of the magnitudes of all terms — the
+classic running error bound. The gradient check's noise floor is taken at that scale.
+
+>>> import torch
+>>> from conformance.evaluate import evaluate
+>>> from conformance.expr import parse
+>>> x = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
+>>> y = evaluate(parse("x**2 - 2*x"), {"x": x}, AbsBoundBackend(torch.float64))
+>>> torch.autograd.grad(y, x, torch.ones(1, dtype=torch.float64))[0]  # d/dx = 2x − 2 = 0; terms 2 + 2
+tensor([4.], dtype=torch.float64)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from conformance.evaluate import TorchBackend
+
+
+def _unbroadcast(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    return grad.sum_to_size(shape) if grad.shape != shape else grad
+
+
+class _AbsMul(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = ctx.saved_tensors
+        return _unbroadcast(g * b.abs(), a.shape), _unbroadcast(g * a.abs(), b.shape)
+
+
+class _AbsPow(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, e)
+        return torch.pow(x, e)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None]:
+        x, e = ctx.saved_tensors
+        return _unbroadcast(g * (e * torch.pow(x, e - 1)).abs(), x.shape), None
+
+
+class _AbsMatmul(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(a, b)
+        return a @ b
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = ctx.saved_tensors
+        return _unbroadcast(g @ b.abs().transpose(-1, -2), a.shape), _unbroadcast(a.abs().transpose(-1, -2) @ g, b.shape)
+
+
+class _AbsSoftmax(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, axis: int) -> torch.Tensor:
+        y = torch.softmax(x, dim=axis)
+        ctx.save_for_backward(y)
+        ctx.axis = axis
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (y,) = ctx.saved_tensors
+        return y * (g + (y * g).sum(dim=ctx.axis, keepdim=True)), None  # |y (g − Σ y g)| <= y (g + Σ y g)
+
+
+class AbsBoundBackend(TorchBackend):
+    """:class:`TorchBackend` whose backward propagates absolute values of every partial.
+
+    Operations not overridden (add, sqrt, exp, tanh, sums, means, max/min, where, transposes)
+    already have non-negative backward maps, so a non-negative cotangent stays non-negative.
+    """
+
+    def mul(self, a: Any, b: Any) -> Any:
+        return _AbsMul.apply(*torch.broadcast_tensors(*self._tensors(a, b)))
+
+    def power(self, base: Any, exponent: Any) -> Any:
+        base, exponent = self._tensors(base, exponent)
+        return _AbsPow.apply(base, exponent.detach())
+
+    def matmul(self, a: Any, b: Any) -> Any:
+        return _AbsMatmul.apply(a, b)
+
+    def softmax(self, x: Any, axis: int) -> Any:
+        return _AbsSoftmax.apply(x, axis)
+
+    def _tensors(self, *values: Any) -> list[torch.Tensor]:
+        return [v if isinstance(v, torch.Tensor) else torch.as_tensor(v, dtype=self.dtype, device=self.device) for v in values]

@@ -1,0 +1,279 @@
+"""Safe parser from spec text to SymPy expressions.
+
+Equations, invariants and constraints in a spec are strings in a small, Python-like tensor language.
+They are parsed with :mod:`ast` and a whitelist, and SymPy objects are built directly from the
+syntax tree: spec text never reaches ``eval``, ``exec``, ``sympify`` or ``parse_expr``.
+
+Arithmetic (``+ - * / **``) is elementwise with broadcasting, which is a commutative ring, so
+SymPy's automatic canonicalisation is sound for it. Tensor operations (``@``, reductions,
+``softmax``...) are opaque SymPy functions that SymPy never rewrites.
+
+>>> parse("x / sqrt(mean(x**2, -1, keepdim=True) + eps)")
+x/sqrt(eps + mean(x**2, -1, True))
+>>> parse("__import__('os')")
+Traceback (most recent call last):
+...
+conformance.expr.ExprError: name '__import__' is not allowed: names must not start with '_'
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+from dataclasses import dataclass
+
+import sympy
+
+MAX_CHARS = 2000
+MAX_NODES = 400
+MAX_DEPTH = 40
+MAX_INT = 10**9
+MAX_EXPONENT = 64
+MAX_CONSTANT_MAGNITUDE = 1e300
+
+_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+
+
+class ExprError(ValueError):
+    """Spec text that is not a valid expression; the message says what was expected."""
+
+
+@dataclass(frozen=True)
+class FunctionSig:
+    """Arity of a whitelisted function and which positional arguments must be integer constants."""
+
+    min_args: int
+    max_args: int
+    int_args: tuple[int, ...] = ()
+    keepdim: bool = False
+
+
+# Tensor functions: opaque to SymPy, evaluated by :mod:`conformance.evaluate`.
+TENSOR_FUNCTIONS: dict[str, FunctionSig] = {
+    "sum": FunctionSig(2, 2, int_args=(1,), keepdim=True),
+    "mean": FunctionSig(2, 2, int_args=(1,), keepdim=True),
+    "max": FunctionSig(2, 2, int_args=(1,), keepdim=True),
+    "min": FunctionSig(2, 2, int_args=(1,), keepdim=True),
+    "softmax": FunctionSig(2, 2, int_args=(1,)),
+    "transpose": FunctionSig(1, 1),
+    "unsqueeze": FunctionSig(2, 2, int_args=(1,)),
+    "where": FunctionSig(3, 3),
+    "tril": FunctionSig(2, 2),
+    "matmul": FunctionSig(2, 2),
+    "logical_and": FunctionSig(2, 2),
+    "logical_or": FunctionSig(2, 2),
+    "logical_not": FunctionSig(1, 1),
+}
+# Elementwise functions that are SymPy's own.
+SCALAR_FUNCTIONS = {
+    "sqrt": sympy.sqrt,
+    "exp": sympy.exp,
+    "log": sympy.log,
+    "abs": sympy.Abs,
+    "tanh": sympy.tanh,
+}
+_INTERNAL = {"matmul", "logical_and", "logical_or", "logical_not"}
+CONSTANTS = {"inf": sympy.oo, "pi": sympy.pi, "True": sympy.true, "False": sympy.false}
+
+F = {name: sympy.Function(name) for name in TENSOR_FUNCTIONS}
+
+
+def parse(text: str) -> sympy.Basic:
+    """Parse spec text into a SymPy expression, or raise :class:`ExprError` naming the problem.
+
+    >>> parse("D % H == 0")
+    Eq(Mod(D, H), 0)
+    >>> parse("9**9**9")
+    Traceback (most recent call last):
+    ...
+    conformance.expr.ExprError: exponent 387420489 is too large (at most 64 in absolute value)
+    """
+    if not isinstance(text, str):
+        raise ExprError(f"expected an expression string, got {type(text).__name__}")
+    if len(text) > MAX_CHARS:
+        raise ExprError(f"expression is {len(text)} characters long (at most {MAX_CHARS})")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ExprError(f"not a valid expression: {exc.msg} (column {exc.offset})") from None
+    except (RecursionError, MemoryError, ValueError):
+        raise ExprError("expression is nested too deeply to parse") from None
+    nodes = sum(1 for _ in ast.walk(tree))
+    if nodes > MAX_NODES:
+        raise ExprError(f"expression has {nodes} syntax nodes (at most {MAX_NODES})")
+    return _Builder().build(tree.body, depth=0)
+
+
+def names_in(expr: sympy.Basic) -> set[str]:
+    """The free names an expression refers to.
+
+    >>> sorted(names_in(parse("softmax(Q @ transpose(K), -1)")))
+    ['K', 'Q']
+    """
+    return {s.name for s in expr.free_symbols}
+
+
+class _Builder:
+    """Turns a whitelisted :mod:`ast` tree into SymPy objects; anything else is an error."""
+
+    _BINOPS = {
+        ast.Add: lambda a, b: a + b,
+        ast.Sub: lambda a, b: a - b,
+        ast.Mult: lambda a, b: a * b,
+        ast.Div: lambda a, b: a / b,
+        ast.Mod: lambda a, b: sympy.Mod(a, b),
+        ast.FloorDiv: lambda a, b: sympy.floor(a / b),
+        ast.MatMult: lambda a, b: F["matmul"](a, b),
+        ast.BitAnd: lambda a, b: F["logical_and"](a, b),
+        ast.BitOr: lambda a, b: F["logical_or"](a, b),
+    }
+    _COMPARE = {
+        ast.Eq: sympy.Eq,
+        ast.NotEq: sympy.Ne,
+        ast.Lt: sympy.Lt,
+        ast.LtE: sympy.Le,
+        ast.Gt: sympy.Gt,
+        ast.GtE: sympy.Ge,
+    }
+
+    def build(self, node: ast.AST, depth: int) -> sympy.Basic:
+        if depth > MAX_DEPTH:
+            raise ExprError(f"expression is nested more than {MAX_DEPTH} levels deep")
+        method = getattr(self, f"_{type(node).__name__}", None)
+        if method is None:
+            raise ExprError(f"{_describe(node)} is not allowed in a spec expression")
+        return method(node, depth + 1)
+
+    def _Constant(self, node: ast.Constant, depth: int) -> sympy.Basic:
+        value = node.value
+        if isinstance(value, bool):
+            return sympy.true if value else sympy.false
+        if isinstance(value, int):
+            if abs(value) > MAX_INT:
+                raise ExprError(f"integer {value} is too large (at most {MAX_INT})")
+            return sympy.Integer(value)
+        if isinstance(value, float):
+            if not math.isfinite(value) or abs(value) > MAX_CONSTANT_MAGNITUDE:
+                raise ExprError(f"number {value!r} is out of range")
+            return sympy.Float(value)
+        raise ExprError(f"constant {value!r} is not allowed (numbers and True/False only)")
+
+    def _Name(self, node: ast.Name, depth: int) -> sympy.Basic:
+        return _symbol(node.id)
+
+    def _UnaryOp(self, node: ast.UnaryOp, depth: int) -> sympy.Basic:
+        operand = self.build(node.operand, depth)
+        if isinstance(node.op, ast.USub):
+            return -operand
+        if isinstance(node.op, ast.UAdd):
+            return operand
+        if isinstance(node.op, (ast.Not, ast.Invert)):
+            return F["logical_not"](operand)
+        raise ExprError(f"operator {type(node.op).__name__} is not allowed")
+
+    def _BinOp(self, node: ast.BinOp, depth: int) -> sympy.Basic:
+        left = self.build(node.left, depth)
+        right = self.build(node.right, depth)
+        if isinstance(node.op, ast.Pow):
+            return _power(left, right)
+        op = self._BINOPS.get(type(node.op))
+        if op is None:
+            raise ExprError(f"operator {type(node.op).__name__} is not allowed")
+        return op(left, right)
+
+    def _BoolOp(self, node: ast.BoolOp, depth: int) -> sympy.Basic:
+        name = "logical_and" if isinstance(node.op, ast.And) else "logical_or"
+        values = [self.build(v, depth) for v in node.values]
+        result = values[0]
+        for value in values[1:]:
+            result = F[name](result, value)
+        return result
+
+    def _Compare(self, node: ast.Compare, depth: int) -> sympy.Basic:
+        operands = [self.build(node.left, depth)] + [self.build(c, depth) for c in node.comparators]
+        parts = []
+        for op, left, right in zip(node.ops, operands, operands[1:]):
+            relation = self._COMPARE.get(type(op))
+            if relation is None:
+                raise ExprError(f"comparison {type(op).__name__} is not allowed")
+            parts.append(relation(left, right, evaluate=False))
+        result = parts[0]
+        for part in parts[1:]:
+            result = F["logical_and"](result, part)
+        return result
+
+    def _Call(self, node: ast.Call, depth: int) -> sympy.Basic:
+        if not isinstance(node.func, ast.Name):
+            raise ExprError(f"{_describe(node.func)} cannot be called: only whitelisted functions")
+        name = node.func.id
+        args = [self.build(a, depth) for a in node.args]
+        if name in SCALAR_FUNCTIONS:
+            if len(args) != 1 or node.keywords:
+                raise ExprError(f"{name}() takes exactly one argument")
+            return SCALAR_FUNCTIONS[name](args[0])
+        sig = TENSOR_FUNCTIONS.get(name)
+        if sig is None or name in _INTERNAL:
+            allowed = sorted(set(SCALAR_FUNCTIONS) | set(TENSOR_FUNCTIONS) - _INTERNAL)
+            raise ExprError(f"function {name!r} is not allowed; allowed: {', '.join(allowed)}")
+        if not sig.min_args <= len(args) <= sig.max_args:
+            raise ExprError(f"{name}() takes {sig.min_args} argument(s), got {len(args)}")
+        for index in sig.int_args:
+            if not isinstance(args[index], sympy.Integer):
+                raise ExprError(f"argument {index + 1} of {name}() must be an integer constant")
+        keepdim = self._keepdim(node, name, sig)
+        if sig.keepdim:
+            args.append(sympy.true if keepdim else sympy.false)
+        return F[name](*args)
+
+    def _keepdim(self, node: ast.Call, name: str, sig: FunctionSig) -> bool:
+        keepdim = False
+        for keyword in node.keywords:
+            if keyword.arg != "keepdim" or not sig.keepdim:
+                raise ExprError(f"keyword {keyword.arg!r} is not allowed in {name}()")
+            if not isinstance(keyword.value, ast.Constant) or not isinstance(keyword.value.value, bool):
+                raise ExprError(f"keepdim of {name}() must be True or False")
+            keepdim = keyword.value.value
+        return keepdim
+
+
+def _symbol(name: str) -> sympy.Basic:
+    if name in CONSTANTS:
+        return CONSTANTS[name]
+    if name.startswith("_"):
+        raise ExprError(f"name {name!r} is not allowed: names must not start with '_'")
+    if not _NAME_RE.match(name):
+        raise ExprError(f"name {name!r} is not allowed: letters, digits and '_' only, at most 64")
+    if name in SCALAR_FUNCTIONS or name in TENSOR_FUNCTIONS:
+        raise ExprError(f"name {name!r} is a function and must be called")
+    return sympy.Symbol(name)
+
+
+def _power(base: sympy.Basic, exponent: sympy.Basic) -> sympy.Basic:
+    """``base ** exponent`` with bounded constants (``9**9**9`` is refused, not computed)."""
+    if exponent.is_Number:
+        if abs(exponent) > MAX_EXPONENT:
+            raise ExprError(f"exponent {exponent} is too large (at most {MAX_EXPONENT} in absolute value)")
+        if base.is_Number and base != 0:
+            magnitude = abs(float(exponent)) * math.log10(abs(float(base)))
+            if magnitude > 300:
+                raise ExprError(f"constant {base}**{exponent} is out of range")
+    elif base.is_Number and abs(base) > MAX_EXPONENT:
+        raise ExprError(f"constant base {base} with a variable exponent is too large")
+    return sympy.Pow(base, exponent)
+
+
+def _describe(node: ast.AST) -> str:
+    kinds = {
+        ast.Attribute: "attribute access",
+        ast.Subscript: "subscripting",
+        ast.Lambda: "a lambda",
+        ast.IfExp: "a conditional expression",
+        ast.ListComp: "a comprehension",
+        ast.GeneratorExp: "a generator",
+        ast.Starred: "unpacking",
+        ast.NamedExpr: "an assignment expression",
+    }
+    what = kinds.get(type(node), f"syntax '{type(node).__name__}'")
+    col = getattr(node, "col_offset", None)
+    return what if col is None else f"{what} (column {col + 1})"

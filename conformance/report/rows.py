@@ -1,0 +1,61 @@
+"""Report rows: one per (spec, implementation, device, dtype, check), merged from pytest phases.
+
+Outcomes: ``passed``, ``failed`` (a check's error exceeded its tolerance, or a stale xfail),
+``error`` (the implementation or the harness raised), ``skipped`` (with the reason), ``xfailed``
+(a reviewed expected failure from the spec).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed")
+ROW_ORDER = ("spec", "implementation", "device", "dtype", "check")
+_DTYPE_ORDER = {"exact": 0, "float64": 1, "float32": 2, "bfloat16": 3, "float16": 4}
+
+
+def merge_phase(row: dict[str, Any] | None, report: Any, case: dict[str, Any], result: dict[str, Any] | None) -> dict[str, Any]:
+    """Fold one phase's report (setup, call or teardown) into the row."""
+    row = dict(row) if row else {**case, "nodeid": report.nodeid, "outcome": "passed", "message": None}
+    if result:
+        row.update(result)
+    outcome = _outcome(report, result)
+    if outcome is not None and (report.when == "call" or outcome != "passed"):
+        if not (report.when == "teardown" and row["outcome"] in ("failed", "error")):
+            row["outcome"] = outcome
+            if outcome in ("skipped", "xfailed", "failed", "error") and not (result and result.get("message")):
+                row["message"] = _reason(report, outcome)
+    return row
+
+
+def _outcome(report: Any, result: dict[str, Any] | None) -> str | None:
+    if report.when != "call":
+        if report.failed:
+            return "error"
+        return "skipped" if report.skipped else None
+    if report.skipped:
+        return "xfailed" if hasattr(report, "wasxfail") else "skipped"
+    if report.failed:
+        return "error" if result and result.get("error") else "failed"
+    return "passed"
+
+
+def _reason(report: Any, outcome: str) -> str:
+    if outcome == "xfailed":
+        return f"expected failure: {report.wasxfail}"
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    text = str(getattr(report, "longreprtext", "") or longrepr or "")
+    if "XPASS(strict)" in text:
+        return f"stale xfail: the check passes now; remove the spec's xfail entry ({text.strip()})"
+    lines = [ln for ln in text.splitlines() if ln.startswith("E ")]
+    return "\n".join(ln[2:].strip() for ln in lines[-6:]) or text[-500:]
+
+
+def sort_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stable report order, independent of execution order (serial and xdist agree)."""
+    def key(row: dict[str, Any]) -> tuple:
+        return (row["spec"], row["implementation"], row["device"], _DTYPE_ORDER.get(row["dtype"], 9), row["dtype"], row["check"])
+
+    return sorted(rows, key=key)

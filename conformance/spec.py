@@ -1,0 +1,678 @@
+"""Equation specs: the YAML schema, enforced on load.
+
+One YAML file per paper (see ``docs/spec-schema.md``). Loading checks every key against the
+schema and every expression through :mod:`conformance.expr`; any problem raises
+:class:`SpecError` naming the file, the key path and what was expected. Nothing in a spec is
+executed: YAML is read with ``yaml.safe_load``; implementations are imported by module name.
+
+>>> from conformance.spec import load_specs
+>>> specs = load_specs(["specs"])
+>>> specs["rmsnorm"].paper.arxiv
+'1910.07467'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sympy
+import yaml
+
+from conformance import expr as expr_mod
+from conformance.dtype_helpers import DTYPES
+from conformance.invariants import INVARIANT_KINDS
+from conformance.references import REFERENCES
+
+SCHEMA_VERSION = 1
+MAX_SPEC_BYTES = 256 * 1024
+_ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_REF_RE = re.compile(r"^(?:[A-Za-z_][\w.]*|[^:]+\.py):[A-Za-z_]\w*$")
+_DEFAULT_SPEC_DIR = Path(__file__).resolve().parent.parent / "specs"
+
+
+class SpecError(ValueError):
+    """A spec that does not follow the schema: ``file: key.path: expected ..., got ...``."""
+
+    def __init__(self, file: str | Path, path: str, message: str) -> None:
+        self.file, self.path, self.detail = str(file), path, message
+        where = f"{file}: {path}" if path else str(file)
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class Paper:
+    title: str
+    authors: tuple[str, ...]
+    arxiv: str
+    year: int
+
+    @property
+    def short(self) -> str:
+        return f"{self.title} (arXiv {self.arxiv})"
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """A dimension: an integer drawn from ``[min, max]``."""
+
+    name: str
+    min: int
+    max: int
+
+
+@dataclass(frozen=True)
+class TensorInput:
+    """An input tensor: shape in symbols, value domain, and how it is generated."""
+
+    name: str
+    shape: tuple[str | int, ...]
+    kind: str = "real"  # real | bool
+    magnitude: tuple[float, float] = (1e-3, 1e3)
+    magnitude_by_dtype: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    optional: bool = False
+    rows_nonempty: bool = False  # bool masks: every row has a True at a column <= its row index
+    default: bool = True  # value of an absent bool input in the oracle
+
+
+@dataclass(frozen=True)
+class Param:
+    """A non-tensor argument: either a list of ``values`` or a float range."""
+
+    name: str
+    values: tuple[Any, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    shape: tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Interface:
+    """How an implementation is called: a function, or a module built from ``init``."""
+
+    kind: str  # function | module
+    args: tuple[str, ...]
+    kwargs: Mapping[str, str]
+    init: Mapping[str, sympy.Basic]
+    state: Mapping[str, str]  # module attribute -> input name
+    train: bool = False
+
+
+@dataclass(frozen=True)
+class Oracle:
+    expr: sympy.Basic | None
+    expr_text: str | None
+    let: tuple[tuple[str, sympy.Basic], ...]
+    reference: str | None
+    compute_dtype: Mapping[str, str]
+    line: int
+
+
+@dataclass(frozen=True)
+class Invariant:
+    id: str
+    kind: str
+    description: str
+    options: Mapping[str, Any]
+    when: sympy.Basic | None
+    line: int
+
+
+@dataclass(frozen=True)
+class Fact:
+    id: str
+    kind: str  # gradient | identity
+    description: str
+    options: Mapping[str, Any]
+    line: int
+
+
+@dataclass(frozen=True)
+class ToleranceRule:
+    factor: float = 2.0
+    floor_ulps: float = 8.0
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class XFail:
+    check: str
+    device: str | None
+    dtype: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Implementation:
+    ref: str
+    xfail: tuple[XFail, ...] = ()
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Ambiguity:
+    question: str
+    choice: str
+
+
+@dataclass(frozen=True)
+class EquationSpec:
+    id: str
+    title: str
+    paper: Paper
+    equation: str
+    section: str | None
+    statement: str
+    ambiguities: tuple[Ambiguity, ...]
+    symbols: Mapping[str, Symbol]
+    constraints: tuple[tuple[str, sympy.Basic], ...]
+    inputs: Mapping[str, TensorInput]
+    params: Mapping[str, Param]
+    outputs: Mapping[str, Output]
+    interface: Interface
+    oracle: Oracle
+    invariants: tuple[Invariant, ...]
+    facts: tuple[Fact, ...]
+    grad_wrt: tuple[str, ...]
+    grad_order: int
+    tolerances: Mapping[str, ToleranceRule]
+    implementations: tuple[Implementation, ...]
+    file: str
+    line: int
+
+    def tolerance_rule(self, dtype: str) -> ToleranceRule:
+        return self.tolerances.get(dtype, ToleranceRule())
+
+    def with_implementations(self, refs: Iterable[str]) -> EquationSpec:
+        """The same spec with ``refs`` as its only implementations (``--impl``)."""
+        from dataclasses import replace
+
+        return replace(self, implementations=tuple(Implementation(ref=r) for r in refs))
+
+
+def load_specs(paths: Iterable[str | Path] = (), *, default: bool = True) -> dict[str, EquationSpec]:
+    """Load every ``*.yaml`` spec under ``paths`` (plus the shipped ``specs/`` when ``default``).
+
+    Raises :class:`SpecError` for the first problem found; duplicate ids across files too.
+    """
+    files: list[Path] = []
+    roots = ([_DEFAULT_SPEC_DIR] if default else []) + [Path(p) for p in paths]
+    for root in roots:
+        if root.is_file():
+            files.append(root)
+        elif root.is_dir():
+            files.extend(sorted(root.glob("*.yaml")) + sorted(root.glob("*.yml")))
+        else:
+            raise SpecError(root, "", "expected a spec file or a directory of *.yaml specs; not found")
+    specs: dict[str, EquationSpec] = {}
+    seen: set[Path] = set()
+    for file in files:
+        if file.resolve() in seen:
+            continue
+        seen.add(file.resolve())
+        for spec in load_file(file):
+            if spec.id in specs:
+                raise SpecError(file, f"specs[id={spec.id}]", f"duplicate id, already defined in {specs[spec.id].file}")
+            specs[spec.id] = spec
+    return dict(sorted(specs.items()))
+
+
+def load_file(file: str | Path) -> list[EquationSpec]:
+    """Load and validate one paper's spec file."""
+    file = Path(file)
+    raw = file.read_bytes()
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(file, "", f"file is {len(raw)} bytes (at most {MAX_SPEC_BYTES})")
+    try:
+        text = raw.decode("utf-8")
+        data = yaml.safe_load(text)
+        lines = _line_index(yaml.compose(text, Loader=yaml.SafeLoader))
+    except UnicodeDecodeError:
+        raise SpecError(file, "", "expected UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(file, "", f"invalid YAML: {exc}") from None
+    return _FileParser(file, lines).parse(data)
+
+
+def _line_index(node: yaml.Node | None, path: tuple = ()) -> dict[tuple, int]:
+    """Map each key path (tuple of keys / list indices) to its 1-based line in the file."""
+    index: dict[tuple, int] = {}
+    if node is None:
+        return index
+    index[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            index[path + (key.value,)] = key.start_mark.line + 1
+            index.update({k: v for k, v in _line_index(value, path + (key.value,)).items() if k != path + (key.value,)})
+    elif isinstance(node, yaml.SequenceNode):
+        for i, value in enumerate(node.value):
+            index.update(_line_index(value, path + (i,)))
+    return index
+
+
+class _FileParser:
+    """Validates one file's data; every error names ``file`` and the key path."""
+
+    def __init__(self, file: Path, lines: dict[tuple, int]) -> None:
+        self.file = file
+        self.lines = lines
+
+    # -- generic helpers -------------------------------------------------------------------
+    def fail(self, path: tuple, message: str) -> SpecError:
+        return SpecError(self.file, _dotted(path), message)
+
+    def line(self, path: tuple) -> int:
+        return self.lines.get(path, 0)
+
+    def mapping(self, value: Any, path: tuple, required: set[str], optional: set[str]) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(path, f"expected a mapping with keys {sorted(required | optional)}, got {_kind(value)}")
+        for key in value:
+            if not isinstance(key, str) or key not in required | optional:
+                allowed = ", ".join(sorted(required | optional))
+                raise self.fail(path + (key,), f"unknown key; expected one of: {allowed}")
+        missing = sorted(required - set(value))
+        if missing:
+            raise self.fail(path, f"missing required key(s): {', '.join(missing)}")
+        return value
+
+    def typed(self, value: Any, path: tuple, types: type | tuple, what: str) -> Any:
+        if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+            raise self.fail(path, f"expected {what}, got a boolean")
+        if not isinstance(value, types):
+            raise self.fail(path, f"expected {what}, got {_kind(value)} {value!r}")
+        return value
+
+    def text(self, value: Any, path: tuple) -> str:
+        value = self.typed(value, path, str, "a string")
+        if not value.strip():
+            raise self.fail(path, "expected a non-empty string")
+        return value
+
+    def expression(self, value: Any, path: tuple, names: set[str]) -> sympy.Basic:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = repr(value)
+        text = self.typed(value, path, str, "an expression string")
+        try:
+            parsed = expr_mod.parse(text)
+        except expr_mod.ExprError as exc:
+            raise self.fail(path, f"{exc}: {text!r}") from None
+        unknown = sorted(expr_mod.names_in(parsed) - names)
+        if unknown:
+            raise self.fail(path, f"undeclared name(s) {', '.join(unknown)}; declared: {', '.join(sorted(names))}")
+        return parsed
+
+    def shape(self, value: Any, path: tuple, symbols: Mapping[str, Symbol]) -> tuple[str | int, ...]:
+        self.typed(value, path, list, "a list of symbol names or integers")
+        dims: list[str | int] = []
+        for i, dim in enumerate(value):
+            if isinstance(dim, int) and not isinstance(dim, bool) and dim > 0:
+                dims.append(dim)
+            elif isinstance(dim, str) and dim in symbols:
+                dims.append(dim)
+            else:
+                raise self.fail(path + (i,), f"{dim!r} is not a declared symbol (declared: {', '.join(symbols)}) or a positive integer")
+        return tuple(dims)
+
+    # -- file and spec ---------------------------------------------------------------------
+    def parse(self, data: Any) -> list[EquationSpec]:
+        data = self.mapping(data, (), {"schema", "paper", "specs"}, set())
+        if data["schema"] != SCHEMA_VERSION:
+            raise self.fail(("schema",), f"expected schema version {SCHEMA_VERSION}, got {data['schema']!r}")
+        paper = self.paper(data["paper"], ("paper",))
+        entries = self.typed(data["specs"], ("specs",), list, "a list of equation specs")
+        if not entries:
+            raise self.fail(("specs",), "expected at least one equation spec")
+        return [self.spec(entry, ("specs", i), paper) for i, entry in enumerate(entries)]
+
+    def paper(self, value: Any, path: tuple) -> Paper:
+        value = self.mapping(value, path, {"title", "authors", "arxiv", "year"}, set())
+        authors = self.typed(value["authors"], path + ("authors",), list, "a list of author names")
+        arxiv = str(self.typed(value["arxiv"], path + ("arxiv",), (str, float), "an arXiv id string"))
+        if not re.match(r"^\d{4}\.\d{4,5}(v\d+)?$", arxiv):
+            raise self.fail(path + ("arxiv",), f"expected an arXiv id like '1706.03762', got {arxiv!r}")
+        return Paper(
+            title=self.text(value["title"], path + ("title",)),
+            authors=tuple(self.text(a, path + ("authors", i)) for i, a in enumerate(authors)),
+            arxiv=arxiv,
+            year=self.typed(value["year"], path + ("year",), int, "a year"),
+        )
+
+    _SPEC_REQUIRED = {"id", "title", "equation", "statement", "symbols", "inputs", "outputs",
+                      "interface", "oracle", "implementations"}
+    _SPEC_OPTIONAL = {"section", "ambiguities", "constraints", "params", "invariants", "facts",
+                      "gradients", "tolerances"}
+
+    def spec(self, value: Any, path: tuple, paper: Paper) -> EquationSpec:
+        value = self.mapping(value, path, self._SPEC_REQUIRED, self._SPEC_OPTIONAL)
+        spec_id = self.text(value["id"], path + ("id",))
+        if not _ID_RE.match(spec_id):
+            raise self.fail(path + ("id",), f"expected a lower-case identifier like 'rmsnorm', got {spec_id!r}")
+        symbols = self.symbols(value["symbols"], path + ("symbols",))
+        params = self.params(value.get("params", {}), path + ("params",), set(symbols))
+        inputs = self.inputs(value["inputs"], path + ("inputs",), symbols)
+        outputs = self.outputs(value["outputs"], path + ("outputs",), symbols)
+        self.disjoint(path, symbols, params, inputs, outputs)
+        scalar_names = set(symbols) | set(params)
+        value_names = scalar_names | set(inputs)
+        constraints = tuple(
+            (text, self.expression(text, path + ("constraints", i), scalar_names))
+            for i, text in enumerate(self.typed(value.get("constraints", []), path + ("constraints",), list, "a list of expressions"))
+        )
+        interface = self.interface(value["interface"], path + ("interface",), inputs, params, scalar_names)
+        oracle = self.oracle(value["oracle"], path + ("oracle",), value_names)
+        out_names = value_names | set(outputs)
+        grad = value.get("gradients")
+        grad_wrt, grad_order = self.gradients(grad, path + ("gradients",), inputs) if grad else ((), 0)
+        return EquationSpec(
+            id=spec_id,
+            title=self.text(value["title"], path + ("title",)),
+            paper=paper,
+            equation=str(self.typed(value["equation"], path + ("equation",), (str, int, float), "the paper's equation number")),
+            section=str(value["section"]) if "section" in value else None,
+            statement=self.text(value["statement"], path + ("statement",)),
+            ambiguities=self.ambiguities(value.get("ambiguities", []), path + ("ambiguities",)),
+            symbols=symbols,
+            constraints=constraints,
+            inputs=inputs,
+            params=params,
+            outputs=outputs,
+            interface=interface,
+            oracle=oracle,
+            invariants=self.invariants(value.get("invariants", []), path + ("invariants",), out_names, inputs, outputs),
+            facts=self.facts(value.get("facts", []), path + ("facts",)),
+            grad_wrt=grad_wrt,
+            grad_order=grad_order,
+            tolerances=self.tolerances(value.get("tolerances", {}), path + ("tolerances",)),
+            implementations=self.implementations(value["implementations"], path + ("implementations",)),
+            file=str(self.file),
+            line=self.line(path),
+        )
+
+    def disjoint(self, path: tuple, *groups: Mapping[str, Any]) -> None:
+        seen: dict[str, int] = {}
+        for g, group in enumerate(groups):
+            for name in group:
+                if name in seen:
+                    raise self.fail(path, f"name {name!r} is declared twice (symbols, params, inputs and outputs share one namespace)")
+                seen[name] = g
+
+    def symbols(self, value: Any, path: tuple) -> dict[str, Symbol]:
+        self.typed(value, path, dict, "a mapping of symbol name to {min, max}")
+        out: dict[str, Symbol] = {}
+        for name, bounds in value.items():
+            p = path + (name,)
+            self.name(name, p)
+            bounds = self.mapping(bounds, p, {"min", "max"}, set())
+            lo = self.typed(bounds["min"], p + ("min",), int, "a positive integer")
+            hi = self.typed(bounds["max"], p + ("max",), int, "a positive integer")
+            if not 1 <= lo <= hi <= 4096:
+                raise self.fail(p, f"expected 1 <= min <= max <= 4096, got min={lo}, max={hi}")
+            out[name] = Symbol(name, lo, hi)
+        return out
+
+    def name(self, name: Any, path: tuple) -> str:
+        if not isinstance(name, str):
+            raise self.fail(path, f"expected a name, got {_kind(name)}")
+        try:
+            parsed = expr_mod.parse(name)
+        except expr_mod.ExprError as exc:
+            raise self.fail(path, str(exc)) from None
+        if not isinstance(parsed, sympy.Symbol):
+            raise self.fail(path, f"expected a plain name (letters, digits, '_'), got {name!r}")
+        return name
+
+    def params(self, value: Any, path: tuple, symbols: set[str]) -> dict[str, Param]:
+        self.typed(value, path, dict, "a mapping of parameter name to {values} or {min, max}")
+        out: dict[str, Param] = {}
+        for name, body in value.items():
+            p = path + (name,)
+            self.name(name, p)
+            body = self.mapping(body, p, set(), {"values", "min", "max", "log"})
+            if "values" in body:
+                if set(body) != {"values"}:
+                    raise self.fail(p, "expected either 'values' or 'min'/'max', not both")
+                values = self.typed(body["values"], p + ("values",), list, "a non-empty list")
+                if not values or not all(isinstance(v, (bool, int, float)) for v in values):
+                    raise self.fail(p + ("values",), "expected a non-empty list of numbers or booleans")
+                out[name] = Param(name, values=tuple(values))
+            elif {"min", "max"} <= set(body):
+                lo = float(self.typed(body["min"], p + ("min",), (int, float), "a number"))
+                hi = float(self.typed(body["max"], p + ("max",), (int, float), "a number"))
+                log = self.typed(body.get("log", False), p + ("log",), bool, "true or false")
+                if lo > hi or (log and lo <= 0):
+                    raise self.fail(p, f"expected min <= max (and min > 0 with log: true), got {lo}, {hi}")
+                out[name] = Param(name, low=lo, high=hi, log=log)
+            else:
+                raise self.fail(p, "expected 'values' or both 'min' and 'max'")
+        return out
+
+    def inputs(self, value: Any, path: tuple, symbols: Mapping[str, Symbol]) -> dict[str, TensorInput]:
+        self.typed(value, path, dict, "a mapping of input name to {shape, ...}")
+        if not value:
+            raise self.fail(path, "expected at least one input")
+        out: dict[str, TensorInput] = {}
+        for name, body in value.items():
+            p = path + (name,)
+            self.name(name, p)
+            body = self.mapping(body, p, {"shape"}, {"dtype", "magnitude", "magnitude_by_dtype", "optional", "rows_nonempty", "default"})
+            kind = body.get("dtype", "real")
+            if kind not in ("real", "bool"):
+                raise self.fail(p + ("dtype",), f"expected 'real' or 'bool', got {kind!r}")
+            by_dtype = self.typed(body.get("magnitude_by_dtype", {}), p + ("magnitude_by_dtype",), dict, "a mapping dtype -> [low, high]")
+            for dt in by_dtype:
+                if dt not in DTYPES:
+                    raise self.fail(p + ("magnitude_by_dtype", dt), f"expected one of {', '.join(DTYPES)}")
+            out[name] = TensorInput(
+                name=name,
+                shape=self.shape(body["shape"], p + ("shape",), symbols),
+                kind=kind,
+                magnitude=self.magnitude(body.get("magnitude", [1e-3, 1e3]), p + ("magnitude",)),
+                magnitude_by_dtype={dt: self.magnitude(r, p + ("magnitude_by_dtype", dt)) for dt, r in by_dtype.items()},
+                optional=self.typed(body.get("optional", False), p + ("optional",), bool, "true or false"),
+                rows_nonempty=self.typed(body.get("rows_nonempty", False), p + ("rows_nonempty",), bool, "true or false"),
+                default=self.typed(body.get("default", True), p + ("default",), bool, "true or false"),
+            )
+            if kind == "bool" and len(out[name].shape) < 2 and out[name].rows_nonempty:
+                raise self.fail(p + ("rows_nonempty",), "needs a shape with at least two dimensions")
+        return out
+
+    def magnitude(self, value: Any, path: tuple) -> tuple[float, float]:
+        ok = isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        if not ok or not 0 < value[0] <= value[1] <= 1e300:
+            raise self.fail(path, f"expected [low, high] with 0 < low <= high, got {value!r}")
+        return float(value[0]), float(value[1])
+
+    def outputs(self, value: Any, path: tuple, symbols: Mapping[str, Symbol]) -> dict[str, Output]:
+        self.typed(value, path, dict, "a mapping of output name to {shape}")
+        if len(value) != 1:
+            raise self.fail(path, "expected exactly one output (multi-output specs are not supported yet)")
+        out = {}
+        for name, body in value.items():
+            p = path + (name,)
+            self.name(name, p)
+            body = self.mapping(body, p, {"shape"}, set())
+            out[name] = Output(name, self.shape(body["shape"], p + ("shape",), symbols))
+        return out
+
+    def interface(self, value: Any, path: tuple, inputs: Mapping[str, TensorInput], params: Mapping[str, Param], scalars: set[str]) -> Interface:
+        value = self.mapping(value, path, {"kind", "args"}, {"kwargs", "init", "state", "train"})
+        kind = value["kind"]
+        if kind not in ("function", "module"):
+            raise self.fail(path + ("kind",), f"expected 'function' or 'module', got {kind!r}")
+        passable = set(inputs) | set(params)
+        args = self.typed(value["args"], path + ("args",), list, "a list of input/param names")
+        for i, a in enumerate(args):
+            if a not in passable:
+                raise self.fail(path + ("args", i), f"{a!r} is not a declared input or param")
+        kwargs = self.typed(value.get("kwargs", {}), path + ("kwargs",), dict, "a mapping keyword -> input/param name")
+        for kw, a in kwargs.items():
+            if a not in passable:
+                raise self.fail(path + ("kwargs", kw), f"{a!r} is not a declared input or param")
+        init = self.typed(value.get("init", {}), path + ("init",), dict, "a mapping keyword -> expression")
+        state = self.typed(value.get("state", {}), path + ("state",), dict, "a mapping attribute -> input name")
+        if kind == "function" and (init or state):
+            raise self.fail(path, "'init' and 'state' apply to kind: module only")
+        for attr, a in state.items():
+            if a not in inputs:
+                raise self.fail(path + ("state", attr), f"{a!r} is not a declared input")
+        used = set(args) | set(kwargs.values()) | set(state.values())
+        unused = sorted(set(inputs) - used)
+        if unused:
+            raise self.fail(path, f"input(s) {', '.join(unused)} are never passed to the implementation")
+        return Interface(
+            kind=kind,
+            args=tuple(args),
+            kwargs=dict(kwargs),
+            init={k: self.expression(v, path + ("init", k), scalars) for k, v in init.items()},
+            state=dict(state),
+            train=self.typed(value.get("train", False), path + ("train",), bool, "true or false"),
+        )
+
+    def oracle(self, value: Any, path: tuple, names: set[str]) -> Oracle:
+        value = self.mapping(value, path, set(), {"expr", "let", "reference", "compute_dtype"})
+        if "expr" not in value and "reference" not in value:
+            raise self.fail(path, "expected 'expr' (the equation) and/or 'reference' (a float64 function)")
+        lets: list[tuple[str, sympy.Basic]] = []
+        let_map = self.typed(value.get("let", {}), path + ("let",), dict, "a mapping name -> expression")
+        for name, text in let_map.items():
+            self.name(name, path + ("let", name))
+            lets.append((name, self.expression(text, path + ("let", name), names | {n for n, _ in lets})))
+        known = names | {n for n, _ in lets}
+        expr = self.expression(value["expr"], path + ("expr",), known) if "expr" in value else None
+        reference = value.get("reference")
+        if reference is not None and reference not in REFERENCES:
+            raise self.fail(path + ("reference",), f"unknown reference function {reference!r}; known: {', '.join(sorted(REFERENCES))}")
+        compute = self.typed(value.get("compute_dtype", {}), path + ("compute_dtype",), dict, "a mapping dtype -> dtype")
+        for k, v in compute.items():
+            if k not in DTYPES or v not in DTYPES:
+                raise self.fail(path + ("compute_dtype", k), f"expected dtypes from {', '.join(DTYPES)}")
+        return Oracle(expr, value.get("expr"), tuple(lets), reference, dict(compute), self.line(path))
+
+    def invariants(self, value: Any, path: tuple, names: set[str], inputs: Mapping[str, TensorInput], outputs: Mapping[str, Output]) -> tuple[Invariant, ...]:
+        self.typed(value, path, list, "a list of invariants")
+        out = []
+        for i, body in enumerate(value):
+            p = path + (i,)
+            self.typed(body, p, dict, "a mapping with id, kind, ...")
+            kind_name = body.get("kind")
+            kind = INVARIANT_KINDS.get(kind_name)
+            if kind is None:
+                raise self.fail(p + ("kind",), f"unknown invariant kind {kind_name!r}; known: {', '.join(sorted(INVARIANT_KINDS))}")
+            body = self.mapping(body, p, {"id", "kind", "description"} | kind.required, {"when"} | kind.optional)
+            inv_id = self.text(body["id"], p + ("id",))
+            if not _ID_RE.match(inv_id):
+                raise self.fail(p + ("id",), f"expected a lower-case identifier, got {inv_id!r}")
+            options = {k: v for k, v in body.items() if k not in ("id", "kind", "description", "when")}
+            try:
+                options = kind.validate(options, names=names, inputs=inputs, outputs=outputs, parse=expr_mod.parse)
+            except expr_mod.ExprError as exc:
+                raise self.fail(p, str(exc)) from None
+            except KeyError as exc:
+                raise self.fail(p + exc.args[0], exc.args[1]) from None
+            when = self.expression(body["when"], p + ("when",), names) if "when" in body else None
+            out.append(Invariant(inv_id, kind_name, self.text(body["description"], p + ("description",)), options, when, self.line(p)))
+        ids = [inv.id for inv in out]
+        if len(ids) != len(set(ids)):
+            raise self.fail(path, f"invariant ids must be unique, got {ids}")
+        return tuple(out)
+
+    def facts(self, value: Any, path: tuple) -> tuple[Fact, ...]:
+        from conformance.symbolic import FACT_KINDS
+
+        self.typed(value, path, list, "a list of symbolic facts")
+        out = []
+        for i, body in enumerate(value):
+            p = path + (i,)
+            self.typed(body, p, dict, "a mapping with id, kind, ...")
+            kind = FACT_KINDS.get(body.get("kind"))
+            if kind is None:
+                raise self.fail(p + ("kind",), f"unknown fact kind {body.get('kind')!r}; known: {', '.join(sorted(FACT_KINDS))}")
+            body = self.mapping(body, p, {"id", "kind", "description"} | kind.required, kind.optional)
+            options = {k: v for k, v in body.items() if k not in ("id", "kind", "description")}
+            try:
+                options = kind.validate(options)
+            except expr_mod.ExprError as exc:
+                raise self.fail(p, str(exc)) from None
+            except KeyError as exc:
+                raise self.fail(p + exc.args[0], exc.args[1]) from None
+            out.append(Fact(self.text(body["id"], p + ("id",)), body["kind"], self.text(body["description"], p + ("description",)), options, self.line(p)))
+        return tuple(out)
+
+    def gradients(self, value: Any, path: tuple, inputs: Mapping[str, TensorInput]) -> tuple[tuple[str, ...], int]:
+        value = self.mapping(value, path, {"wrt"}, {"order"})
+        wrt = self.typed(value["wrt"], path + ("wrt",), list, "a list of input names")
+        for i, name in enumerate(wrt):
+            if name not in inputs or inputs[name].kind != "real":
+                raise self.fail(path + ("wrt", i), f"{name!r} is not a declared real input")
+        order = self.typed(value.get("order", 1), path + ("order",), int, "1 or 2")
+        if order not in (1, 2):
+            raise self.fail(path + ("order",), f"expected 1 or 2, got {order}")
+        return tuple(wrt), order
+
+    def tolerances(self, value: Any, path: tuple) -> dict[str, ToleranceRule]:
+        self.typed(value, path, dict, "a mapping dtype -> {factor, floor_ulps, reason}")
+        out = {}
+        for dt, body in value.items():
+            p = path + (dt,)
+            if dt not in DTYPES:
+                raise self.fail(p, f"expected one of {', '.join(DTYPES)}")
+            body = self.mapping(body, p, {"reason"}, {"factor", "floor_ulps"})
+            factor = float(self.typed(body.get("factor", 2.0), p + ("factor",), (int, float), "a number"))
+            floor = float(self.typed(body.get("floor_ulps", 8.0), p + ("floor_ulps",), (int, float), "a number"))
+            if not (1.0 <= factor <= 100.0 and 0.0 <= floor <= 4096.0):
+                raise self.fail(p, "expected 1 <= factor <= 100 and 0 <= floor_ulps <= 4096")
+            out[dt] = ToleranceRule(factor, floor, self.text(body["reason"], p + ("reason",)))
+        return out
+
+    def implementations(self, value: Any, path: tuple) -> tuple[Implementation, ...]:
+        from conformance.calling import ImplementationError, resolve
+
+        self.typed(value, path, list, "a list of {ref: module:attr}")
+        out = []
+        for i, body in enumerate(value):
+            p = path + (i,)
+            body = self.mapping(body, p, {"ref"}, {"xfail"})
+            ref = self.text(body["ref"], p + ("ref",))
+            if not _REF_RE.match(ref):
+                raise self.fail(p + ("ref",), f"expected 'package.module:attribute' or 'path/file.py:attribute', got {ref!r}")
+            try:
+                resolve(ref, base=self.file.parent)
+            except ImplementationError as exc:
+                raise self.fail(p + ("ref",), str(exc)) from None
+            xfails = []
+            for j, xf in enumerate(self.typed(body.get("xfail", []), p + ("xfail",), list, "a list")):
+                q = p + ("xfail", j)
+                xf = self.mapping(xf, q, {"check", "reason"}, {"device", "dtype"})
+                xfails.append(XFail(self.text(xf["check"], q + ("check",)), xf.get("device"), xf.get("dtype"), self.text(xf["reason"], q + ("reason",))))
+            out.append(Implementation(ref, tuple(xfails), self.line(p)))
+        return tuple(out)
+
+    def ambiguities(self, value: Any, path: tuple) -> tuple[Ambiguity, ...]:
+        self.typed(value, path, list, "a list of {question, choice}")
+        out = []
+        for i, body in enumerate(value):
+            body = self.mapping(body, path + (i,), {"question", "choice"}, set())
+            out.append(Ambiguity(self.text(body["question"], path + (i, "question")), self.text(body["choice"], path + (i, "choice"))))
+        return tuple(out)
+
+
+def _dotted(path: tuple) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)

@@ -1,0 +1,134 @@
+"""Hypothesis strategies that draw examples from a spec's declared domain.
+
+An :class:`Example` is small and printable: sizes (edge sizes drawn often), params, a magnitude
+per real input (log-uniform across the declared range, clipped to what the dtype can hold), which
+optional inputs are present, and a seed. :func:`materialize` turns it into float64 arrays, so a
+falsifying example is a complete, copy-pasteable reproduction.
+
+>>> from conformance.spec import load_specs
+>>> spec = load_specs()["surprise"]
+>>> ex = Example(sizes={"B": 1, "L": 2, "D": 3}, params={}, magnitudes={"hidden": 1.0, "memory_pred": 1.0},
+...              present={}, seed=0)
+>>> materialize(spec, ex)["hidden"].shape
+(1, 2, 3)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+from conformance import dtype_helpers
+from conformance.evaluate import NumpyBackend, evaluate
+from conformance.spec import EquationSpec, Param, TensorInput
+
+# Finite differences in gradcheck use an absolute step of 1e-6: inputs far from unit scale make the
+# numerical Jacobian, not the implementation, inaccurate. Gradient checks draw magnitudes here.
+GRADCHECK_MAGNITUDE = (0.25, 4.0)
+# Gradient checks draw small sizes: slow-mode gradcheck costs one call per input element.
+GRADCHECK_MAX_SIZE = 4
+
+
+@dataclass(frozen=True)
+class Example:
+    sizes: Mapping[str, int]
+    params: Mapping[str, Any]
+    magnitudes: Mapping[str, float]
+    present: Mapping[str, bool]
+    seed: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"sizes": dict(self.sizes), "params": dict(self.params), "magnitudes": dict(self.magnitudes),
+                "present": dict(self.present), "seed": self.seed}
+
+
+def magnitude_range(inp: TensorInput, dtype: str) -> tuple[float, float]:
+    """The spec's range for ``inp`` at ``dtype``, clipped to normal numbers and a quarter of the max."""
+    lo, hi = inp.magnitude_by_dtype.get(dtype, inp.magnitude)
+    lo = max(lo, dtype_helpers.smallest_normal(dtype))
+    hi = min(hi, dtype_helpers.max_value(dtype) / 4)
+    return lo, max(lo, hi)
+
+
+def examples(spec: EquationSpec, dtype: str, *, when: Any = None, for_gradcheck: bool = False) -> st.SearchStrategy[Example]:
+    """Examples of ``spec`` at ``dtype``; ``when`` is an extra condition on sizes and params."""
+    scalars = st.fixed_dictionaries({
+        "sizes": st.fixed_dictionaries({n: _size(s.min, s.max, for_gradcheck) for n, s in spec.symbols.items()}),
+        "params": st.fixed_dictionaries({n: _param(p) for n, p in spec.params.items()}),
+    }).filter(lambda d: _satisfies(spec, d["sizes"], d["params"], when))
+    real = {n: i for n, i in spec.inputs.items() if i.kind == "real"}
+    magnitudes = st.fixed_dictionaries({
+        n: _log_uniform(*(GRADCHECK_MAGNITUDE if for_gradcheck else magnitude_range(i, dtype))) for n, i in real.items()
+    })
+    present = st.fixed_dictionaries({n: st.booleans() for n, i in spec.inputs.items() if i.optional})
+    return st.builds(
+        lambda s, m, p, seed: Example(s["sizes"], s["params"], m, p, seed),
+        scalars, magnitudes, present, st.integers(0, 2**32 - 1),
+    )
+
+
+def _size(lo: int, hi: int, small: bool) -> st.SearchStrategy[int]:
+    if small:
+        hi = max(lo, min(hi, GRADCHECK_MAX_SIZE))
+    return st.one_of(st.sampled_from(sorted({lo, hi})), st.integers(lo, hi))  # edges drawn often
+
+
+def _param(p: Param) -> st.SearchStrategy[Any]:
+    if p.values:
+        return st.sampled_from(p.values)
+    assert p.low is not None and p.high is not None
+    return _log_uniform(p.low, p.high) if p.log else st.floats(p.low, p.high, allow_nan=False)
+
+
+def _log_uniform(lo: float, hi: float) -> st.SearchStrategy[float]:
+    if lo == hi:
+        return st.just(lo)
+    exponent = st.floats(math.log10(lo), math.log10(hi), allow_nan=False)
+    return st.one_of(st.sampled_from([lo, hi]), exponent.map(lambda e: min(max(10.0**e, lo), hi)))
+
+
+def _satisfies(spec: EquationSpec, sizes: Mapping[str, int], params: Mapping[str, Any], when: Any) -> bool:
+    env = {**sizes, **params}
+    conditions = [c for _, c in spec.constraints] + ([when] if when is not None else [])
+    return all(bool(evaluate(c, env, NumpyBackend())) for c in conditions)
+
+
+def shape_of(shape: tuple[str | int, ...], sizes: Mapping[str, int]) -> tuple[int, ...]:
+    return tuple(sizes[d] if isinstance(d, str) else d for d in shape)
+
+
+def materialize(spec: EquationSpec, example: Example) -> dict[str, Any]:
+    """The example's float64 (or bool) inputs, plus its sizes and params, by spec name.
+
+    An absent optional bool input is filled with its ``default`` for the oracle (the
+    implementation is not passed it).
+    """
+    rng = np.random.default_rng(example.seed)
+    env: dict[str, Any] = {**example.sizes, **example.params}
+    for name, inp in spec.inputs.items():
+        shape = shape_of(inp.shape, example.sizes)
+        if inp.kind == "bool":
+            env[name] = _mask(rng, shape, inp) if example.present.get(name, True) else np.full(shape, inp.default)
+        else:
+            env[name] = rng.uniform(-1.0, 1.0, size=shape) * example.magnitudes[name]
+    return env
+
+
+def _mask(rng: np.random.Generator, shape: tuple[int, ...], inp: TensorInput) -> np.ndarray:
+    mask = rng.random(shape) < 0.7
+    if inp.rows_nonempty:
+        rows, cols = shape[-2], shape[-1]
+        # every row keeps one column <= its own index, so no row is fully masked, causal or not
+        keep = np.array([rng.integers(0, min(i, cols - 1) + 1) for i in range(rows)])
+        mask[..., np.arange(rows), keep] = True
+    return mask
+
+
+def cotangent(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """A random cotangent for vector-Jacobian products (never only ones)."""
+    return np.random.default_rng(seed ^ 0x5EED).standard_normal(shape)

@@ -1,0 +1,176 @@
+"""Symbolic facts a spec claims, proved once per spec with SymPy.
+
+Tensors are lowered to arrays of independent real SymPy symbols at each listed size, the claim is
+evaluated with :class:`conformance.evaluate.SymbolicBackend`, and ``simplify(lhs - rhs) == 0``
+must hold for every element. A proof is therefore exact for every real value at the sizes listed
+(the report says which). A claim SymPy cannot reduce to zero is tested at random points: a
+nonzero difference there *refutes* it; otherwise it is reported as not proved.
+
+>>> from conformance.expr import parse
+>>> fact = FACT_KINDS["identity"].validate({"lhs": "sum(softmax(s, -1), -1)", "rhs": "1",
+...                                          "shapes": {"s": ["N"]}, "sizes": {"N": [1, 2, 3]}})
+>>> prove("identity", fact).proved
+True
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sympy
+
+from conformance.evaluate import SymbolicBackend, evaluate
+from conformance.expr import ExprError, names_in, parse
+
+MAX_SIZE_COMBINATIONS = 16
+MAX_ELEMENTS = 64
+
+
+@dataclass(frozen=True)
+class FactResult:
+    proved: bool
+    refuted: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class FactKind:
+    required: frozenset[str]
+    optional: frozenset[str]
+    validate: Callable[[Mapping[str, Any]], dict]
+
+
+def _bad(key: str, message: str) -> KeyError:
+    return KeyError((key,), message)
+
+
+def _expr(options: Mapping, key: str) -> sympy.Basic:
+    text = options[key]
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        text = repr(text)
+    if not isinstance(text, str):
+        raise _bad(key, f"expected an expression string, got {text!r}")
+    try:
+        return parse(text)
+    except ExprError as exc:
+        raise _bad(key, f"{exc}: {text!r}") from None
+
+
+def _validate_common(options: Mapping, keys: tuple[str, ...]) -> dict:
+    shapes = options["shapes"]
+    sizes = options["sizes"]
+    if not isinstance(sizes, dict) or not all(
+        isinstance(v, list) and v and all(isinstance(n, int) and 1 <= n <= 8 for n in v) for v in sizes.values()
+    ):
+        raise _bad("sizes", "expected a mapping size name -> non-empty list of integers in [1, 8]")
+    if not isinstance(shapes, dict) or not all(isinstance(s, list) for s in shapes.values()):
+        raise _bad("shapes", "expected a mapping tensor name -> shape (list of size names or integers)")
+    for name, shape in shapes.items():
+        for dim in shape:
+            if not (isinstance(dim, int) and dim > 0) and dim not in sizes:
+                raise _bad("shapes", f"dimension {dim!r} of {name!r} is neither an integer nor a key of 'sizes'")
+    combos = int(np.prod([len(v) for v in sizes.values()])) if sizes else 1
+    if combos > MAX_SIZE_COMBINATIONS:
+        raise _bad("sizes", f"{combos} size combinations (at most {MAX_SIZE_COMBINATIONS})")
+    where = options.get("where", {})
+    if not isinstance(where, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in where.values()):
+        raise _bad("where", "expected a mapping scalar name -> number")
+    positive = options.get("positive", [])
+    if not isinstance(positive, list) or not all(isinstance(v, str) for v in positive):
+        raise _bad("positive", "expected a list of scalar names")
+    out = {"shapes": shapes, "sizes": sizes, "where": where, "positive": positive}
+    out.update({k: _expr(options, k) for k in keys})
+    return out
+
+
+def _validate_identity(options: Mapping) -> dict:
+    return _validate_common(options, ("lhs", "rhs"))
+
+
+def _validate_gradient(options: Mapping) -> dict:
+    out = _validate_common(options, ("of", "equals"))
+    if options["wrt"] not in options["shapes"]:
+        raise _bad("wrt", f"{options['wrt']!r} is not a tensor named in 'shapes'")
+    cot = options.get("cotangent", "g")
+    if not isinstance(cot, str):
+        raise _bad("cotangent", "expected a name")
+    out.update({"wrt": options["wrt"], "cotangent": cot})
+    return out
+
+
+_COMMON = frozenset({"shapes", "sizes"})
+FACT_KINDS: dict[str, FactKind] = {
+    "identity": FactKind(_COMMON | {"lhs", "rhs"}, frozenset({"where", "positive"}), _validate_identity),
+    "gradient": FactKind(_COMMON | {"of", "wrt", "equals"}, frozenset({"cotangent", "where", "positive"}), _validate_gradient),
+}
+
+
+def prove(kind: str, fact: Mapping[str, Any]) -> FactResult:
+    """Prove the fact at every size combination; the first failure is returned as not proved."""
+    sizes = fact["sizes"]
+    combos = [dict(zip(sizes, values)) for values in itertools.product(*sizes.values())] or [{}]
+    for combo in combos:
+        env = _lower(fact, combo)
+        if kind == "identity":
+            pairs = _identity_pairs(fact, env)
+        else:
+            pairs = _gradient_pairs(fact, env)
+        for lhs, rhs in pairs:
+            if sympy.simplify(lhs - rhs) != 0:
+                refuted = _refuted(lhs - rhs)
+                verdict = "refuted" if refuted else "not proved (SymPy could not reduce the difference to 0)"
+                return FactResult(False, refuted, f"{verdict} at sizes {combo}: {lhs} != {rhs}")
+    listed = ", ".join(f"{k} in {v}" for k, v in sizes.items()) or "the given shapes"
+    return FactResult(True, False, f"proved for all real values, {listed}")
+
+
+def _lower(fact: Mapping, combo: Mapping[str, int]) -> dict[str, Any]:
+    """Every tensor named in ``shapes`` becomes an array of fresh real symbols."""
+    env: dict[str, Any] = {}
+    for name, shape in fact["shapes"].items():
+        dims = tuple(combo.get(d, d) for d in shape)
+        count = int(np.prod(dims)) if dims else 1
+        if count > MAX_ELEMENTS:
+            raise ValueError(f"{name} has {count} elements at sizes {dict(combo)} (at most {MAX_ELEMENTS})")
+        flat = [sympy.Symbol(f"{name}_{i}", real=True) for i in range(count)]
+        env[name] = np.array(flat, dtype=object).reshape(dims)
+    exprs = [v for v in fact.values() if isinstance(v, sympy.Basic)]
+    scalars = set().union(*(names_in(e) for e in exprs)) - set(env) - {fact.get("cotangent", "")}
+    for name in scalars:
+        if name in fact["where"]:
+            env[name] = np.asarray(sympy.nsimplify(fact["where"][name]), dtype=object)
+        else:
+            env[name] = np.asarray(sympy.Symbol(name, real=True, positive=name in fact["positive"] or None), dtype=object)
+    env.update({k: int(v) for k, v in combo.items()})
+    return env
+
+
+def _identity_pairs(fact: Mapping, env: dict) -> list[tuple[sympy.Basic, sympy.Basic]]:
+    lhs = np.asarray(evaluate(fact["lhs"], env, SymbolicBackend()), dtype=object)
+    rhs = np.asarray(evaluate(fact["rhs"], env, SymbolicBackend()), dtype=object)
+    lhs, rhs = np.broadcast_arrays(lhs, rhs)
+    return list(zip(lhs.ravel(), rhs.ravel()))
+
+
+def _gradient_pairs(fact: Mapping, env: dict) -> list[tuple[sympy.Basic, sympy.Basic]]:
+    of = np.asarray(evaluate(fact["of"], env, SymbolicBackend()), dtype=object)
+    g = np.array([sympy.Symbol(f"{fact['cotangent']}_{i}", real=True) for i in range(of.size)], dtype=object).reshape(of.shape)
+    env = {**env, fact["cotangent"]: g}
+    loss = sum((of * g).ravel(), sympy.Integer(0))  # the vector-Jacobian product's scalar
+    equals = np.broadcast_to(np.asarray(evaluate(fact["equals"], env, SymbolicBackend()), dtype=object), env[fact["wrt"]].shape)
+    return [(sympy.diff(loss, w), e) for w, e in zip(env[fact["wrt"]].ravel(), equals.ravel())]
+
+
+def _refuted(difference: sympy.Basic, trials: int = 5) -> bool:
+    rng = np.random.default_rng(0)
+    symbols = sorted(difference.free_symbols, key=str)
+    for _ in range(trials):
+        point = {s: sympy.Float(rng.uniform(0.5, 2.0) if s.is_positive else rng.uniform(-2, 2)) for s in symbols}
+        value = complex(difference.evalf(subs=point))
+        if abs(value) > 1e-9:
+            return True
+    return False

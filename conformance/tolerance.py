@@ -1,0 +1,101 @@
+"""Derived tolerances: how far an implementation may be from the float64 oracle.
+
+The rule (after flash-attention's tests): the implementation's max error against the float64
+oracle may be at most ``factor`` times the max error of a *same-precision reference* (the spec's
+own equation evaluated in the tested dtype, or in the spec's declared compute dtype and rounded to
+the tested dtype), plus a noise floor of ``floor_ulps`` units of the dtype's epsilon at the output's
+scale (a pure ratio breaks when the reference happens to be exact). Invariants add *slack*: the
+float64 oracle's own violation of the relation (e.g. the ε in RMSNorm breaks exact scale
+invariance). Without a same-precision reference the bound is ``fallback_ulps`` epsilons at scale.
+
+Defaults: factor 2, floor 8 ulps, fallback 64 ulps. A spec may override factor/floor per dtype
+only with a written ``reason``.
+
+>>> tol = derive("float32", baseline=1e-7, scale=1.0, rule=ToleranceRule())
+>>> round(tol.atol, 12)
+1.153e-06
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from conformance.dtype_helpers import eps
+from conformance.spec import ToleranceRule
+
+FALLBACK_ULPS = 64.0
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    atol: float
+    baseline: float | None
+    floor: float
+    slack: float
+    factor: float
+    reason: str | None
+
+    def describe(self) -> str:
+        parts = []
+        if self.baseline is not None:
+            parts.append(f"{self.factor:g}×{self.baseline:.3g} (same-precision reference error)")
+        parts.append(f"{self.floor:.3g} (noise floor)")
+        if self.slack:
+            parts.append(f"{self.slack:.3g} (oracle's own violation)")
+        text = " + ".join(parts)
+        return text + (f"; override: {self.reason}" if self.reason else "")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One comparison: errors, the tolerance used, and the verdict."""
+
+    max_abs_err: float
+    max_rel_err: float
+    tolerance: Tolerance | None
+    passed: bool
+    detail: str = ""
+
+    @property
+    def ratio(self) -> float:
+        """Error over tolerance: above 1 fails; used to keep the worst example."""
+        if self.tolerance is None:
+            return 0.0 if self.passed else float("inf")
+        return self.max_abs_err / self.tolerance.atol if self.tolerance.atol > 0 else (0.0 if self.max_abs_err == 0 else float("inf"))
+
+
+def derive(dtype: str, *, baseline: float | None, scale: float, rule: ToleranceRule, slack: float = 0.0) -> Tolerance:
+    """The absolute tolerance for one comparison at ``dtype`` (see the module docstring)."""
+    unit = eps(dtype) * max(scale, np.finfo(np.float64).tiny)
+    floor = rule.floor_ulps * unit
+    if baseline is None or not np.isfinite(baseline):
+        return Tolerance(FALLBACK_ULPS * unit + slack, None, FALLBACK_ULPS * unit, slack, rule.factor, rule.reason)
+    return Tolerance(rule.factor * baseline + floor + slack, baseline, floor, slack, rule.factor, rule.reason)
+
+
+def max_abs(a: np.ndarray, b: np.ndarray) -> float:
+    """Max |a − b|, where equal infinities count as 0 and a NaN on either side as infinite."""
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+    if a.size == 0:
+        return 0.0
+    same = a == b  # equal infinities are no error; NaN never equals anything
+    diff = np.where(same, 0.0, np.abs(a - b))
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    return float(np.max(diff))
+
+
+def compare(actual: np.ndarray, expected: np.ndarray, *, dtype: str, rule: ToleranceRule,
+            reference: np.ndarray | None = None, slack: float = 0.0, scale: float | None = None) -> Measurement:
+    """Compare ``actual`` with the float64 ``expected``; ``reference`` is the same-precision result."""
+    expected = np.asarray(expected, dtype=np.float64)
+    if scale is None:
+        scale = float(np.max(np.abs(expected))) if expected.size and np.all(np.isfinite(expected)) else 1.0
+    baseline = None if reference is None else max_abs(reference, expected)
+    tol = derive(dtype, baseline=baseline, scale=scale, rule=rule, slack=slack)
+    err = max_abs(actual, expected)
+    rel = err / scale if scale > 0 else err
+    passed = err <= tol.atol
+    detail = "" if passed else f"max |error| {err:.4g} > tolerance {tol.atol:.4g} = {tol.describe()}"
+    return Measurement(err, rel, tol, passed, detail)
