@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sympy
@@ -76,7 +77,9 @@ SCALAR_FUNCTIONS = {
 _INTERNAL = {"matmul", "logical_and", "logical_or", "logical_not"}
 CONSTANTS = {"inf": sympy.oo, "pi": sympy.pi, "True": sympy.true, "False": sympy.false}
 
-F = {name: sympy.Function(name) for name in TENSOR_FUNCTIONS}
+# commutative=True: an applied tensor function is an elementwise factor under ``*`` whatever its
+# arguments (a True/False keepdim argument would otherwise make SymPy treat it as non-commutative).
+F = {name: sympy.Function(name, commutative=True) for name in TENSOR_FUNCTIONS}
 
 
 def parse(text: str) -> sympy.Basic:
@@ -93,6 +96,8 @@ def parse(text: str) -> sympy.Basic:
         raise ExprError(f"expected an expression string, got {type(text).__name__}")
     if len(text) > MAX_CHARS:
         raise ExprError(f"expression is {len(text)} characters long (at most {MAX_CHARS})")
+    if _bracket_depth(text) > MAX_DEPTH:  # redundant parentheses leave no trace in the syntax tree
+        raise ExprError(f"expression is nested more than {MAX_DEPTH} levels deep")
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
@@ -165,7 +170,7 @@ class _Builder:
     def _UnaryOp(self, node: ast.UnaryOp, depth: int) -> sympy.Basic:
         operand = self.build(node.operand, depth)
         if isinstance(node.op, ast.USub):
-            return -operand
+            return _arithmetic("-", lambda: -operand)
         if isinstance(node.op, ast.UAdd):
             return operand
         if isinstance(node.op, (ast.Not, ast.Invert)):
@@ -176,11 +181,11 @@ class _Builder:
         left = self.build(node.left, depth)
         right = self.build(node.right, depth)
         if isinstance(node.op, ast.Pow):
-            return _power(left, right)
+            return _arithmetic("**", lambda: _power(left, right))
         op = self._BINOPS.get(type(node.op))
         if op is None:
             raise ExprError(f"operator {type(node.op).__name__} is not allowed")
-        return op(left, right)
+        return _arithmetic(_SYMBOLS.get(type(node.op), type(node.op).__name__), lambda: op(left, right))
 
     def _BoolOp(self, node: ast.BoolOp, depth: int) -> sympy.Basic:
         name = "logical_and" if isinstance(node.op, ast.And) else "logical_or"
@@ -207,15 +212,21 @@ class _Builder:
         if not isinstance(node.func, ast.Name):
             raise ExprError(f"{_describe(node.func)} cannot be called: only whitelisted functions")
         name = node.func.id
+        # The callee is refused before its arguments are looked at: eval('...') names eval.
+        if name.startswith("_"):
+            raise ExprError(f"name {name!r} is not allowed: names must not start with '_'")
+        sig = TENSOR_FUNCTIONS.get(name)
+        if name not in SCALAR_FUNCTIONS and (sig is None or name in _INTERNAL):
+            allowed = sorted(set(SCALAR_FUNCTIONS) | set(TENSOR_FUNCTIONS) - _INTERNAL)
+            raise ExprError(f"function {name!r} is not allowed; allowed: {', '.join(allowed)}")
         args = [self.build(a, depth) for a in node.args]
         if name in SCALAR_FUNCTIONS:
             if len(args) != 1 or node.keywords:
                 raise ExprError(f"{name}() takes exactly one argument")
-            return SCALAR_FUNCTIONS[name](args[0])
-        sig = TENSOR_FUNCTIONS.get(name)
-        if sig is None or name in _INTERNAL:
-            allowed = sorted(set(SCALAR_FUNCTIONS) | set(TENSOR_FUNCTIONS) - _INTERNAL)
-            raise ExprError(f"function {name!r} is not allowed; allowed: {', '.join(allowed)}")
+            if isinstance(args[0], _NOT_NUMBERS):
+                raise ExprError(f"{name}() needs a number or tensor, not True/False or a comparison")
+            return _arithmetic(f"{name}()", lambda: SCALAR_FUNCTIONS[name](args[0]))
+        assert sig is not None
         if not sig.min_args <= len(args) <= sig.max_args:
             raise ExprError(f"{name}() takes {sig.min_args} argument(s), got {len(args)}")
         for index in sig.int_args:
@@ -237,6 +248,36 @@ class _Builder:
         return keepdim
 
 
+def _bracket_depth(text: str) -> int:
+    depth = deepest = 0
+    for char in text:
+        if char in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in ")]}":
+            depth -= 1
+    return deepest
+
+
+_NOT_NUMBERS = (sympy.logic.boolalg.BooleanAtom, sympy.core.relational.Relational)
+_SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Mod: "%", ast.FloorDiv: "//"}
+
+
+def _arithmetic(what: str, build: Callable[[], sympy.Basic]) -> sympy.Basic:
+    """Build one arithmetic node; SymPy's own errors (``x % 0``, ``-True``) and undefined or complex
+    constants (``1/0`` is ``zoo``, ``sqrt(-1)`` is ``I``) become :class:`ExprError` instead of
+    escaping or reaching an evaluator."""
+    try:
+        result = build()
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        if isinstance(exc, ExprError):
+            raise
+        raise ExprError(f"{what} cannot be applied to these operands: {exc}") from None
+    if result.has(sympy.zoo, sympy.nan, sympy.I):
+        raise ExprError(f"{what} gives an undefined or complex value (such as 1/0, inf - inf or sqrt(-1))")
+    return result
+
+
 def _symbol(name: str) -> sympy.Basic:
     if name in CONSTANTS:
         return CONSTANTS[name]
@@ -251,6 +292,8 @@ def _symbol(name: str) -> sympy.Basic:
 
 def _power(base: sympy.Basic, exponent: sympy.Basic) -> sympy.Basic:
     """``base ** exponent`` with bounded constants (``9**9**9`` is refused, not computed)."""
+    if isinstance(base, _NOT_NUMBERS) or isinstance(exponent, _NOT_NUMBERS):
+        raise ExprError("operands of ** must be numbers or tensors, not True/False or a comparison")
     if exponent.is_Number:
         if abs(exponent) > MAX_EXPONENT:
             raise ExprError(f"exponent {exponent} is too large (at most {MAX_EXPONENT} in absolute value)")

@@ -92,6 +92,8 @@ def pytest_configure(config: pytest.Config) -> None:
     session = ConformanceSession(config)
     config.stash[_SESSION] = session
     config.pluginmanager.register(session, "conformance-session")
+    if config.getoption("impl") or config.getoption("spec_dir"):
+        session.cases_for_run()  # bad options are usage errors now, before any collection
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

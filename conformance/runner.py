@@ -117,7 +117,7 @@ def _fields(case: Case, tracker: Tracker, seconds: float) -> dict[str, Any]:
         "max_rel_err": _num(m.max_rel_err) if m else None,
         "tolerance": _num(m.tolerance.atol) if m and m.tolerance else None,
         "tolerance_basis": m.tolerance.describe() if m and m.tolerance else None,
-        "message": (m.detail or None) if m else None,
+        "detail": (m.detail or None) if m else None,
     }
     fields.update(tracker.extra)
     if tracker.failing_example is not None:

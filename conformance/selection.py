@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from conformance.calling import ImplementationError, resolve
@@ -46,7 +47,7 @@ class Case:
             "paper": self.spec.paper.title,
             "arxiv": self.spec.paper.arxiv,
             "equation": self.spec.equation,
-            "spec_file": self.spec.file,
+            "spec_file": _display_path(self.spec.file),
             "spec_line": self.line(),
             "implementation": self.implementation,
             "device": self.device,
@@ -58,6 +59,15 @@ class Case:
         if self.check.startswith("fact:"):
             return next(f.line for f in self.spec.facts if f.id == self.check.split(":", 1)[1])
         return source_line(self.spec, self.check)
+
+
+def _display_path(file: str) -> str:
+    """Spec paths relative to the working directory where possible, so reports are portable."""
+    path = Path(file).resolve()
+    try:
+        return path.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
 def parse_impl_options(options: Iterable[str], specs: Mapping[str, EquationSpec]) -> dict[str, list[str]]:

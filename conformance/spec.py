@@ -205,7 +205,7 @@ def load_specs(paths: Iterable[str | Path] = (), *, default: bool = True) -> dic
     Raises :class:`SpecError` for the first problem found; duplicate ids across files too.
     """
     files: list[Path] = []
-    roots = ([_DEFAULT_SPEC_DIR] if default else []) + [Path(p) for p in paths]
+    roots = ([_DEFAULT_SPEC_DIR] if default and _DEFAULT_SPEC_DIR.is_dir() else []) + [Path(p) for p in paths]
     for root in roots:
         if root.is_file():
             files.append(root)

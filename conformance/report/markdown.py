@@ -85,7 +85,7 @@ def _failures(rows: list[dict[str, Any]]) -> list[str]:
                   "", f"Spec line: `{r['spec_file']}:{r['spec_line']}`", ""]
         if r.get("max_abs_err") is not None:
             lines += [f"max |error| {r['max_abs_err']} · tolerance {r.get('tolerance')} ({r.get('tolerance_basis')})", ""]
-        lines += ["```text", str(r.get("error") or r.get("message") or "").strip()[:2000], "```", ""]
+        lines += ["```text", str(r.get("message") or "").strip()[:2000], "```", ""]
         if r.get("falsifying_example"):
             lines += ["Falsifying example:", "", "```json", json.dumps(r["falsifying_example"]), "```", ""]
         if r.get("repro"):

@@ -15,16 +15,28 @@ _DTYPE_ORDER = {"exact": 0, "float64": 1, "float32": 2, "bfloat16": 3, "float16"
 
 
 def merge_phase(row: dict[str, Any] | None, report: Any, case: dict[str, Any], result: dict[str, Any] | None) -> dict[str, Any]:
-    """Fold one phase's report (setup, call or teardown) into the row."""
+    """Fold one phase's report (setup, call or teardown) into the row.
+
+    ``message`` says why a row is not a plain pass: the failure's measured error and tolerance,
+    the error raised, the skip reason or the xfail's reviewed reason.
+    """
     row = dict(row) if row else {**case, "nodeid": report.nodeid, "outcome": "passed", "message": None}
     if result:
         row.update(result)
     outcome = _outcome(report, result)
-    if outcome is not None and (report.when == "call" or outcome != "passed"):
-        if not (report.when == "teardown" and row["outcome"] in ("failed", "error")):
-            row["outcome"] = outcome
-            if outcome in ("skipped", "xfailed", "failed", "error") and not (result and result.get("message")):
-                row["message"] = _reason(report, outcome)
+    if outcome is None or (report.when != "call" and outcome == "passed"):
+        return row
+    if report.when == "teardown" and row["outcome"] in ("failed", "error"):
+        return row  # keep the call's failure; a teardown error after it adds nothing
+    row["outcome"] = outcome
+    detail = (result or {}).get("error") or (result or {}).get("detail")
+    if outcome == "xfailed":
+        row["message"] = f"expected failure: {report.wasxfail}" + (f" ({detail})" if detail else "")
+    elif outcome in ("failed", "error"):
+        longrepr = _reason(report)
+        row["message"] = longrepr if "stale xfail" in longrepr else (detail or longrepr)
+    elif outcome == "skipped":
+        row["message"] = _reason(report)
     return row
 
 
@@ -40,9 +52,7 @@ def _outcome(report: Any, result: dict[str, Any] | None) -> str | None:
     return "passed"
 
 
-def _reason(report: Any, outcome: str) -> str:
-    if outcome == "xfailed":
-        return f"expected failure: {report.wasxfail}"
+def _reason(report: Any) -> str:
     longrepr = report.longrepr
     if isinstance(longrepr, tuple) and len(longrepr) == 3:
         return str(longrepr[2]).removeprefix("Skipped: ")
@@ -53,9 +63,14 @@ def _reason(report: Any, outcome: str) -> str:
     return "\n".join(ln[2:].strip() for ln in lines[-6:]) or text[-500:]
 
 
+_CHECK_ORDER = {"oracle": 0, "output_contract": 1, "determinism": 2, "gradient": 3, "gradcheck": 4, "gradgradcheck": 5}
+
+
 def sort_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Stable report order, independent of execution order (serial and xdist agree)."""
     def key(row: dict[str, Any]) -> tuple:
-        return (row["spec"], row["implementation"], row["device"], _DTYPE_ORDER.get(row["dtype"], 9), row["dtype"], row["check"])
+        check = row["check"]
+        return (row["spec"], row["implementation"], row["device"], _DTYPE_ORDER.get(row["dtype"], 9), row["dtype"],
+                _CHECK_ORDER.get(check, 6), check)
 
     return sorted(rows, key=key)
