@@ -72,8 +72,9 @@ def _import_file(path_text: str, base: str | None) -> Any:
     return module
 
 
-def build_callable(spec: EquationSpec, ref: str, scalars: Mapping[str, Any], device: str,
-                   dtype: str, present: Mapping[str, bool]) -> Callable[[Mapping[str, torch.Tensor]], torch.Tensor]:
+def build_callable(
+    spec: EquationSpec, ref: str, scalars: Mapping[str, Any], device: str, dtype: str, present: Mapping[str, bool]
+) -> Callable[[Mapping[str, torch.Tensor]], torch.Tensor]:
     """A function from input tensors (by spec name) to the implementation's output tensor."""
     target = resolve(ref, Path(spec.file).parent)
     iface = spec.interface
@@ -82,9 +83,11 @@ def build_callable(spec: EquationSpec, ref: str, scalars: Mapping[str, Any], dev
         return {key: tensors[n] if n in spec.inputs else scalars[n] for key, n in names if present.get(n, True)}
 
     if iface.kind == "function":
+
         def call(tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
             args = [tensors[n] if n in spec.inputs else scalars[n] for n in iface.args]
             return _single(target(*args, **values(tensors, iface.kwargs.items())), ref)
+
         return call
 
     init = {k: _init_value(e, scalars) for k, e in iface.init.items()}
@@ -113,4 +116,3 @@ def _single(result: Any, ref: str) -> torch.Tensor:
     if isinstance(result, (tuple, list)) and len(result) == 1 and isinstance(result[0], torch.Tensor):
         return result[0]
     raise TypeError(f"{ref} returned {type(result).__name__}; the spec expects one tensor")
-

@@ -82,8 +82,9 @@ class Trial:
         """Inputs rounded to the tested dtype (what the implementation sees), still float64."""
         return {k: dh.round_to(v, self.dtype) if k in self.spec.inputs else v for k, v in env.items()}
 
-    def tensors(self, env: Mapping[str, Any], dtype: str | None = None, device: str | None = None,
-                requires_grad: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+    def tensors(
+        self, env: Mapping[str, Any], dtype: str | None = None, device: str | None = None, requires_grad: tuple[str, ...] = ()
+    ) -> dict[str, torch.Tensor]:
         out = {}
         for name in self.spec.inputs:
             t = dh.to_torch(env[name], dtype or self.dtype, device or self.device)
@@ -211,8 +212,9 @@ def check_gradient(t: Trial) -> Measurement:
     return worst
 
 
-def _expr_grads(t: Trial, env: Mapping[str, Any], cot64: np.ndarray, dtype: str, device: str, *,
-                backend: type = TorchBackend) -> list[np.ndarray]:
+def _expr_grads(
+    t: Trial, env: Mapping[str, Any], cot64: np.ndarray, dtype: str, device: str, *, backend: type = TorchBackend
+) -> list[np.ndarray]:
     """Vector-Jacobian products of the oracle expression (autograd through the evaluator)."""
     wrt = t.spec.grad_wrt
     inputs = t.tensors(env, dtype=dtype, device=device, requires_grad=wrt)
@@ -236,7 +238,9 @@ def check_gradcheck(t: Trial, order: int) -> Measurement:
     try:  # fast mode has had false failures: confirm in slow mode before reporting
         check(f, leaves, fast_mode=False, raise_exception=True)
     except Exception as exc:  # gradcheck raises GradcheckError (a RuntimeError) with the Jacobians
-        return Measurement(float("nan"), float("nan"), None, False, f"{'grad' if order == 1 else 'gradgrad'}check (slow mode): {exc}")
+        return Measurement(
+            float("nan"), float("nan"), None, False, f"{'grad' if order == 1 else 'gradgrad'}check (slow mode): {exc}"
+        )
     return Measurement(0.0, 0.0, None, True, "fast mode failed, slow mode passed")
 
 

@@ -44,8 +44,10 @@ def _validate(paths: list[str], include_default: bool) -> int:
         return 1
     for spec in specs.values():
         impls = ", ".join(i.ref for i in spec.implementations)
-        print(f"{spec.id}: {spec.paper.title} Eq. {spec.equation} — {len(spec.invariants)} invariants, "
-              f"{len(spec.facts)} facts; implementations: {impls} ({spec.file}:{spec.line})")
+        print(
+            f"{spec.id}: {spec.paper.title} Eq. {spec.equation} — {len(spec.invariants)} invariants, "
+            f"{len(spec.facts)} facts; implementations: {impls} ({spec.file}:{spec.line})"
+        )
     print(f"{len(specs)} spec(s) valid")
     return 0
 

@@ -54,8 +54,9 @@ class NumpyBackend:
         return np.power(np.asarray(base, dtype=np.float64), exponent)
 
     def compare(self, op: str, a: Array, b: Array) -> Array:
-        return {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal,
-                ">": np.greater, ">=": np.greater_equal}[op](a, b)
+        return {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}[
+            op
+        ](a, b)
 
     def reduce(self, kind: str, x: Array, axis: int, keepdim: bool) -> Array:
         return getattr(np, kind)(np.asarray(x), axis=axis, keepdims=keepdim)
@@ -105,8 +106,7 @@ class TorchBackend:
         return torch.pow(base, exponent)
 
     def compare(self, op: str, a: Array, b: Array) -> Array:
-        return {"==": torch.eq, "!=": torch.ne, "<": torch.lt, "<=": torch.le,
-                ">": torch.gt, ">=": torch.ge}[op](a, b)
+        return {"==": torch.eq, "!=": torch.ne, "<": torch.lt, "<=": torch.le, ">": torch.gt, ">=": torch.ge}[op](a, b)
 
     def reduce(self, kind: str, x: Array, axis: int, keepdim: bool) -> Array:
         if kind in ("max", "min"):
@@ -149,16 +149,18 @@ class SymbolicBackend(NumpyBackend):
             total = np.sum(x, axis=axis, keepdims=keepdim)
             return total / sympy.Integer(x.shape[axis]) if kind == "mean" else total
         fn = sympy.Max if kind == "max" else sympy.Min
-        return np.apply_along_axis(lambda v: fn(*v), axis, x) if not keepdim else np.expand_dims(
-            np.apply_along_axis(lambda v: fn(*v), axis, x), axis)
+        return (
+            np.apply_along_axis(lambda v: fn(*v), axis, x)
+            if not keepdim
+            else np.expand_dims(np.apply_along_axis(lambda v: fn(*v), axis, x), axis)
+        )
 
     def softmax(self, x: Array, axis: int) -> Array:
         e = self.exp(x)
         return e / np.sum(e, axis=axis, keepdims=True)
 
 
-_COMPARE_OPS = {sympy.Eq: "==", sympy.Ne: "!=", sympy.Lt: "<", sympy.Le: "<=",
-                sympy.Gt: ">", sympy.Ge: ">="}
+_COMPARE_OPS = {sympy.Eq: "==", sympy.Ne: "!=", sympy.Lt: "<", sympy.Le: "<=", sympy.Gt: ">", sympy.Ge: ">="}
 _ELEMENTWISE = {sympy.exp: "exp", sympy.log: "log", sympy.Abs: "abs", sympy.tanh: "tanh"}
 
 

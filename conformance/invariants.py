@@ -182,8 +182,11 @@ def _validate_identity(options: Mapping, *, names: set, inputs: Mapping, outputs
         if name not in inputs:
             raise _bad("set", f"{name!r} is not a declared input")
         parsed_set[name] = _expression(text, "set", names, parse)
-    return {"set": parsed_set, "lhs": _expression(options["lhs"], "lhs", out_names, parse),
-            "rhs": _expression(options["rhs"], "rhs", out_names, parse)}
+    return {
+        "set": parsed_set,
+        "lhs": _expression(options["lhs"], "lhs", out_names, parse),
+        "rhs": _expression(options["rhs"], "rhs", out_names, parse),
+    }
 
 
 def _plan_identity(options: Mapping, env: Env, rng: np.random.Generator, out_name: str) -> Plan:

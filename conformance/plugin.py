@@ -60,8 +60,9 @@ class ConformanceSession:
         from conformance.report import write_reports
 
         out_dir = Path(self.config.invocation_params.dir) / self.config.getoption("report_dir")
-        self.written = write_reports(list(self.rows.values()), out_dir, profile=_profile_name(),
-                                     argv=[str(a) for a in self.config.invocation_params.args])
+        self.written = write_reports(
+            list(self.rows.values()), out_dir, profile=_profile_name(), argv=[str(a) for a in self.config.invocation_params.args]
+        )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.written:
@@ -80,12 +81,26 @@ _SESSION = pytest.StashKey[ConformanceSession]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("conformance", "paper-to-code conformance")
-    group.addoption("--impl", action="append", default=[], metavar="SPEC_ID=MODULE:ATTR",
-                    help="test only these implementations (module:attr or path/file.py:attr); repeatable")
-    group.addoption("--spec-dir", action="append", default=[], metavar="DIR",
-                    help="also load the *.yaml specs in DIR (or one spec file); repeatable")
-    group.addoption("--report-dir", default="reports/latest", metavar="DIR",
-                    help="where conformance.json and conformance.md are written (default: reports/latest)")
+    group.addoption(
+        "--impl",
+        action="append",
+        default=[],
+        metavar="SPEC_ID=MODULE:ATTR",
+        help="test only these implementations (module:attr or path/file.py:attr); repeatable",
+    )
+    group.addoption(
+        "--spec-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also load the *.yaml specs in DIR (or one spec file); repeatable",
+    )
+    group.addoption(
+        "--report-dir",
+        default="reports/latest",
+        metavar="DIR",
+        help="where conformance.json and conformance.md are written (default: reports/latest)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

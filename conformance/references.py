@@ -19,8 +19,9 @@ import numpy as np
 Reference = Callable[..., np.ndarray]
 
 
-def attention(Q: np.ndarray, K: np.ndarray, V: np.ndarray, mask: np.ndarray, is_causal: bool,
-              Lq: int, Lk: int, **_: Any) -> np.ndarray:
+def attention(
+    Q: np.ndarray, K: np.ndarray, V: np.ndarray, mask: np.ndarray, is_causal: bool, Lq: int, Lk: int, **_: Any
+) -> np.ndarray:
     """Attention Is All You Need, Eq. 1, with log-sum-exp normalisation.
 
     ``mask`` True = may attend; ``is_causal`` keeps key j for query i iff j <= i (top-left).

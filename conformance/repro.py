@@ -18,8 +18,17 @@ from conformance.strategies import Example
 from conformance.tolerance import Measurement
 
 
-def reproduce(spec_id: str, implementation: str, *, check: str, device: str, dtype: str,
-              example: Mapping[str, Any], spec_dirs: Iterable[str] = (), quiet: bool = False) -> Measurement:
+def reproduce(
+    spec_id: str,
+    implementation: str,
+    *,
+    check: str,
+    device: str,
+    dtype: str,
+    example: Mapping[str, Any],
+    spec_dirs: Iterable[str] = (),
+    quiet: bool = False,
+) -> Measurement:
     """Run ``check`` once; print the measurement; raise :class:`CheckFailure` if it fails."""
     specs = load_specs([d for d in spec_dirs])
     spec = specs[spec_id]
@@ -32,8 +41,10 @@ def reproduce(spec_id: str, implementation: str, *, check: str, device: str, dty
         raise ValueError("this example is not applicable to the check (transformed inputs overflow the dtype)")
     if not quiet:
         tol = f"{m.tolerance.atol:.4g} = {m.tolerance.describe()}" if m.tolerance else "exact"
-        print(f"{spec_id} {implementation} {device} {dtype} {check}: max_abs_err={m.max_abs_err:.4g} "
-              f"tolerance={tol} -> {'passed' if m.passed else 'FAILED'}")
+        print(
+            f"{spec_id} {implementation} {device} {dtype} {check}: max_abs_err={m.max_abs_err:.4g} "
+            f"tolerance={tol} -> {'passed' if m.passed else 'FAILED'}"
+        )
     if not m.passed:
         raise CheckFailure(m.detail)
     return m

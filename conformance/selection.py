@@ -7,7 +7,9 @@ once per selected spec.
 >>> from conformance.spec import load_specs
 >>> specs = load_specs()
 >>> cases = build_cases({"rmsnorm": specs["rmsnorm"]}, {})
->>> cases[0].id
+>>> [c.check for c in cases][:3]
+['fact:scale_invariance_without_eps', 'fact:unit_rms_without_eps', 'oracle_agreement']
+>>> cases[3].id
 'rmsnorm-implementations.rmsnorm:RMSNorm-cpu-float64-oracle'
 """
 

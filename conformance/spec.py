@@ -320,7 +320,9 @@ class _FileParser:
             elif isinstance(dim, str) and dim in symbols:
                 dims.append(dim)
             else:
-                raise self.fail(path + (i,), f"{dim!r} is not a declared symbol (declared: {', '.join(symbols)}) or a positive integer")
+                raise self.fail(
+                    path + (i,), f"{dim!r} is not a declared symbol (declared: {', '.join(symbols)}) or a positive integer"
+                )
         return tuple(dims)
 
     # -- file and spec ---------------------------------------------------------------------
@@ -347,10 +349,19 @@ class _FileParser:
             year=self.typed(value["year"], path + ("year",), int, "a year"),
         )
 
-    _SPEC_REQUIRED = {"id", "title", "equation", "statement", "symbols", "inputs", "outputs",
-                      "interface", "oracle", "implementations"}
-    _SPEC_OPTIONAL = {"section", "ambiguities", "constraints", "params", "invariants", "facts",
-                      "gradients", "tolerances"}
+    _SPEC_REQUIRED = {
+        "id",
+        "title",
+        "equation",
+        "statement",
+        "symbols",
+        "inputs",
+        "outputs",
+        "interface",
+        "oracle",
+        "implementations",
+    }
+    _SPEC_OPTIONAL = {"section", "ambiguities", "constraints", "params", "invariants", "facts", "gradients", "tolerances"}
 
     def spec(self, value: Any, path: tuple, paper: Paper) -> EquationSpec:
         value = self.mapping(value, path, self._SPEC_REQUIRED, self._SPEC_OPTIONAL)
@@ -366,7 +377,9 @@ class _FileParser:
         value_names = scalar_names | set(inputs)
         constraints = tuple(
             (text, self.expression(text, path + ("constraints", i), scalar_names))
-            for i, text in enumerate(self.typed(value.get("constraints", []), path + ("constraints",), list, "a list of expressions"))
+            for i, text in enumerate(
+                self.typed(value.get("constraints", []), path + ("constraints",), list, "a list of expressions")
+            )
         )
         interface = self.interface(value["interface"], path + ("interface",), inputs, params, scalar_names)
         oracle = self.oracle(value["oracle"], path + ("oracle",), value_names)
@@ -403,7 +416,9 @@ class _FileParser:
         for g, group in enumerate(groups):
             for name in group:
                 if name in seen:
-                    raise self.fail(path, f"name {name!r} is declared twice (symbols, params, inputs and outputs share one namespace)")
+                    raise self.fail(
+                        path, f"name {name!r} is declared twice (symbols, params, inputs and outputs share one namespace)"
+                    )
                 seen[name] = g
 
     def symbols(self, value: Any, path: tuple) -> dict[str, Symbol]:
@@ -464,11 +479,15 @@ class _FileParser:
         for name, body in value.items():
             p = path + (name,)
             self.name(name, p)
-            body = self.mapping(body, p, {"shape"}, {"dtype", "magnitude", "magnitude_by_dtype", "optional", "rows_nonempty", "default"})
+            body = self.mapping(
+                body, p, {"shape"}, {"dtype", "magnitude", "magnitude_by_dtype", "optional", "rows_nonempty", "default"}
+            )
             kind = body.get("dtype", "real")
             if kind not in ("real", "bool"):
                 raise self.fail(p + ("dtype",), f"expected 'real' or 'bool', got {kind!r}")
-            by_dtype = self.typed(body.get("magnitude_by_dtype", {}), p + ("magnitude_by_dtype",), dict, "a mapping dtype -> [low, high]")
+            by_dtype = self.typed(
+                body.get("magnitude_by_dtype", {}), p + ("magnitude_by_dtype",), dict, "a mapping dtype -> [low, high]"
+            )
             for dt in by_dtype:
                 if dt not in DTYPES:
                     raise self.fail(p + ("magnitude_by_dtype", dt), f"expected one of {', '.join(DTYPES)}")
@@ -487,7 +506,11 @@ class _FileParser:
         return out
 
     def magnitude(self, value: Any, path: tuple) -> tuple[float, float]:
-        ok = isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        ok = (
+            isinstance(value, list)
+            and len(value) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        )
         if not ok or not 0 < value[0] <= value[1] <= 1e300:
             raise self.fail(path, f"expected [low, high] with 0 < low <= high, got {value!r}")
         return float(value[0]), float(value[1])
@@ -504,7 +527,9 @@ class _FileParser:
             out[name] = Output(name, self.shape(body["shape"], p + ("shape",), symbols))
         return out
 
-    def interface(self, value: Any, path: tuple, inputs: Mapping[str, TensorInput], params: Mapping[str, Param], scalars: set[str]) -> Interface:
+    def interface(
+        self, value: Any, path: tuple, inputs: Mapping[str, TensorInput], params: Mapping[str, Param], scalars: set[str]
+    ) -> Interface:
         value = self.mapping(value, path, {"kind", "args"}, {"kwargs", "init", "state", "train"})
         kind = value["kind"]
         if kind not in ("function", "module"):
@@ -551,14 +576,18 @@ class _FileParser:
         expr = self.expression(value["expr"], path + ("expr",), known) if "expr" in value else None
         reference = value.get("reference")
         if reference is not None and reference not in REFERENCES:
-            raise self.fail(path + ("reference",), f"unknown reference function {reference!r}; known: {', '.join(sorted(REFERENCES))}")
+            raise self.fail(
+                path + ("reference",), f"unknown reference function {reference!r}; known: {', '.join(sorted(REFERENCES))}"
+            )
         compute = self.typed(value.get("compute_dtype", {}), path + ("compute_dtype",), dict, "a mapping dtype -> dtype")
         for k, v in compute.items():
             if k not in DTYPES or v not in DTYPES:
                 raise self.fail(path + ("compute_dtype", k), f"expected dtypes from {', '.join(DTYPES)}")
         return Oracle(expr, value.get("expr"), tuple(lets), reference, dict(compute), self.line(path))
 
-    def invariants(self, value: Any, path: tuple, names: set[str], inputs: Mapping[str, TensorInput], outputs: Mapping[str, Output]) -> tuple[Invariant, ...]:
+    def invariants(
+        self, value: Any, path: tuple, names: set[str], inputs: Mapping[str, TensorInput], outputs: Mapping[str, Output]
+    ) -> tuple[Invariant, ...]:
         self.typed(value, path, list, "a list of invariants")
         out = []
         for i, body in enumerate(value):
@@ -567,7 +596,9 @@ class _FileParser:
             kind_name = body.get("kind")
             kind = INVARIANT_KINDS.get(kind_name)
             if kind is None:
-                raise self.fail(p + ("kind",), f"unknown invariant kind {kind_name!r}; known: {', '.join(sorted(INVARIANT_KINDS))}")
+                raise self.fail(
+                    p + ("kind",), f"unknown invariant kind {kind_name!r}; known: {', '.join(sorted(INVARIANT_KINDS))}"
+                )
             body = self.mapping(body, p, {"id", "kind", "description"} | kind.required, {"when"} | kind.optional)
             inv_id = self.text(body["id"], p + ("id",))
             if not _ID_RE.match(inv_id):
@@ -580,7 +611,9 @@ class _FileParser:
             except KeyError as exc:
                 raise self.fail(p + exc.args[0], exc.args[1]) from None
             when = self.expression(body["when"], p + ("when",), names) if "when" in body else None
-            out.append(Invariant(inv_id, kind_name, self.text(body["description"], p + ("description",)), options, when, self.line(p)))
+            out.append(
+                Invariant(inv_id, kind_name, self.text(body["description"], p + ("description",)), options, when, self.line(p))
+            )
         ids = [inv.id for inv in out]
         if len(ids) != len(set(ids)):
             raise self.fail(path, f"invariant ids must be unique, got {ids}")
@@ -605,7 +638,15 @@ class _FileParser:
                 raise self.fail(p, str(exc)) from None
             except KeyError as exc:
                 raise self.fail(p + exc.args[0], exc.args[1]) from None
-            out.append(Fact(self.text(body["id"], p + ("id",)), body["kind"], self.text(body["description"], p + ("description",)), options, self.line(p)))
+            out.append(
+                Fact(
+                    self.text(body["id"], p + ("id",)),
+                    body["kind"],
+                    self.text(body["description"], p + ("description",)),
+                    options,
+                    self.line(p),
+                )
+            )
         return tuple(out)
 
     def gradients(self, value: Any, path: tuple, inputs: Mapping[str, TensorInput]) -> tuple[tuple[str, ...], int]:
@@ -653,7 +694,14 @@ class _FileParser:
             for j, xf in enumerate(self.typed(body.get("xfail", []), p + ("xfail",), list, "a list")):
                 q = p + ("xfail", j)
                 xf = self.mapping(xf, q, {"check", "reason"}, {"device", "dtype"})
-                xfails.append(XFail(self.text(xf["check"], q + ("check",)), xf.get("device"), xf.get("dtype"), self.text(xf["reason"], q + ("reason",))))
+                xfails.append(
+                    XFail(
+                        self.text(xf["check"], q + ("check",)),
+                        xf.get("device"),
+                        xf.get("dtype"),
+                        self.text(xf["reason"], q + ("reason",)),
+                    )
+                )
             out.append(Implementation(ref, tuple(xfails), self.line(p)))
         return tuple(out)
 
@@ -662,7 +710,9 @@ class _FileParser:
         out = []
         for i, body in enumerate(value):
             body = self.mapping(body, path + (i,), {"question", "choice"}, set())
-            out.append(Ambiguity(self.text(body["question"], path + (i, "question")), self.text(body["choice"], path + (i, "choice"))))
+            out.append(
+                Ambiguity(self.text(body["question"], path + (i, "question")), self.text(body["choice"], path + (i, "choice")))
+            )
         return tuple(out)
 
 
@@ -674,5 +724,12 @@ def _dotted(path: tuple) -> str:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
-            float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        type(None): "nothing",
+    }.get(type(value), type(value).__name__)

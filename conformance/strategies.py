@@ -43,8 +43,13 @@ class Example:
     seed: int
 
     def as_dict(self) -> dict[str, Any]:
-        return {"sizes": dict(self.sizes), "params": dict(self.params), "magnitudes": dict(self.magnitudes),
-                "present": dict(self.present), "seed": self.seed}
+        return {
+            "sizes": dict(self.sizes),
+            "params": dict(self.params),
+            "magnitudes": dict(self.magnitudes),
+            "present": dict(self.present),
+            "seed": self.seed,
+        }
 
 
 def magnitude_range(inp: TensorInput, dtype: str) -> tuple[float, float]:
@@ -52,23 +57,28 @@ def magnitude_range(inp: TensorInput, dtype: str) -> tuple[float, float]:
     lo, hi = inp.magnitude_by_dtype.get(dtype, inp.magnitude)
     lo = max(lo, dtype_helpers.smallest_normal(dtype))
     hi = min(hi, dtype_helpers.max_value(dtype) / 4)
-    return lo, max(lo, hi)
+    return min(lo, hi), hi  # a range wholly above what the dtype holds collapses to its top
 
 
 def examples(spec: EquationSpec, dtype: str, *, when: Any = None, for_gradcheck: bool = False) -> st.SearchStrategy[Example]:
     """Examples of ``spec`` at ``dtype``; ``when`` is an extra condition on sizes and params."""
-    scalars = st.fixed_dictionaries({
-        "sizes": st.fixed_dictionaries({n: _size(s.min, s.max, for_gradcheck) for n, s in spec.symbols.items()}),
-        "params": st.fixed_dictionaries({n: _param(p) for n, p in spec.params.items()}),
-    }).filter(lambda d: _satisfies(spec, d["sizes"], d["params"], when))
+    scalars = st.fixed_dictionaries(
+        {
+            "sizes": st.fixed_dictionaries({n: _size(s.min, s.max, for_gradcheck) for n, s in spec.symbols.items()}),
+            "params": st.fixed_dictionaries({n: _param(p) for n, p in spec.params.items()}),
+        }
+    ).filter(lambda d: _satisfies(spec, d["sizes"], d["params"], when))
     real = {n: i for n, i in spec.inputs.items() if i.kind == "real"}
-    magnitudes = st.fixed_dictionaries({
-        n: _log_uniform(*(GRADCHECK_MAGNITUDE if for_gradcheck else magnitude_range(i, dtype))) for n, i in real.items()
-    })
+    magnitudes = st.fixed_dictionaries(
+        {n: _log_uniform(*(GRADCHECK_MAGNITUDE if for_gradcheck else magnitude_range(i, dtype))) for n, i in real.items()}
+    )
     present = st.fixed_dictionaries({n: st.booleans() for n, i in spec.inputs.items() if i.optional})
     return st.builds(
         lambda s, m, p, seed: Example(s["sizes"], s["params"], m, p, seed),
-        scalars, magnitudes, present, st.integers(0, 2**32 - 1),
+        scalars,
+        magnitudes,
+        present,
+        st.integers(0, 2**32 - 1),
     )
 
 

@@ -63,7 +63,11 @@ class Measurement:
         """Error over tolerance: above 1 fails; used to keep the worst example."""
         if self.tolerance is None:
             return 0.0 if self.passed else float("inf")
-        return self.max_abs_err / self.tolerance.atol if self.tolerance.atol > 0 else (0.0 if self.max_abs_err == 0 else float("inf"))
+        return (
+            self.max_abs_err / self.tolerance.atol
+            if self.tolerance.atol > 0
+            else (0.0 if self.max_abs_err == 0 else float("inf"))
+        )
 
 
 def derive(dtype: str, *, baseline: float | None, scale: float, rule: ToleranceRule, slack: float = 0.0) -> Tolerance:
@@ -87,8 +91,16 @@ def max_abs(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(diff))
 
 
-def compare(actual: np.ndarray, expected: np.ndarray, *, dtype: str, rule: ToleranceRule,
-            reference: np.ndarray | None = None, slack: float = 0.0, scale: float | None = None) -> Measurement:
+def compare(
+    actual: np.ndarray,
+    expected: np.ndarray,
+    *,
+    dtype: str,
+    rule: ToleranceRule,
+    reference: np.ndarray | None = None,
+    slack: float = 0.0,
+    scale: float | None = None,
+) -> Measurement:
     """Compare ``actual`` with the float64 ``expected``; ``reference`` is the same-precision result."""
     expected = np.asarray(expected, dtype=np.float64)
     if np.shape(actual) != expected.shape:  # never broadcast: a wrong shape fails (it used to raise or pass)

@@ -19,9 +19,7 @@ from torch import Tensor
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
-def _validate(
-    Q: Tensor, K: Tensor, V: Tensor, mask: Tensor | None, dropout_p: float
-) -> None:
+def _validate(Q: Tensor, K: Tensor, V: Tensor, mask: Tensor | None, dropout_p: float) -> None:
     """Raise ValueError for inputs that either path would mishandle."""
     if min(Q.dim(), K.dim(), V.dim()) < 2:
         raise ValueError("Q, K, V must have at least 2 dims (..., L, D)")
@@ -44,14 +42,10 @@ def _validate(
     except RuntimeError:
         ok = False
     if not ok:
-        raise ValueError(
-            f"mask shape {tuple(mask.shape)} does not broadcast to {target}"
-        )
+        raise ValueError(f"mask shape {tuple(mask.shape)} does not broadcast to {target}")
 
 
-def _effective_mask(
-    Q: Tensor, K: Tensor, mask: Tensor | None, is_causal: bool
-) -> Tensor | None:
+def _effective_mask(Q: Tensor, K: Tensor, mask: Tensor | None, is_causal: bool) -> Tensor | None:
     """Return the boolean mask (True = may attend) combining ``mask`` AND causal."""
     if not is_causal:
         return mask
@@ -90,9 +84,7 @@ def attention_with_flash(
     _validate(Q, K, V, mask, dropout_p)
     attn_mask = _effective_mask(Q, K, mask, is_causal)
     # SDPA raises when given both attn_mask and is_causal, so pass the AND only.
-    return F.scaled_dot_product_attention(
-        Q, K, V, attn_mask=attn_mask, dropout_p=dropout_p
-    )
+    return F.scaled_dot_product_attention(Q, K, V, attn_mask=attn_mask, dropout_p=dropout_p)
 
 
 def attention_manual(

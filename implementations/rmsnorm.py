@@ -39,9 +39,7 @@ class RMSNorm(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """x: (..., dim) -> (..., dim), same dtype as x."""
         if x.dim() == 0 or x.size(-1) != self.dim:
-            raise ValueError(
-                f"last dim of x must be {self.dim}, got shape {tuple(x.shape)}"
-            )
+            raise ValueError(f"last dim of x must be {self.dim}, got shape {tuple(x.shape)}")
         compute_dtype = torch.float32 if x.dtype in _LOW_PRECISION else x.dtype
         a = x.to(compute_dtype)
         mean_sq = a.pow(2).mean(dim=-1, keepdim=True)  # (..., 1)

@@ -16,7 +16,7 @@ import torch
 
 SUITE = str(Path(__file__).resolve().parents[1] / "conformance" / "test_conformance.py")
 
-CORRECT_NORM = '''
+CORRECT_NORM = """
 import torch
 
 class MyNorm(torch.nn.Module):
@@ -29,7 +29,7 @@ class MyNorm(torch.nn.Module):
         h = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
         y = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight.to(h.dtype)
         return y.to(x.dtype)
-'''
+"""
 
 # ε outside the square root: the authors' own code's choice, not this spec's.
 WRONG_NORM = CORRECT_NORM.replace(
@@ -38,8 +38,9 @@ WRONG_NORM = CORRECT_NORM.replace(
 
 
 def run_suite(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict]:
-    result = pytester.runpytest_subprocess(SUITE, "-p", "no:cacheprovider", "--report-dir", "rep",
-                                           "--hypothesis-profile", "ci", *args)
+    result = pytester.runpytest_subprocess(
+        SUITE, "-p", "no:cacheprovider", "--report-dir", "rep", "--hypothesis-profile", "ci", *args
+    )
     report_path = pytester.path / "rep" / "conformance.json"
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
     return result, report
@@ -85,8 +86,15 @@ def test_repro_snippet_reproduces_the_failure(pytester: pytest.Pytester) -> None
 
 def test_several_implementations_for_one_spec(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(my_norm=CORRECT_NORM, bad_norm=WRONG_NORM)
-    result, report = run_suite(pytester, "--impl", "rmsnorm=my_norm.py:MyNorm", "--impl", "rmsnorm=bad_norm.py:MyNorm",
-                               "-k", "cpu and float64 and oracle")
+    result, report = run_suite(
+        pytester,
+        "--impl",
+        "rmsnorm=my_norm.py:MyNorm",
+        "--impl",
+        "rmsnorm=bad_norm.py:MyNorm",
+        "-k",
+        "cpu and float64 and oracle",
+    )
     outcomes = {r["implementation"]: r["outcome"] for r in report["results"] if r["check"] == "oracle"}
     assert outcomes == {"my_norm.py:MyNorm": "passed", "bad_norm.py:MyNorm": "failed"}
     assert result.ret == 1
@@ -155,7 +163,9 @@ def test_spec_dir_xfail_and_stale_xfail(pytester: pytest.Pytester) -> None:
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only report")
 def test_cuda_rows_are_skipped_with_reason(pytester: pytest.Pytester) -> None:
-    result, report = run_suite(pytester, "--impl", "surprise=implementations.surprise:compute_surprise", "-k", "float32 and oracle")
+    result, report = run_suite(
+        pytester, "--impl", "surprise=implementations.surprise:compute_surprise", "-k", "float32 and oracle"
+    )
     assert result.ret == 0
     cuda = [r for r in report["results"] if r["device"] == "cuda"]
     assert cuda and all(r["outcome"] == "skipped" and "CUDA not available" in r["message"] for r in cuda)
@@ -178,13 +188,28 @@ def test_xdist_gives_the_same_rows_as_a_serial_run(pytester: pytest.Pytester) ->
 
 
 def test_report_schema_fields(pytester: pytest.Pytester) -> None:
-    _, report = run_suite(pytester, "--impl", "surprise=implementations.surprise:compute_surprise", "-k",
-                          "(cpu and float64) or sympy")
+    _, report = run_suite(
+        pytester, "--impl", "surprise=implementations.surprise:compute_surprise", "-k", "(cpu and float64) or sympy"
+    )
     assert report["schema"] == "conformance-report" and report["schema_version"] == "1.0"
     assert report["hypothesis"]["profile"] == "ci" and report["hypothesis"]["derandomize"] is True
     assert {"python", "torch", "devices"} <= set(report["environment"])
-    required = {"spec", "paper", "equation", "implementation", "device", "dtype", "check", "outcome",
-                "max_abs_err", "max_rel_err", "tolerance", "examples", "spec_file", "spec_line"}
+    required = {
+        "spec",
+        "paper",
+        "equation",
+        "implementation",
+        "device",
+        "dtype",
+        "check",
+        "outcome",
+        "max_abs_err",
+        "max_rel_err",
+        "tolerance",
+        "examples",
+        "spec_file",
+        "spec_line",
+    }
     for row in report["results"]:
         assert required <= set(row), required - set(row)
     facts = [r for r in report["results"] if r["check"].startswith("fact:")]

@@ -30,8 +30,7 @@ def build_report(rows: list[dict[str, Any]], *, profile: str, argv: list[str]) -
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": ["pytest", *argv],
         "environment": environment(),
-        "hypothesis": {"profile": profile, "max_examples": current.max_examples,
-                       "derandomize": current.derandomize},
+        "hypothesis": {"profile": profile, "max_examples": current.max_examples, "derandomize": current.derandomize},
         "summary": {"rows": len(rows), **summary},
         "results": rows,
     }

@@ -28,8 +28,12 @@ def environment() -> dict[str, Any]:
         "sympy": sympy.__version__,
         "hypothesis": hypothesis.__version__,
         "devices": [
-            {"name": "cpu", "available": True, "description": platform.processor() or platform.machine(),
-             "threads": torch.get_num_threads()},
+            {
+                "name": "cpu",
+                "available": True,
+                "description": platform.processor() or platform.machine(),
+                "threads": torch.get_num_threads(),
+            },
             cuda,
         ],
     }

@@ -35,7 +35,9 @@ def _header(report: dict[str, Any]) -> list[str]:
     env, hyp, summary = report["environment"], report["hypothesis"], report["summary"]
     devices = []
     for d in env["devices"]:
-        devices.append(f"{d['name']} ({d.get('description', '')})" if d["available"] else f"{d['name']}: skipped — {d.get('skip_reason')}")
+        devices.append(
+            f"{d['name']} ({d.get('description', '')})" if d["available"] else f"{d['name']}: skipped — {d.get('skip_reason')}"
+        )
     counts = " · ".join(f"{SYMBOL[o]} {summary[o]} {o}" for o in SYMBOL)
     return [
         "# Conformance report",
@@ -52,15 +54,21 @@ def _header(report: dict[str, Any]) -> list[str]:
 
 def _spec_section(rows: list[dict[str, Any]]) -> list[str]:
     first = rows[0]
-    lines = [f"### `{first['spec']}` — {first['title']} (Eq. {first['equation']})", "",
-             f"Spec: `{first['spec_file']}:{_spec_line(rows)}`", ""]
+    lines = [
+        f"### `{first['spec']}` — {first['title']} (Eq. {first['equation']})",
+        "",
+        f"Spec: `{first['spec_file']}:{_spec_line(rows)}`",
+        "",
+    ]
     facts = [r for r in rows if r["check"].startswith("fact:")]
     for r in facts:
         lines.append(f"- {SYMBOL[r['outcome']]} **{r['check']}** — {r.get('proof') or r.get('message') or ''}")
     if facts:
         lines.append("")
     matrix = [r for r in rows if not r["check"].startswith("fact:")]
-    columns = sorted({(r["device"], r["dtype"]) for r in matrix}, key=lambda c: (c[0], _DTYPES.index(c[1]) if c[1] in _DTYPES else 9))
+    columns = sorted(
+        {(r["device"], r["dtype"]) for r in matrix}, key=lambda c: (c[0], _DTYPES.index(c[1]) if c[1] in _DTYPES else 9)
+    )
     cells: dict[tuple[str, str], dict[tuple[str, str], str]] = defaultdict(dict)
     for r in matrix:
         cells[(r["implementation"], r["check"])][(r["device"], r["dtype"])] = SYMBOL[r["outcome"]]
@@ -81,8 +89,12 @@ def _failures(rows: list[dict[str, Any]]) -> list[str]:
         return ["## Failures", "", "None.", ""]
     lines = ["## Failures", ""]
     for r in bad:
-        lines += [f"### {SYMBOL[r['outcome']]} `{r['spec']}` · `{r['implementation']}` · {r['device']} · {r['dtype']} · {r['check']}",
-                  "", f"Spec line: `{r['spec_file']}:{r['spec_line']}`", ""]
+        lines += [
+            f"### {SYMBOL[r['outcome']]} `{r['spec']}` · `{r['implementation']}` · {r['device']} · {r['dtype']} · {r['check']}",
+            "",
+            f"Spec line: `{r['spec_file']}:{r['spec_line']}`",
+            "",
+        ]
         if r.get("max_abs_err") is not None:
             lines += [f"max |error| {r['max_abs_err']} · tolerance {r.get('tolerance')} ({r.get('tolerance_basis')})", ""]
         lines += ["```text", str(r.get("message") or "").strip()[:2000], "```", ""]

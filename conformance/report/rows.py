@@ -68,9 +68,17 @@ _CHECK_ORDER = {"oracle": 0, "output_contract": 1, "determinism": 2, "gradient":
 
 def sort_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Stable report order, independent of execution order (serial and xdist agree)."""
+
     def key(row: dict[str, Any]) -> tuple:
         check = row["check"]
-        return (row["spec"], row["implementation"], row["device"], _DTYPE_ORDER.get(row["dtype"], 9), row["dtype"],
-                _CHECK_ORDER.get(check, 6), check)
+        return (
+            row["spec"],
+            row["implementation"],
+            row["device"],
+            _DTYPE_ORDER.get(row["dtype"], 9),
+            row["dtype"],
+            _CHECK_ORDER.get(check, 6),
+            check,
+        )
 
     return sorted(rows, key=key)

@@ -61,9 +61,7 @@ def test_only_hidden_requires_grad():
 
 def test_defective_backward_breaks_second_derivative_ours_does_not():
     h, m = _inputs()
-    (g_bad,) = torch.autograd.grad(
-        DefectiveSurprise.apply(h, m).sum(), h, create_graph=True
-    )
+    (g_bad,) = torch.autograd.grad(DefectiveSurprise.apply(h, m).sum(), h, create_graph=True)
     assert not g_bad.requires_grad  # disconnected: second derivative silently 0
     assert not gradgradcheck(DefectiveSurprise.apply, (h, m), raise_exception=False)
 
@@ -77,9 +75,7 @@ def test_defective_backward_breaks_second_derivative_ours_does_not():
         (d,) = torch.autograd.grad((h_ - lr * g).sum(), h_)
         return d
 
-    torch.testing.assert_close(
-        outer_grad(compute_surprise), torch.full_like(h, 1 - 2 * lr)
-    )
+    torch.testing.assert_close(outer_grad(compute_surprise), torch.full_like(h, 1 - 2 * lr))
     torch.testing.assert_close(outer_grad(DefectiveSurprise.apply), torch.ones_like(h))
 
 

@@ -1,0 +1,235 @@
+"""conformance.invariants: each kind's plan/relate.
+
+For every kind, an exact float64 function that satisfies the relation gives lhs == rhs bitwise
+(the plans use power-of-two factors, permutations and prefix perturbations, which are exact), and
+a function that violates it gives lhs != rhs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from conformance.expr import parse
+from conformance.invariants import INVARIANT_KINDS
+from conformance.spec import Output, TensorInput
+
+Fn = Callable[[dict], np.ndarray]
+RNG = np.random.default_rng(2024)
+
+
+def tensor_inputs(**shapes: tuple) -> dict[str, TensorInput]:
+    return {name: TensorInput(name, shape, kind="bool" if name == "mask" else "real") for name, shape in shapes.items()}
+
+
+def validated(kind: str, options: dict, inputs: dict, out_shape: tuple, names: set[str] | None = None) -> dict:
+    outputs = {"out": Output("out", out_shape)}
+    return INVARIANT_KINDS[kind].validate(options, names=names or set(inputs), inputs=inputs, outputs=outputs, parse=parse)
+
+
+def relate(kind: str, options: dict, env: dict, fn: Fn, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Plan the check, call ``fn`` on both inputs, and return (lhs, rhs) as the harness would."""
+    plan = INVARIANT_KINDS[kind].plan(options, env, np.random.default_rng(seed), "out")
+    out_a, out_b = fn(plan.env_a), fn(plan.env_b)
+    lhs, rhs = plan.relate(out_a, out_b, plan.env_a, plan.env_b)
+    return np.asarray(lhs), np.asarray(rhs)
+
+
+def assert_holds(kind: str, options: dict, env: dict, fn: Fn) -> None:
+    for seed in range(5):
+        lhs, rhs = relate(kind, options, env, fn, seed)
+        assert lhs.shape == rhs.shape
+        np.testing.assert_array_equal(lhs, rhs)
+
+
+def assert_violated(kind: str, options: dict, env: dict, fn: Fn) -> None:
+    for seed in range(5):
+        lhs, rhs = relate(kind, options, env, fn, seed)
+        assert not np.array_equal(lhs, rhs), f"seed {seed}: a violating function passed"
+
+
+# shared example: per-token squared distance, inputs (B, L, D) -> output (B, L)
+TOKENS = tensor_inputs(h=("B", "L", "D"), m=("B", "L", "D"))
+TOKEN_ENV = {"h": RNG.uniform(-2, 2, (2, 6, 3)), "m": RNG.uniform(-2, 2, (2, 6, 3)), "B": 2, "L": 6, "D": 3}
+
+
+def per_token_loss(env: dict) -> np.ndarray:
+    return ((env["h"] - env["m"]) ** 2).sum(-1)
+
+
+def position_weighted_loss(env: dict) -> np.ndarray:
+    return per_token_loss(env) * np.arange(1, env["h"].shape[1] + 1)
+
+
+# -- permutation ---------------------------------------------------------------------------------------
+def test_permutation_plan_really_permutes() -> None:
+    options = validated("permutation", {"permute": {"h": 1, "m": 1}, "output_axis": 1}, TOKENS, ("B", "L"))
+    plan = INVARIANT_KINDS["permutation"].plan(options, TOKEN_ENV, np.random.default_rng(0), "out")
+    assert not np.array_equal(plan.env_b["h"], TOKEN_ENV["h"])
+    np.testing.assert_array_equal(np.sort(plan.env_b["h"], axis=None), np.sort(TOKEN_ENV["h"], axis=None))
+    # h and m are permuted together: the pairs (h, m) per token are kept
+    assert {tuple(r) for r in np.concatenate([plan.env_b["h"], plan.env_b["m"]], -1)[0]} == {
+        tuple(r) for r in np.concatenate([TOKEN_ENV["h"], TOKEN_ENV["m"]], -1)[0]
+    }
+
+
+def test_permutation_with_output_axis_holds_for_a_per_token_function() -> None:
+    options = validated("permutation", {"permute": {"h": 1, "m": 1}, "output_axis": 1}, TOKENS, ("B", "L"))
+    assert_holds("permutation", options, TOKEN_ENV, per_token_loss)
+
+
+def test_permutation_with_output_axis_fails_for_a_position_dependent_function() -> None:
+    options = validated("permutation", {"permute": {"h": 1, "m": 1}, "output_axis": 1}, TOKENS, ("B", "L"))
+    assert_violated("permutation", options, TOKEN_ENV, position_weighted_loss)
+
+
+def test_permutation_without_output_axis_holds_for_an_order_free_reduction() -> None:
+    options = validated("permutation", {"permute": {"h": 1, "m": 1}}, TOKENS, ("B",))
+    assert_holds("permutation", options, TOKEN_ENV, lambda env: per_token_loss(env).max(-1))
+
+
+def test_permutation_without_output_axis_fails_for_an_order_dependent_reduction() -> None:
+    options = validated("permutation", {"permute": {"h": 1, "m": 1}}, TOKENS, ("B",))
+    assert_violated("permutation", options, TOKEN_ENV, lambda env: position_weighted_loss(env).max(-1))
+
+
+def test_permuting_only_one_of_two_paired_inputs_breaks_the_relation() -> None:
+    options = validated("permutation", {"permute": {"h": 1}, "output_axis": 1}, TOKENS, ("B", "L"))
+    assert_violated("permutation", options, TOKEN_ENV, per_token_loss)
+
+
+# -- homogeneity ---------------------------------------------------------------------------------------
+def test_homogeneity_degree_two_holds_for_a_squared_distance() -> None:
+    options = validated("homogeneity", {"scale": {"h": 1, "m": 1}, "degree": 2}, TOKENS, ("B", "L"))
+    assert_holds("homogeneity", options, TOKEN_ENV, per_token_loss)
+
+
+def test_homogeneity_degree_two_fails_with_an_offset_or_the_wrong_degree() -> None:
+    options = validated("homogeneity", {"scale": {"h": 1, "m": 1}, "degree": 2}, TOKENS, ("B", "L"))
+    assert_violated("homogeneity", options, TOKEN_ENV, lambda env: per_token_loss(env) + 1.0)
+    assert_violated("homogeneity", options, TOKEN_ENV, lambda env: np.abs(env["h"] - env["m"]).sum(-1))  # degree 1
+
+
+def test_homogeneity_degree_zero_with_inverse_powers() -> None:
+    qk = tensor_inputs(Q=("L", "D"), K=("L", "D"))
+    env = {"Q": RNG.uniform(-1, 1, (4, 3)), "K": RNG.uniform(-1, 1, (4, 3))}
+    options = validated("homogeneity", {"scale": {"Q": 1, "K": -1}, "degree": 0, "log2_factor": [-2, 2]}, qk, ("L",))
+    assert_holds("homogeneity", options, env, lambda e: (e["Q"] * e["K"]).sum(-1))
+    assert_violated("homogeneity", options, env, lambda e: (e["Q"] + e["K"]).sum(-1))
+
+
+def test_homogeneity_factor_is_a_nonzero_power_of_two_in_range() -> None:
+    options = validated("homogeneity", {"scale": {"h": 1, "m": 1}, "log2_factor": [-3, 3]}, TOKENS, ("B", "L"))
+    for seed in range(20):
+        plan = INVARIANT_KINDS["homogeneity"].plan(options, TOKEN_ENV, np.random.default_rng(seed), "out")
+        ratio = plan.env_b["h"] / TOKEN_ENV["h"]
+        k = np.log2(ratio.flat[0])
+        assert np.all(ratio == ratio.flat[0]) and k == round(k) and k != 0 and -3 <= k <= 3
+
+
+# -- causality -----------------------------------------------------------------------------------------
+SEQ = tensor_inputs(x=("B", "L", "D"))
+SEQ_ENV = {"x": RNG.uniform(-1, 1, (2, 6, 3))}
+
+
+def test_causality_holds_for_a_prefix_sum() -> None:
+    options = validated("causality", {"perturb": {"x": 1}, "output_axis": 1}, SEQ, ("B", "L", "D"))
+    assert_holds("causality", options, SEQ_ENV, lambda env: np.cumsum(env["x"], axis=1))
+
+
+def test_causality_fails_for_a_suffix_sum() -> None:
+    options = validated("causality", {"perturb": {"x": 1}, "output_axis": 1}, SEQ, ("B", "L", "D"))
+    assert_violated("causality", options, SEQ_ENV, lambda env: np.flip(np.cumsum(np.flip(env["x"], 1), axis=1), 1))
+
+
+def test_causality_perturbs_only_later_positions() -> None:
+    options = validated("causality", {"perturb": {"x": 1}, "output_axis": 1}, SEQ, ("B", "L", "D"))
+    for seed in range(10):
+        plan = INVARIANT_KINDS["causality"].plan(options, SEQ_ENV, np.random.default_rng(seed), "out")
+        changed = np.any(plan.env_b["x"] != SEQ_ENV["x"], axis=(0, 2))
+        first = int(np.argmax(changed))
+        assert changed.any() and not changed[:first].any() and changed[first:].all()
+
+
+# -- bounds --------------------------------------------------------------------------------------------
+def test_lower_bound_holds_for_a_squared_norm_and_fails_for_a_signed_sum() -> None:
+    options = validated("bounds", {"lower": "0"}, TOKENS, ("B", "L"))
+    assert_holds("bounds", options, TOKEN_ENV, per_token_loss)
+    assert_violated("bounds", options, TOKEN_ENV, lambda env: (env["h"] - env["m"]).sum(-1))
+
+
+def test_bounds_given_by_expressions_of_the_inputs() -> None:
+    values = tensor_inputs(V=("B", "Lk", "Dv"))
+    env = {"V": RNG.uniform(-3, 3, (2, 5, 4))}
+    hull = {"lower": "min(V, -2, keepdim=True)", "upper": "max(V, -2, keepdim=True)"}
+    options = validated("bounds", hull, values, ("B", 1, "Dv"))
+    assert_holds("bounds", options, env, lambda e: e["V"][:, 2:3, :])  # one row of V: inside the hull
+    assert_violated("bounds", options, env, lambda e: e["V"].max(-2, keepdims=True) + 0.5)
+    assert_violated("bounds", options, env, lambda e: e["V"].min(-2, keepdims=True) - 0.5)
+
+
+# -- identity ------------------------------------------------------------------------------------------
+def test_identity_symmetry_under_swapped_inputs() -> None:
+    options = validated("identity", {"set": {"h": "m", "m": "h"}, "lhs": "out", "rhs": "original"}, TOKENS, ("B", "L"))
+    assert_holds("identity", options, TOKEN_ENV, per_token_loss)
+    assert_violated("identity", options, TOKEN_ENV, lambda env: (env["h"] ** 2 - env["m"]).sum(-1))
+
+
+def test_identity_zero_at_match() -> None:
+    options = validated("identity", {"set": {"m": "h"}, "lhs": "out", "rhs": "0"}, TOKENS, ("B", "L"))
+    assert_holds("identity", options, TOKEN_ENV, per_token_loss)
+    assert_violated("identity", options, TOKEN_ENV, lambda env: per_token_loss(env) + 1e-12)
+
+
+def test_identity_with_a_constant_input_and_an_expression_of_the_output() -> None:
+    values = tensor_inputs(V=("B", "Lk", "Dv"))
+    env = {"V": RNG.uniform(-3, 3, (2, 5, 4))}
+    options = validated("identity", {"set": {"V": "1"}, "lhs": "mean(out**2, -1)", "rhs": "1"}, values, ("B", 1, "Dv"))
+    assert_holds("identity", options, env, lambda e: e["V"][:, :1, :])
+    assert_violated("identity", options, env, lambda e: e["V"].sum(-2, keepdims=True))
+
+
+def test_identity_set_keeps_shape_and_dtype_of_the_input() -> None:
+    options = validated("identity", {"set": {"m": "1"}, "lhs": "out", "rhs": "out"}, TOKENS, ("B", "L"))
+    plan = INVARIANT_KINDS["identity"].plan(options, TOKEN_ENV, np.random.default_rng(0), "out")
+    assert plan.env_b["m"].shape == TOKEN_ENV["m"].shape and plan.env_b["m"].dtype == np.float64
+    assert np.all(plan.env_b["m"] == 1.0) and plan.env_b["h"] is TOKEN_ENV["h"]
+
+
+# -- validation ----------------------------------------------------------------------------------------
+def validation_error(kind: str, options: dict, inputs: dict, out_shape: tuple) -> tuple[tuple[str, ...], str]:
+    with pytest.raises(KeyError) as info:
+        validated(kind, options, inputs, out_shape)
+    return info.value.args
+
+
+MIXED = tensor_inputs(h=("B", "L", "D"), m=("B", "L", "D"), mask=("L", "L"))
+
+
+@pytest.mark.parametrize(
+    ("kind", "options", "key", "words"),
+    [
+        ("permutation", {"permute": {"h": 1, "m": 2}}, "permute", "must share one size"),
+        ("permutation", {"permute": {"h": 3}}, "permute", "out of range for its rank 3"),
+        ("permutation", {"permute": {"z": 0}}, "permute", "'z' is not a declared input"),
+        ("permutation", {"permute": {}}, "permute", "mapping input name -> axis"),
+        ("permutation", {"permute": {"h": 1}, "output_axis": 2}, "output_axis", "axis of the output (rank 2)"),
+        ("permutation", {"permute": {"h": True}}, "permute", "out of range"),
+        ("homogeneity", {"scale": {"mask": 1}}, "scale", "real input name"),
+        ("homogeneity", {"scale": {"h": 0.5}}, "scale", "powers must be integers"),
+        ("homogeneity", {"scale": {"h": 1}, "degree": "2"}, "degree", "expected an integer"),
+        ("homogeneity", {"scale": {"h": 1}, "log2_factor": [3, -3]}, "log2_factor", "low < high"),
+        ("causality", {"perturb": {"h": 1}}, "output_axis", "axis of the output"),
+        ("bounds", {}, "lower", "'lower' and/or 'upper'"),
+        ("bounds", {"lower": "__import__('os')"}, "lower", "must not start with '_'"),
+        ("bounds", {"upper": "max(q, -1)"}, "upper", "undeclared name(s) q"),
+        ("identity", {"set": {"z": "1"}, "lhs": "out", "rhs": "0"}, "set", "'z' is not a declared input"),
+        ("identity", {"set": ["h"], "lhs": "out", "rhs": "0"}, "set", "mapping input name -> expression"),
+        ("identity", {"lhs": "out2", "rhs": "0"}, "lhs", "undeclared name(s) out2"),
+    ],
+)
+def test_invalid_options_name_the_option(kind: str, options: dict, key: str, words: str) -> None:
+    got_key, message = validation_error(kind, options, MIXED, ("B", "L"))
+    assert got_key == (key,) and words in message

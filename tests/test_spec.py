@@ -1,0 +1,371 @@
+"""conformance.spec: the YAML schema, enforced on load.
+
+Every bad spec fails with one SpecError naming the file, the key path and what was expected.
+Each test starts from ``minimal_spec()`` (which loads) and breaks exactly one thing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sympy
+import yaml
+
+from conformance.calling import resolve
+from conformance.dtype_helpers import DTYPES
+from conformance.spec import SCHEMA_VERSION, SpecError, ToleranceRule, load_file, load_specs
+from tests.spec_helpers import (
+    SHIPPED_SPEC_FILES,
+    load_error,
+    load_one,
+    minimal_spec,
+    shipped_specs,
+    with_key,
+    without_key,
+    write_spec,
+)
+
+SPEC = ("specs", 0)
+
+
+def assert_error(exc: SpecError, file: Path, path: str, *words: str) -> None:
+    """The error names ``file`` and ``path``, and its message contains each of ``words``."""
+    assert exc.file == str(file)
+    assert exc.path == path
+    message = str(exc)
+    assert message.startswith(f"{file}: {path}" if path else str(file)), message
+    for word in words:
+        assert word in message, f"{word!r} not in {message!r}"
+
+
+# -- the shipped specs -------------------------------------------------------------------------------
+def test_shipped_specs_load() -> None:
+    specs = shipped_specs()
+    assert set(specs) == {"attention", "rmsnorm", "surprise"}
+    for spec in specs.values():
+        assert spec.oracle.expr is not None and spec.oracle.reference
+        assert spec.implementations and spec.invariants and spec.facts
+        assert Path(spec.file).name in {f.name for f in SHIPPED_SPEC_FILES}
+        assert spec.line > 0 and spec.oracle.line > 0 and all(inv.line > 0 for inv in spec.invariants)
+        for impl in spec.implementations:
+            assert callable(resolve(impl.ref))
+
+
+def test_shipped_spec_details_are_read_as_written() -> None:
+    specs = shipped_specs()
+    rms = specs["rmsnorm"]
+    assert rms.paper.arxiv == "1910.07467" and rms.paper.year == 2019
+    assert rms.symbols["D"].min == 1 and rms.symbols["D"].max == 64
+    assert rms.inputs["x"].magnitude_by_dtype == {"float16": (1e-2, 1e4)}
+    assert rms.params["eps"].log and rms.params["eps"].low == 1e-8
+    assert rms.interface.kind == "module" and rms.interface.state == {"weight": "weight"}
+    assert rms.interface.init == {"dim": sympy.Symbol("D"), "eps": sympy.Symbol("eps")}
+    assert rms.oracle.compute_dtype == {"float16": "float32", "bfloat16": "float32"}
+    assert rms.grad_wrt == ("x", "weight") and rms.grad_order == 1
+    att = specs["attention"]
+    assert att.inputs["mask"].kind == "bool" and att.inputs["mask"].optional and att.inputs["mask"].rows_nonempty
+    assert att.params["is_causal"].values == (False, True)
+    assert [name for name, _ in att.oracle.let] == ["allowed"]
+    assert specs["surprise"].grad_order == 2
+
+
+def test_spec_without_tolerance_overrides_uses_default_rule() -> None:
+    for spec in shipped_specs().values():
+        for dtype in DTYPES:
+            assert spec.tolerance_rule(dtype) == ToleranceRule()
+
+
+def test_minimal_spec_loads(tmp_path: Path) -> None:
+    spec = load_one(write_spec(tmp_path, minimal_spec()))
+    assert spec.id == "toy" and spec.file == str(tmp_path / "toy.yaml")
+    assert spec.oracle.expr == sympy.Function("sum", commutative=True)(
+        (sympy.Symbol("hidden") - sympy.Symbol("memory_pred")) ** 2, -1, sympy.false
+    )
+
+
+def test_with_implementations_replaces_the_implementations() -> None:
+    spec = shipped_specs()["surprise"].with_implementations(["implementations.attention:attention_manual"])
+    assert [impl.ref for impl in spec.implementations] == ["implementations.attention:attention_manual"]
+
+
+def test_load_specs_with_a_missing_path_names_it(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    assert_error(load_error(missing), missing, "", "not found")
+
+
+# -- one broken key, one SpecError -------------------------------------------------------------------
+def test_invalid_yaml(tmp_path: Path) -> None:
+    file = write_spec(tmp_path, "schema: 1\npaper: {title: [unclosed\n")
+    assert_error(load_error(file), file, "", "invalid YAML")
+
+
+def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
+    file = write_spec(tmp_path, "- just\n- a list\n")
+    assert_error(load_error(file), file, "", "expected a mapping", "got a list")
+
+
+def test_unknown_top_level_key(tmp_path: Path) -> None:
+    file = write_spec(tmp_path, with_key(minimal_spec(), ("tolerance",), 1))
+    assert_error(load_error(file), file, "tolerance", "unknown key", "expected one of: paper, schema, specs")
+
+
+def test_unknown_key_inside_an_input(tmp_path: Path) -> None:
+    file = write_spec(tmp_path, with_key(minimal_spec(), (*SPEC, "inputs", "hidden", "colour"), "red"))
+    assert_error(load_error(file), file, "specs[0].inputs.hidden.colour", "unknown key", "magnitude", "shape")
+
+
+@pytest.mark.parametrize("key", ["id", "oracle", "interface", "implementations", "symbols"])
+def test_missing_required_spec_key(tmp_path: Path, key: str) -> None:
+    file = write_spec(tmp_path, without_key(minimal_spec(), (*SPEC, key)))
+    assert_error(load_error(file), file, "specs[0]", f"missing required key(s): {key}")
+
+
+def test_missing_required_paper_key(tmp_path: Path) -> None:
+    file = write_spec(tmp_path, without_key(minimal_spec(), ("paper", "arxiv")))
+    assert_error(load_error(file), file, "paper", "missing required key(s): arxiv")
+
+
+def test_shape_naming_an_undeclared_symbol(tmp_path: Path) -> None:
+    file = write_spec(tmp_path, with_key(minimal_spec(), (*SPEC, "inputs", "hidden", "shape"), ["B", "T"]))
+    assert_error(load_error(file), file, "specs[0].inputs.hidden.shape[1]", "'T' is not a declared symbol", "declared: B, D")
+
+
+def test_shape_with_a_non_positive_size(tmp_path: Path) -> None:
+    file = write_spec(tmp_path, with_key(minimal_spec(), (*SPEC, "outputs", "loss", "shape"), [0]))
+    assert_error(load_error(file), file, "specs[0].outputs.loss.shape[0]", "positive integer")
+
+
+def test_unknown_invariant_kind(tmp_path: Path) -> None:
+    invariant = {"id": "psychic", "kind": "telepathy", "description": "reads minds"}
+    file = write_spec(tmp_path, with_key(minimal_spec(), (*SPEC, "invariants"), [invariant]))
+    assert_error(load_error(file), file, "specs[0].invariants[0].kind", "unknown invariant kind 'telepathy'", "permutation")
+
+
+def test_invariant_option_error_names_the_option(tmp_path: Path) -> None:
+    invariant = {"id": "perm", "kind": "permutation", "description": "d", "permute": {"hidden": 5}}
+    file = write_spec(tmp_path, with_key(minimal_spec(), (*SPEC, "invariants"), [invariant]))
+    assert_error(load_error(file), file, "specs[0].invariants[0].permute", "axis 5 of 'hidden' is out of range")
+
+
+def test_unknown_fact_kind(tmp_path: Path) -> None:
+    fact = {"id": "f", "kind": "theorem", "description": "d"}
+    file = write_spec(tmp_path, with_key(minimal_spec(), (*SPEC, "facts"), [fact]))
+    assert_error(load_error(file), file, "specs[0].facts[0].kind", "unknown fact kind 'theorem'", "gradient, identity")
+
+
+def test_fact_with_bad_sizes(tmp_path: Path) -> None:
+    fact = {
+        "id": "f",
+        "kind": "identity",
+        "description": "d",
+        "lhs": "sum(s, -1)",
+        "rhs": "sum(s, -1)",
+        "shapes": {"s": ["N"]},
+        "sizes": {"N": [0, 1]},
+    }
+    file = write_spec(tmp_path, with_key(minimal_spec(), (*SPEC, "facts"), [fact]))
+    assert_error(load_error(file), file, "specs[0].facts[0].sizes", "integers in [1, 8]")
+
+
+@pytest.mark.parametrize(
+    ("ref", "words"),
+    [
+        ("implementations.no_such_module:f", ("cannot import 'implementations.no_such_module'", "ModuleNotFoundError")),
+        ("implementations.surprise:no_such_function", ("module 'implementations.surprise' has no attribute 'no_such_function'",)),
+        ("missing_file.py:fn", ("file 'missing_file.py' not found",)),
+    ],
+    ids=["bad-module", "missing-attribute", "missing-file"],
+)
+def test_implementation_that_cannot_be_imported(tmp_path: Path, ref: str, words: tuple[str, ...]) -> None:
+    file = write_spec(tmp_path, with_key(minimal_spec(), (*SPEC, "implementations", 0, "ref"), ref))
+    assert_error(load_error(file), file, "specs[0].implementations[0].ref", *words)
+
+
+def test_implementation_ref_without_attribute(tmp_path: Path) -> None:
+    file = write_spec(tmp_path, with_key(minimal_spec(), (*SPEC, "implementations", 0, "ref"), "implementations.surprise"))
+    assert_error(load_error(file), file, "specs[0].implementations[0].ref", "expected 'package.module:attribute'")
+
+
+def test_implementation_file_relative_to_the_spec_is_found(tmp_path: Path) -> None:
+    (tmp_path / "my_impl.py").write_text("def loss(h, m):\n    return ((h - m) ** 2).sum(-1)\n")
+    spec = load_one(write_spec(tmp_path, with_key(minimal_spec(), (*SPEC, "implementations", 0, "ref"), "my_impl.py:loss")))
+    assert spec.implementations[0].ref == "my_impl.py:loss"
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("__import__('os').system('touch X')", ("attribute access", "cannot be called")),
+        ("hidden.__class__", ("attribute access",)),
+        ("eval('1')", ("function 'eval' is not allowed",)),
+        ("9**9**9", ("exponent 387420489 is too large",)),
+    ],
+    ids=["os-system", "dunder-attribute", "eval", "power-tower"],
+)
+def test_hostile_construct_in_oracle_expr(tmp_path: Path, text: str, words: tuple[str, ...]) -> None:
+    file = write_spec(tmp_path, with_key(minimal_spec(), (*SPEC, "oracle", "expr"), text))
+    assert_error(load_error(file), file, "specs[0].oracle.expr", *words, repr(text))
+
+
+def test_hostile_spec_executes_nothing(tmp_path: Path) -> None:
+    sentinel = tmp_path / "pwned"
+    data = with_key(minimal_spec(), (*SPEC, "oracle", "expr"), f"__import__('os').system('touch {sentinel}')")
+    load_error(write_spec(tmp_path, data))
+    assert not sentinel.exists()
+
+
+def test_expression_naming_an_undeclared_name(tmp_path: Path) -> None:
+    file = write_spec(tmp_path, with_key(minimal_spec(), (*SPEC, "oracle", "expr"), "sum((hidden - target)**2, -1)"))
+    exc = load_error(file)
+    assert_error(exc, file, "specs[0].oracle.expr", "undeclared name(s) target", "declared: B, D, hidden, memory_pred")
+
+
+def test_constraint_referencing_an_undeclared_symbol(tmp_path: Path) -> None:
+    file = write_spec(tmp_path, with_key(minimal_spec(), (*SPEC, "constraints"), ["D % H == 0"]))
+    assert_error(load_error(file), file, "specs[0].constraints[0]", "undeclared name(s) H")
+
+
+def test_constraint_may_not_name_tensor_inputs(tmp_path: Path) -> None:
+    file = write_spec(tmp_path, with_key(minimal_spec(), (*SPEC, "constraints"), ["B < 2", "sum(hidden, -1) > 0"]))
+    assert_error(load_error(file), file, "specs[0].constraints[1]", "undeclared name(s) hidden")
+
+
+def test_declared_constraint_loads(tmp_path: Path) -> None:
+    data = with_key(minimal_spec(), (*SPEC, "symbols", "H"), {"min": 1, "max": 4})
+    data = with_key(data, (*SPEC, "constraints"), ["D % H == 0"])
+    spec = load_one(write_spec(tmp_path, data))
+    assert spec.constraints == (("D % H == 0", sympy.Eq(sympy.Mod(sympy.Symbol("D"), sympy.Symbol("H")), 0)),)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "error_path", "words"),
+    [
+        ((*SPEC, "interface", "args"), "hidden", "specs[0].interface.args", ("expected a list of input/param", "got a string")),
+        ((*SPEC, "inputs", "hidden", "shape"), "B, D", "specs[0].inputs.hidden.shape", ("expected a list", "got a string")),
+        ((*SPEC, "constraints"), "D > 1", "specs[0].constraints", ("expected a list of expressions", "got a string")),
+        (("paper", "authors"), "A. Author", "paper.authors", ("expected a list of author names",)),
+        (("specs",), {"id": "toy"}, "specs", ("expected a list of equation specs", "got a mapping")),
+        ((*SPEC, "symbols", "B", "min"), "1", "specs[0].symbols.B.min", ("expected a positive integer", "got a string")),
+        ((*SPEC, "symbols", "B", "max"), True, "specs[0].symbols.B.max", ("got a boolean",)),
+        ((*SPEC, "inputs", "hidden", "optional"), "yes please", "specs[0].inputs.hidden.optional", ("expected true or false",)),
+        ((*SPEC, "oracle", "expr"), ["sum(hidden, -1)"], "specs[0].oracle.expr", ("expected an expression string", "got a list")),
+        (("paper", "year"), "2024", "paper.year", ("expected a year",)),
+    ],
+    ids=[
+        "args-string",
+        "shape-string",
+        "constraints-string",
+        "authors-string",
+        "specs-mapping",
+        "min-string",
+        "max-boolean",
+        "optional-string",
+        "expr-list",
+        "year-string",
+    ],
+)
+def test_wrong_types(tmp_path: Path, path: tuple, value: object, error_path: str, words: tuple[str, ...]) -> None:
+    file = write_spec(tmp_path, with_key(minimal_spec(), path, value))
+    assert_error(load_error(file), file, error_path, *words)
+
+
+def test_duplicate_spec_ids_across_two_files(tmp_path: Path) -> None:
+    first = write_spec(tmp_path, minimal_spec(), "a.yaml")
+    second = write_spec(tmp_path, minimal_spec(), "b.yaml")
+    exc = load_error(tmp_path)
+    assert_error(exc, second, "specs[id=toy]", "duplicate id", str(first))
+
+
+def test_duplicate_of_a_shipped_id_is_rejected(tmp_path: Path) -> None:
+    file = write_spec(tmp_path, with_key(minimal_spec(), (*SPEC, "id"), "surprise"))
+    with pytest.raises(SpecError) as info:
+        load_specs([file])
+    assert_error(info.value, file, "specs[id=surprise]", "duplicate id", "titans.yaml")
+
+
+def test_tolerance_override_without_reason(tmp_path: Path) -> None:
+    file = write_spec(tmp_path, with_key(minimal_spec(), (*SPEC, "tolerances"), {"float16": {"factor": 4}}))
+    assert_error(load_error(file), file, "specs[0].tolerances.float16", "missing required key(s): reason")
+
+
+def test_tolerance_override_with_blank_reason(tmp_path: Path) -> None:
+    file = write_spec(tmp_path, with_key(minimal_spec(), (*SPEC, "tolerances"), {"float16": {"factor": 4, "reason": "  "}}))
+    assert_error(load_error(file), file, "specs[0].tolerances.float16.reason", "non-empty string")
+
+
+def test_tolerance_override_out_of_range(tmp_path: Path) -> None:
+    file = write_spec(tmp_path, with_key(minimal_spec(), (*SPEC, "tolerances"), {"float16": {"factor": 1000, "reason": "r"}}))
+    assert_error(load_error(file), file, "specs[0].tolerances.float16", "1 <= factor <= 100")
+
+
+def test_tolerance_override_with_reason_loads(tmp_path: Path) -> None:
+    override = {"bfloat16": {"factor": 4, "floor_ulps": 16, "reason": "fused kernel accumulates in bfloat16"}}
+    spec = load_one(write_spec(tmp_path, with_key(minimal_spec(), (*SPEC, "tolerances"), override)))
+    assert spec.tolerance_rule("bfloat16") == ToleranceRule(4.0, 16.0, "fused kernel accumulates in bfloat16")
+    assert spec.tolerance_rule("float32") == ToleranceRule()
+
+
+@pytest.mark.parametrize("version", [SCHEMA_VERSION + 1, 0, "1"])
+def test_schema_version_mismatch(tmp_path: Path, version: object) -> None:
+    file = write_spec(tmp_path, with_key(minimal_spec(), ("schema",), version))
+    assert_error(load_error(file), file, "schema", f"expected schema version {SCHEMA_VERSION}", repr(version))
+
+
+def test_name_declared_twice_across_symbols_and_inputs(tmp_path: Path) -> None:
+    file = write_spec(tmp_path, with_key(minimal_spec(), (*SPEC, "inputs", "D"), {"shape": ["B"]}))
+    assert_error(load_error(file), file, "specs[0]", "name 'D' is declared twice")
+
+
+def test_input_never_passed_to_the_implementation(tmp_path: Path) -> None:
+    file = write_spec(tmp_path, with_key(minimal_spec(), (*SPEC, "interface", "args"), ["hidden"]))
+    assert_error(load_error(file), file, "specs[0].interface", "memory_pred are never passed")
+
+
+def test_private_input_name_is_rejected(tmp_path: Path) -> None:
+    data = minimal_spec()
+    data["specs"][0]["inputs"]["_hidden"] = data["specs"][0]["inputs"].pop("hidden")
+    file = write_spec(tmp_path, data)
+    assert_error(load_error(file), file, "specs[0].inputs._hidden", "must not start with '_'")
+
+
+# -- YAML is read safely -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "tag",
+    ["!!python/object/apply:os.system", "!!python/object/apply:subprocess.call", "!!python/object/new:os.system"],
+)
+def test_python_object_tag_is_rejected_and_creates_nothing(tmp_path: Path, tag: str) -> None:
+    sentinel = tmp_path / "pwned"
+    arg = f'["touch {sentinel}"]' if "subprocess" not in tag else f'[["touch", "{sentinel}"]]'
+    file = write_spec(tmp_path, f"schema: 1\npaper: {tag} {arg}\nspecs: []\n")
+    assert_error(load_error(file), file, "", "invalid YAML", "python/object")
+    assert not sentinel.exists()
+
+
+def test_python_object_tag_nested_inside_an_expression_is_rejected(tmp_path: Path) -> None:
+    sentinel = tmp_path / "pwned"
+    text = yaml.safe_dump(minimal_spec(), sort_keys=False).replace(
+        "expr: sum((hidden - memory_pred)**2, -1)", f'expr: !!python/object/apply:os.system ["touch {sentinel}"]'
+    )
+    assert "python/object" in text
+    file = write_spec(tmp_path, text)
+    assert_error(load_error(file), file, "", "invalid YAML")
+    assert not sentinel.exists()
+
+
+def test_oversized_file_is_rejected_before_parsing(tmp_path: Path) -> None:
+    file = write_spec(tmp_path, "# " + "x" * (256 * 1024) + "\n")
+    assert_error(load_error(file), file, "", "bytes (at most")
+
+
+def test_non_utf8_file_is_rejected(tmp_path: Path) -> None:
+    file = tmp_path / "latin1.yaml"
+    file.write_bytes("schema: 1 # caf\xe9\n".encode("latin-1"))
+    assert_error(load_error(file), file, "", "expected UTF-8 text")
+
+
+def test_load_file_returns_every_spec_of_a_paper(tmp_path: Path) -> None:
+    data = minimal_spec()
+    second = dict(data["specs"][0], id="toy_two")
+    data["specs"].append(second)
+    assert [s.id for s in load_file(write_spec(tmp_path, data))] == ["toy", "toy_two"]
