@@ -18,7 +18,7 @@ import pytest
 
 from conformance import profiles
 
-_DEFAULT_PROFILE = profiles.register()
+profiles.register()
 CASE_KEY = "conformance.case"
 RESULT_KEY = "conformance.result"
 
@@ -31,6 +31,7 @@ class ConformanceSession:
         self.rows: dict[str, dict[str, Any]] = {}
         self.cases: list | None = None
         self.written: list[Path] = []
+        self.profile = profiles.choose(config.getoption("hypothesis_profile", None))
 
     def cases_for_run(self) -> list:
         if self.cases is None:
@@ -61,7 +62,7 @@ class ConformanceSession:
 
         out_dir = Path(self.config.invocation_params.dir) / self.config.getoption("report_dir")
         self.written = write_reports(
-            list(self.rows.values()), out_dir, profile=_profile_name(), argv=[str(a) for a in self.config.invocation_params.args]
+            list(self.rows.values()), out_dir, profile=self.profile, argv=[str(a) for a in self.config.invocation_params.args]
         )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -137,16 +138,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
+def conformance_settings(request: pytest.FixtureRequest) -> Any:
+    """The Hypothesis settings of this run's profile (see :mod:`conformance.profiles`)."""
+    return profiles.settings_for(request.config.stash[_SESSION].profile)
+
+
+@pytest.fixture
 def conformance_record(request: pytest.FixtureRequest) -> Callable[[dict[str, Any]], None]:
     """Record a case's measured fields on its test's report."""
     return lambda fields: request.node.user_properties.append((RESULT_KEY, fields))
-
-
-def _profile_name() -> str:
-    from hypothesis import settings
-
-    getter = getattr(settings, "get_current_profile_name", None)
-    return getter() if getter else getattr(settings, "_current_profile", _DEFAULT_PROFILE)
 
 
 def _marks(case: Any) -> list:

@@ -2,13 +2,21 @@
 
 No deadline anywhere: the first CUDA call and gradcheck's slow mode would trip it. No example
 database: every case shares one inner test function, and the reproduction snippet replaces it.
-``ci`` is the default when the ``CI`` environment variable is set, ``dev`` otherwise; choose one
-with ``--hypothesis-profile``.
+
+The plugin registers the profiles but loads none globally, so other Hypothesis tests in the same
+session keep their own settings. The conformance suite uses the profile named by
+``--hypothesis-profile``, else ``ci`` when the ``CI`` environment variable is set, else ``dev``.
+
+>>> choose(None, environ={"CI": "true"})
+'ci'
+>>> settings_for("thorough").max_examples
+200
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from hypothesis import HealthCheck, settings
 
@@ -20,10 +28,20 @@ PROFILES = {
 }
 
 
-def register() -> str:
-    """Register the profiles, load the default one and return its name."""
+def register() -> None:
+    """Register the three profiles with Hypothesis (loading none)."""
     for name, options in PROFILES.items():
         settings.register_profile(name, **options)
-    default = "ci" if os.environ.get("CI") else "dev"
-    settings.load_profile(default)
-    return default
+
+
+def choose(explicit: str | None, environ: Mapping[str, str] = os.environ) -> str:
+    """The profile a run uses: the one asked for, else ``ci`` under CI, else ``dev``."""
+    if explicit:
+        return explicit
+    return "ci" if environ.get("CI") else "dev"
+
+
+def settings_for(name: str) -> settings:
+    """The registered profile ``name`` (ours or any other registered one)."""
+    register()
+    return settings.get_profile(name)

@@ -45,15 +45,18 @@ def cuda_skip_reason(device: str) -> str | None:
     return None
 
 
-def run_case(case: Case, record: Callable[[dict[str, Any]], None]) -> None:
-    """Run ``case``; ``record`` receives the measured fields whatever the outcome."""
+def run_case(case: Case, record: Callable[[dict[str, Any]], None], hypothesis_settings: settings | None = None) -> None:
+    """Run ``case``; ``record`` receives the measured fields whatever the outcome.
+
+    ``hypothesis_settings`` (default: Hypothesis's current profile) sets the examples per check.
+    """
     tracker = Tracker()
     start = time.perf_counter()
     try:
         if case.check.startswith("fact:"):
             _run_fact(case, tracker)
         else:
-            _run_property(case, tracker)
+            _run_property(case, tracker, hypothesis_settings or settings())
     except CheckFailure:
         raise
     except Exception as exc:
@@ -74,19 +77,30 @@ def _run_fact(case: Case, tracker: Tracker) -> None:
     tracker.worst = Measurement(0.0, 0.0, None, True, result.detail)
 
 
-def _run_property(case: Case, tracker: Tracker) -> None:
+def _run_property(case: Case, tracker: Tracker, parent: settings) -> None:
     inv_when = None
     if case.check.startswith("invariant:"):
         inv_when = next(i.when for i in case.spec.invariants if i.id == case.check.split(":", 1)[1])
     strategy = examples(case.spec, case.dtype, when=inv_when, for_gradcheck=case.check in ("gradcheck", "gradgradcheck"))
 
-    @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], deadline=None, database=None)
+    @settings(
+        parent,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        deadline=None,
+        database=None,
+        report_multiple_bugs=False,  # one failure per row: the shrunk falsifying example
+    )
     @given(example=strategy)
     def prop(example: Example) -> None:
-        if case.check == "oracle_agreement":
-            m: Measurement | None = check_oracle_agreement(case.spec, example)
-        else:
-            m = run_check(case.spec, case.implementation, case.device, case.dtype, case.check, example)
+        try:
+            if case.check == "oracle_agreement":
+                m: Measurement | None = check_oracle_agreement(case.spec, example)
+            else:
+                m = run_check(case.spec, case.implementation, case.device, case.dtype, case.check, example)
+        except Exception:
+            tracker.failing_example = example  # an implementation that raises: keep the example and repro too
+            note(f"Reproduce with:\n{repro(case, example)}")
+            raise
         if m is None:
             reject()
         tracker.observe(m, example)

@@ -10,8 +10,8 @@ import pytest
 from conformance.runner import cuda_skip_reason, run_case
 
 
-def test_conformance(conformance_case, conformance_record):
+def test_conformance(conformance_case, conformance_record, conformance_settings):
     reason = cuda_skip_reason(conformance_case.device)
     if reason:
         pytest.skip(reason)
-    run_case(conformance_case, conformance_record)
+    run_case(conformance_case, conformance_record, conformance_settings)

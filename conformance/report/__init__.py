@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,11 @@ SCHEMA_VERSION = "1.0"
 
 def build_report(rows: list[dict[str, Any]], *, profile: str, argv: list[str]) -> dict[str, Any]:
     """The report document: environment, Hypothesis settings, summary and sorted rows."""
-    from hypothesis import settings
+    from conformance.profiles import settings_for
 
     rows = sort_rows(rows)
     summary = {o: sum(1 for r in rows if r["outcome"] == o) for o in OUTCOMES}
-    current = settings()
+    current = settings_for(profile)
     return {
         "schema": "conformance-report",
         "schema_version": SCHEMA_VERSION,
@@ -37,14 +38,36 @@ def build_report(rows: list[dict[str, Any]], *, profile: str, argv: list[str]) -
 
 
 def write_reports(rows: list[dict[str, Any]], out_dir: Path, *, profile: str, argv: list[str]) -> list[Path]:
-    """Write ``conformance.json`` and ``conformance.md`` under ``out_dir``; return their paths."""
+    """Write ``conformance.json`` and ``conformance.md`` under ``out_dir``; return their paths.
+
+    Each file is replaced atomically, so an interrupted run never leaves a half-written report
+    over the previous one. Under GitHub Actions the Markdown is also appended to the job summary.
+    """
     report = build_report(rows, profile=profile, argv=argv)
     out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = out_dir / "conformance.json"
-    md_path = out_dir / "conformance.md"
-    json_path.write_text(json.dumps(report, indent=1, sort_keys=False, allow_nan=False) + "\n", encoding="utf-8")
-    md_path.write_text(render_markdown(report), encoding="utf-8")
+    markdown = render_markdown(report)
+    json_path = _write_atomic(out_dir / "conformance.json", json.dumps(report, indent=1, allow_nan=False) + "\n")
+    md_path = _write_atomic(out_dir / "conformance.md", markdown)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(markdown if len(markdown.encode()) <= _STEP_SUMMARY_LIMIT else _truncated(markdown))
     return [json_path, md_path]
+
+
+_STEP_SUMMARY_LIMIT = 1024 * 1024 - 1024  # GitHub's job summary takes at most 1 MiB
+
+
+def _truncated(markdown: str) -> str:
+    head = markdown.encode()[: _STEP_SUMMARY_LIMIT - 200].decode(errors="ignore")
+    return head + "\n\n… truncated; the full report is conformance.md in the report directory.\n"
+
+
+def _write_atomic(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
 
 
 __all__ = ["SCHEMA_VERSION", "build_report", "write_reports", "render_markdown"]

@@ -33,8 +33,8 @@ class Planted:
     check: str
     dtype: str = F64
     max_examples: int = 25
-    # The defect also crashes on part of the domain (asserted): Hypothesis must report every distinct
-    # failure, not only the first, for the check's own failure to show.
+    # The defect also crashes on part of the domain. The harness reports one failure per row (the
+    # shrunk example Hypothesis settles on), so the crash is allowed beside the check's failure.
     all_failures: bool = False
 
     @property
@@ -176,7 +176,7 @@ def test_planted_defect_is_caught(planted: Planted, fixed_profile) -> None:
     fixed_profile(planted.max_examples, planted.all_failures)
     outcome = run(planted.spec, defect_ref(planted.defect), planted.check, planted.dtype)
     assert outcome.caught_by(planted.check), f"{planted.defect} not caught by {planted.check}\n{outcome.summary()}"
-    assert bool(outcome.errors) == planted.all_failures, outcome.summary()
+    assert planted.all_failures or not outcome.errors, outcome.summary()
     assert outcome.rows and outcome.rows[-1].get("falsifying_example"), "the report row must carry the falsifying example"
 
 
