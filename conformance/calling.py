@@ -75,39 +75,47 @@ def _import_file(path_text: str, base: str | None) -> Any:
 def build_callable(
     spec: EquationSpec, ref: str, scalars: Mapping[str, Any], device: str, dtype: str, present: Mapping[str, bool]
 ) -> Callable[[Mapping[str, torch.Tensor]], torch.Tensor]:
-    """A function from input tensors (by spec name) to the implementation's output tensor."""
+    """A function from input tensors (by spec name) to the implementation's output tensor.
+
+    Absent optional inputs (``present[name]`` false) are not passed at all, so the implementation's
+    own default applies.
+    """
     target = resolve(ref, Path(spec.file).parent)
     iface = spec.interface
 
-    def values(tensors: Mapping[str, torch.Tensor], names: Any) -> Any:
-        return {key: tensors[n] if n in spec.inputs else scalars[n] for key, n in names if present.get(n, True)}
+    def value(tensors: Mapping[str, torch.Tensor], name: str) -> Any:
+        return tensors[name] if name in spec.inputs else scalars[name]
+
+    def arguments(tensors: Mapping[str, torch.Tensor]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        args = tuple(value(tensors, n) for n in iface.args)
+        kwargs = {kw: value(tensors, n) for kw, n in iface.kwargs.items() if present.get(n, True)}
+        return args, kwargs
 
     if iface.kind == "function":
 
         def call(tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
-            args = [tensors[n] if n in spec.inputs else scalars[n] for n in iface.args]
-            return _single(target(*args, **values(tensors, iface.kwargs.items())), ref)
+            args, kwargs = arguments(tensors)
+            return _single(target(*args, **kwargs), ref)
 
         return call
 
-    init = {k: _init_value(e, scalars) for k, e in iface.init.items()}
-    module = target(**init).to(device=device, dtype=torch_dtype(dtype))
-    module.train(iface.train)
+    module = target(**{k: _init_value(e, scalars) for k, e in iface.init.items()})
+    module = module.to(device=device, dtype=torch_dtype(dtype)).train(iface.train)
 
     def call_module(tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        state = {attr: tensors[name] for attr, name in iface.state.items()}
-        args = tuple(tensors[n] if n in spec.inputs else scalars[n] for n in iface.args)
-        kwargs = values(tensors, iface.kwargs.items())
+        args, kwargs = arguments(tensors)
+        state = {attr: tensors[name] for attr, name in iface.state.items()}  # drawn weights, with gradients
         return _single(torch.func.functional_call(module, state, args, kwargs), ref)
 
     return call_module
 
 
 def _init_value(expr: Any, scalars: Mapping[str, Any]) -> Any:
+    """A constructor argument: a symbol or param passes its value as is; an expression is evaluated."""
     if expr.is_Symbol and expr.name in scalars:
         return scalars[expr.name]
     value = float(evaluate(expr, scalars, NumpyBackend()))
-    return int(value) if value.is_integer() and expr.is_integer is not False else value
+    return int(value) if value.is_integer() else value
 
 
 def _single(result: Any, ref: str) -> torch.Tensor:

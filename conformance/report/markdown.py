@@ -49,6 +49,8 @@ def _header(report: dict[str, Any]) -> list[str]:
         "",
         f"**{summary['rows']} checks:** {counts}",
         "",
+        "Numbers in the matrices: the worst example's error as a fraction of its derived tolerance (above 1 fails).",
+        "",
     ]
 
 
@@ -71,12 +73,20 @@ def _spec_section(rows: list[dict[str, Any]]) -> list[str]:
     )
     cells: dict[tuple[str, str], dict[tuple[str, str], str]] = defaultdict(dict)
     for r in matrix:
-        cells[(r["implementation"], r["check"])][(r["device"], r["dtype"])] = SYMBOL[r["outcome"]]
+        cells[(r["implementation"], r["check"])][(r["device"], r["dtype"])] = _cell(r)
     lines.append("| implementation | check | " + " | ".join(f"{d} {t}" for d, t in columns) + " |")
     lines.append("| --- | --- | " + " | ".join("---" for _ in columns) + " |")
     for (impl, check), by_col in cells.items():
         lines.append(f"| `{impl}` | {check} | " + " | ".join(by_col.get(c, "—") for c in columns) + " |")
     return lines + [""]
+
+
+def _cell(row: dict[str, Any]) -> str:
+    """The outcome's symbol, then the worst error as a fraction of its tolerance where there is one."""
+    err, tol = row.get("max_abs_err"), row.get("tolerance")
+    if row["outcome"] in ("passed", "failed") and isinstance(err, float) and isinstance(tol, float) and tol > 0:
+        return f"{SYMBOL[row['outcome']]} {err / tol:.2f}"
+    return SYMBOL[row["outcome"]]
 
 
 def _spec_line(rows: list[dict[str, Any]]) -> int:
