@@ -1,0 +1,85 @@
+"""run_case: what a row records for passing, failing and crashing checks, and for facts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+from conformance.checks import CheckFailure
+from conformance.runner import cuda_skip_reason, repro, run_case
+from conformance.selection import Case
+from conformance.spec import load_specs
+from conformance.strategies import Example
+
+FAST = settings(max_examples=8, derandomize=True, deadline=None, database=None)
+
+
+def _case(tmp_path: Path, source: str | None, check: str, dtype: str = "float64") -> Case:
+    spec = load_specs()["surprise"]
+    if source is None:
+        ref = "implementations.surprise:compute_surprise"
+    else:
+        path = tmp_path / "impl.py"
+        path.write_text(source)
+        ref = f"{path}:f"
+    return Case(spec.with_implementations([ref]), ref, "cpu", dtype, check)
+
+
+def test_a_passing_check_records_its_worst_error_and_tolerance(tmp_path: Path) -> None:
+    rows: list[dict] = []
+    run_case(_case(tmp_path, None, "oracle"), rows.append, FAST)
+    (row,) = rows
+    assert row["examples"] == FAST.max_examples
+    assert 0 <= row["max_abs_err"] <= row["tolerance"]
+    assert "same-precision reference" in row["tolerance_basis"]
+    assert "falsifying_example" not in row
+
+
+def test_a_failing_check_records_the_shrunk_example_and_a_repro(tmp_path: Path) -> None:
+    rows: list[dict] = []
+    case = _case(tmp_path, "def f(h, m):\n    return ((h - m) ** 2).mean(-1)\n", "oracle")
+    with pytest.raises(CheckFailure, match="oracle failed: max \\|error\\|"):
+        run_case(case, rows.append, FAST)
+    (row,) = rows
+    assert row["max_abs_err"] > row["tolerance"]
+    example = row["falsifying_example"]
+    assert example["sizes"]["D"] >= 2  # a mean equals the sum only when D == 1
+    assert row["repro"].startswith("from conformance.repro import reproduce")
+
+
+def test_an_implementation_that_raises_is_an_error_with_its_example(tmp_path: Path) -> None:
+    rows: list[dict] = []
+    case = _case(tmp_path, "def f(h, m):\n    raise RuntimeError('kernel exploded')\n", "oracle")
+    with pytest.raises(RuntimeError, match="kernel exploded"):
+        run_case(case, rows.append, FAST)
+    (row,) = rows
+    assert row["error"] == "RuntimeError: kernel exploded"
+    assert row["falsifying_example"] and "reproduce(" in row["repro"]
+
+
+def test_facts_record_the_proof() -> None:
+    spec = load_specs()["surprise"]
+    rows: list[dict] = []
+    run_case(Case(spec, "sympy", "cpu", "exact", "fact:gradient_hidden"), rows.append)
+    assert rows[0]["proof"].startswith("proved for all real values")
+
+
+def test_repro_names_everything_needed() -> None:
+    spec = load_specs()["surprise"]
+    case = Case(spec, "x.py:f", "cpu", "float16", "invariant:symmetry")
+    example = Example({"B": 1, "L": 1, "D": 2}, {}, {"hidden": 1.0, "memory_pred": 2.0}, {}, 5)
+    text = repro(case, example)
+    for part in ("'surprise'", "'x.py:f'", "check='invariant:symmetry'", "device='cpu'", "dtype='float16'", '"seed": 5'):
+        assert part in text
+
+
+def test_cuda_skip_reason_only_for_cuda_without_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert cuda_skip_reason("cpu") is None
+    assert "CUDA not available" in cuda_skip_reason("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert cuda_skip_reason("cuda") is None
