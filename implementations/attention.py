@@ -82,8 +82,10 @@ def attention_with_flash(
     torch.Size([2, 4, 5, 3])
     """
     _validate(Q, K, V, mask, dropout_p)
-    attn_mask = _effective_mask(Q, K, mask, is_causal)
+    if mask is None:  # SDPA's own is_causal is top-left aligned too, and keeps the fused kernels usable
+        return F.scaled_dot_product_attention(Q, K, V, dropout_p=dropout_p, is_causal=is_causal)
     # SDPA raises when given both attn_mask and is_causal, so pass the AND only.
+    attn_mask = _effective_mask(Q, K, mask, is_causal)
     return F.scaled_dot_product_attention(Q, K, V, attn_mask=attn_mask, dropout_p=dropout_p)
 
 
