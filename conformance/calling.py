@@ -15,6 +15,7 @@ import functools
 import hashlib
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -33,11 +34,11 @@ class ImplementationError(ValueError):
 
 def resolve(ref: str, base: Path | None = None) -> Any:
     """Import the object named by ``ref``; a relative ``.py`` path is tried from the cwd, then ``base``."""
-    return _resolve(ref, str(base) if base else None)
+    return _resolve(ref, str(base) if base else None, os.getcwd())
 
 
 @functools.cache
-def _resolve(ref: str, base: str | None) -> Any:
+def _resolve(ref: str, base: str | None, cwd: str) -> Any:  # cwd: part of the cache key only
     if ":" not in ref:
         raise ImplementationError(f"expected 'module:attribute' or 'file.py:attribute', got {ref!r}")
     module_name, attr = ref.rsplit(":", 1)
@@ -68,7 +69,11 @@ def _import_file(path_text: str, base: str | None) -> Any:
         raise ImplementationError(f"cannot load {path_text!r} as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]  # as importlib does: a failed import leaves nothing half-imported behind
+        raise
     return module
 
 

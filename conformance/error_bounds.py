@@ -44,13 +44,26 @@ class _AbsMul(torch.autograd.Function):
 class _AbsPow(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x, e)
-        return torch.pow(x, e)
+        y = torch.pow(x, e)
+        ctx.save_for_backward(x, e, y)
+        return y
 
     @staticmethod
-    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None]:
-        x, e = ctx.saved_tensors
-        return _unbroadcast(g * (e * torch.pow(x, e - 1)).abs(), x.shape), None
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        x, e, y = ctx.saved_tensors
+        gx = _unbroadcast(g * (e * torch.pow(x, e - 1)).abs(), x.shape) if ctx.needs_input_grad[0] else None
+        ge = _unbroadcast(g * (y * torch.log(x.abs())).abs(), e.shape) if ctx.needs_input_grad[1] else None  # d x^e/de
+        return gx, ge
+
+
+class _AbsAbs(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        return x.abs()
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        return g  # |d|x|/dx| = 1
 
 
 class _AbsMatmul(torch.autograd.Function):
@@ -83,15 +96,18 @@ class AbsBoundBackend(TorchBackend):
     """:class:`TorchBackend` whose backward propagates absolute values of every partial.
 
     Operations not overridden (add, sqrt, exp, tanh, sums, means, max/min, where, transposes)
-    already have non-negative backward maps, so a non-negative cotangent stays non-negative.
+    already have non-negative backward maps, so a non-negative cotangent stays non-negative
+    (``log`` too on its domain, x > 0).
     """
 
     def mul(self, a: Any, b: Any) -> Any:
         return _AbsMul.apply(*torch.broadcast_tensors(*self._tensors(a, b)))
 
     def power(self, base: Any, exponent: Any) -> Any:
-        base, exponent = self._tensors(base, exponent)
-        return _AbsPow.apply(base, exponent.detach())
+        return _AbsPow.apply(*torch.broadcast_tensors(*self._tensors(base, exponent)))
+
+    def abs(self, x: Any) -> Any:
+        return _AbsAbs.apply(x)
 
     def matmul(self, a: Any, b: Any) -> Any:
         return _AbsMatmul.apply(a, b)

@@ -85,7 +85,9 @@ def parse_impl_options(options: Iterable[str], specs: Mapping[str, EquationSpec]
             resolve(ref)
         except ImplementationError as exc:
             raise ValueError(f"--impl {option!r}: {exc}") from None
-        overrides.setdefault(spec_id, []).append(ref)
+        refs = overrides.setdefault(spec_id, [])
+        if ref not in refs:  # the same implementation named twice runs once: one row per case
+            refs.append(ref)
     return overrides
 
 

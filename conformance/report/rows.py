@@ -41,12 +41,10 @@ def merge_phase(row: dict[str, Any] | None, report: Any, case: dict[str, Any], r
 
 
 def _outcome(report: Any, result: dict[str, Any] | None) -> str | None:
-    if report.when != "call":
-        if report.failed:
-            return "error"
-        return "skipped" if report.skipped else None
-    if report.skipped:
+    if report.skipped:  # an expected failure arrives as a skip with ``wasxfail``, in setup too
         return "xfailed" if hasattr(report, "wasxfail") else "skipped"
+    if report.when != "call":
+        return "error" if report.failed else None
     if report.failed:
         return "error" if result and result.get("error") else "failed"
     return "passed"

@@ -1,0 +1,70 @@
+"""conformance.cli: ``conformance validate`` (and ``python -m conformance``) on good and bad specs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance.cli import main
+from tests.spec_helpers import REPO_ROOT, minimal_spec, shipped_specs, with_key, write_spec
+
+
+def test_validate_prints_each_shipped_spec(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate"]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    specs = shipped_specs()
+    assert lines[-1] == f"{len(specs)} spec(s) valid"
+    assert [line.split(":", 1)[0] for line in lines[:-1]] == sorted(specs)
+    for spec in specs.values():
+        (line,) = [ln for ln in lines if ln.startswith(f"{spec.id}:")]
+        assert f"{spec.paper.title} Eq. {spec.equation}" in line
+        assert f"{len(spec.invariants)} invariants, {len(spec.facts)} facts" in line
+        assert all(impl.ref in line for impl in spec.implementations)
+        assert line.endswith(f"({spec.file}:{spec.line})")
+    assert err == ""
+
+
+def test_validate_only_checks_just_the_given_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_spec(tmp_path, minimal_spec())
+    assert main(["validate", "--only", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("toy: A Test Paper Eq. 1 — 0 invariants, 0 facts")
+    assert out.splitlines()[-1] == "1 spec(s) valid"
+
+
+def test_validate_adds_given_files_to_the_shipped_specs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(write_spec(tmp_path, minimal_spec()))]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"{len(shipped_specs()) + 1} spec(s) valid"
+
+
+def test_validate_bad_spec_exits_1_with_the_spec_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = write_spec(tmp_path, with_key(minimal_spec(), ("specs", 0, "symbols", "B", "min"), 0))
+    assert main(["validate", "--only", str(bad)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(f"invalid spec: {bad}: specs[0].symbols.B: expected 1 <= min <= max <= 4096")
+
+
+def test_validate_missing_path_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "--only", str(tmp_path / "nope.yaml")]) == 1
+    assert "not found" in capsys.readouterr().err
+
+
+def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([])
+    assert info.value.code == 2
+    assert "validate" in capsys.readouterr().err
+
+
+def test_python_dash_m_conformance_validate() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "conformance", "validate"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == f"{len(shipped_specs())} spec(s) valid"
+    assert any(line.startswith("rmsnorm: Root Mean Square Layer Normalization Eq. 4") for line in result.stdout.splitlines())
