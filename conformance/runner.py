@@ -55,6 +55,8 @@ def run_case(case: Case, record: Callable[[dict[str, Any]], None], hypothesis_se
     try:
         if case.check.startswith("fact:"):
             _run_fact(case, tracker)
+        elif any(p.check == case.check for p in case.spec.patterns):
+            _run_pattern(case, tracker, hypothesis_settings or settings())
         else:
             _run_property(case, tracker, hypothesis_settings or settings())
     except CheckFailure:
@@ -75,6 +77,19 @@ def _run_fact(case: Case, tracker: Tracker) -> None:
         tracker.failure = Measurement(float("nan"), float("nan"), None, False, f"{fact.description}: {result.detail}")
         raise CheckFailure(tracker.failure.detail)
     tracker.worst = Measurement(0.0, 0.0, None, True, result.detail)
+
+
+def _run_pattern(case: Case, tracker: Tracker, hypothesis_settings: settings) -> None:
+    from conformance.patterns import PatternContext, kinds
+
+    pattern = next(p for p in case.spec.patterns if p.check == case.check)
+    ctx = PatternContext(case.spec, case.implementation, case.device, case.dtype, pattern.options, hypothesis_settings)
+    m = kinds()[pattern.kind].run(ctx)
+    tracker.examples = max(tracker.examples, m.examples)
+    if not m.passed:
+        tracker.failure = m
+        raise CheckFailure(f"{case.check} failed: {pattern.description}: {m.detail}")
+    tracker.worst = m
 
 
 def _run_property(case: Case, tracker: Tracker, parent: settings) -> None:

@@ -48,6 +48,7 @@ class Case:
             "title": self.spec.title,
             "paper": self.spec.paper.title,
             "arxiv": self.spec.paper.arxiv,
+            "url": self.spec.paper.url,
             "equation": self.spec.equation,
             "spec_file": _display_path(self.spec.file),
             "spec_line": self.line(),
@@ -101,12 +102,17 @@ def build_cases(specs: Mapping[str, EquationSpec], overrides: Mapping[str, list[
             spec = spec.with_implementations(overrides[spec_id])
         for fact in spec.facts:
             cases.append(Case(spec, IMPL_SYMPY, "cpu", "exact", f"fact:{fact.id}"))
-        if spec.oracle.expr is not None and spec.oracle.reference:
+        if spec.oracle is not None and spec.oracle.expr is not None and spec.oracle.reference:
             cases.append(Case(spec, f"reference:{spec.oracle.reference}", "cpu", "float64", "oracle_agreement"))
         for impl in spec.implementations:
             for device in DEVICES:
                 for dtype in DTYPES:
                     cases.extend(Case(spec, impl.ref, device, dtype, check) for check in checks_for(spec, dtype))
+                    cases.extend(
+                        Case(spec, impl.ref, device, dtype, p.check)
+                        for p in spec.patterns
+                        if device in p.devices and dtype in p.dtypes
+                    )
     return cases
 
 

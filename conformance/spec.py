@@ -47,12 +47,13 @@ class SpecError(ValueError):
 class Paper:
     title: str
     authors: tuple[str, ...]
-    arxiv: str
+    arxiv: str | None
     year: int
+    url: str | None = None
 
     @property
     def short(self) -> str:
-        return f"{self.title} (arXiv {self.arxiv})"
+        return f"{self.title} (arXiv {self.arxiv})" if self.arxiv else f"{self.title} ({self.url})"
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,24 @@ class Fact:
 
 
 @dataclass(frozen=True)
+class PatternCheck:
+    """A behavioural check of a kind from :mod:`conformance.patterns` (``patterns`` in a spec)."""
+
+    id: str
+    kind: str
+    description: str
+    options: Mapping[str, Any]
+    devices: tuple[str, ...]
+    dtypes: tuple[str, ...]
+    line: int
+
+    @property
+    def check(self) -> str:
+        """The check's name in reports: ``<kind>:<id>``."""
+        return f"{self.kind}:{self.id}"
+
+
+@dataclass(frozen=True)
 class ToleranceRule:
     factor: float = 2.0
     floor_ulps: float = 8.0
@@ -178,8 +197,8 @@ class EquationSpec:
     inputs: Mapping[str, TensorInput]
     params: Mapping[str, Param]
     outputs: Mapping[str, Output]
-    interface: Interface
-    oracle: Oracle
+    interface: Interface | None  # None for a spec of pattern checks only
+    oracle: Oracle | None  # None for a spec of pattern checks only
     invariants: tuple[Invariant, ...]
     facts: tuple[Fact, ...]
     grad_wrt: tuple[str, ...]
@@ -188,6 +207,7 @@ class EquationSpec:
     implementations: tuple[Implementation, ...]
     file: str
     line: int
+    patterns: tuple[PatternCheck, ...] = ()
 
     def tolerance_rule(self, dtype: str) -> ToleranceRule:
         return self.tolerances.get(dtype, ToleranceRule())
@@ -337,37 +357,84 @@ class _FileParser:
         return [self.spec(entry, ("specs", i), paper) for i, entry in enumerate(entries)]
 
     def paper(self, value: Any, path: tuple) -> Paper:
-        value = self.mapping(value, path, {"title", "authors", "arxiv", "year"}, set())
+        value = self.mapping(value, path, {"title", "authors", "year"}, {"arxiv", "url"})
         authors = self.typed(value["authors"], path + ("authors",), list, "a list of author names")
-        arxiv = str(self.typed(value["arxiv"], path + ("arxiv",), (str, float), "an arXiv id string"))
-        if not re.match(r"^\d{4}\.\d{4,5}(v\d+)?$", arxiv):
-            raise self.fail(path + ("arxiv",), f"expected an arXiv id like '1706.03762', got {arxiv!r}")
+        if "arxiv" not in value and "url" not in value:
+            raise self.fail(path, "expected 'arxiv' (an arXiv id) or, for work not on arXiv, 'url'")
+        arxiv = None
+        if "arxiv" in value:
+            arxiv = str(self.typed(value["arxiv"], path + ("arxiv",), (str, float), "an arXiv id string"))
+            if not re.match(r"^\d{4}\.\d{4,5}(v\d+)?$", arxiv):
+                raise self.fail(path + ("arxiv",), f"expected an arXiv id like '1706.03762', got {arxiv!r}")
         return Paper(
             title=self.text(value["title"], path + ("title",)),
             authors=tuple(self.text(a, path + ("authors", i)) for i, a in enumerate(authors)),
             arxiv=arxiv,
             year=self.typed(value["year"], path + ("year",), int, "a year"),
+            url=self.text(value["url"], path + ("url",)) if "url" in value else None,
         )
 
-    _SPEC_REQUIRED = {
-        "id",
-        "title",
-        "equation",
-        "statement",
-        "symbols",
-        "inputs",
-        "outputs",
-        "interface",
-        "oracle",
-        "implementations",
+    _SPEC_REQUIRED = {"id", "title", "equation", "statement", "implementations"}
+    _EQUATION_KEYS = {"symbols", "inputs", "outputs", "interface", "oracle"}
+    _SPEC_OPTIONAL = _EQUATION_KEYS | {
+        "section",
+        "ambiguities",
+        "constraints",
+        "params",
+        "invariants",
+        "facts",
+        "gradients",
+        "tolerances",
+        "patterns",
     }
-    _SPEC_OPTIONAL = {"section", "ambiguities", "constraints", "params", "invariants", "facts", "gradients", "tolerances"}
 
     def spec(self, value: Any, path: tuple, paper: Paper) -> EquationSpec:
         value = self.mapping(value, path, self._SPEC_REQUIRED, self._SPEC_OPTIONAL)
         spec_id = self.text(value["id"], path + ("id",))
         if not _ID_RE.match(spec_id):
             raise self.fail(path + ("id",), f"expected a lower-case identifier like 'rmsnorm', got {spec_id!r}")
+        common = dict(
+            id=spec_id,
+            title=self.text(value["title"], path + ("title",)),
+            paper=paper,
+            equation=str(self.typed(value["equation"], path + ("equation",), (str, int, float), "the paper's equation number")),
+            section=str(value["section"]) if "section" in value else None,
+            statement=self.text(value["statement"], path + ("statement",)),
+            ambiguities=self.ambiguities(value.get("ambiguities", []), path + ("ambiguities",)),
+            tolerances=self.tolerances(value.get("tolerances", {}), path + ("tolerances",)),
+            implementations=self.implementations(value["implementations"], path + ("implementations",)),
+            patterns=self.patterns(value.get("patterns", []), path + ("patterns",)),
+            file=str(self.file),
+            line=self.line(path),
+        )
+        present = self._EQUATION_KEYS & set(value)
+        if not present:  # a spec of pattern checks only
+            extra = sorted({"constraints", "params", "invariants", "facts", "gradients"} & set(value))
+            if extra:
+                raise self.fail(path + (extra[0],), "needs an equation: symbols, inputs, outputs, interface and oracle")
+            if not common["patterns"]:
+                raise self.fail(path, "expected an equation (symbols, inputs, outputs, interface, oracle) or 'patterns'")
+            return EquationSpec(
+                symbols={},
+                constraints=(),
+                inputs={},
+                params={},
+                outputs={},
+                interface=None,
+                oracle=None,
+                invariants=(),
+                facts=(),
+                grad_wrt=(),
+                grad_order=0,
+                **common,
+            )
+        missing = sorted(self._EQUATION_KEYS - present)
+        if missing:
+            raise self.fail(
+                path,
+                f"missing required key(s): {', '.join(missing)} (an equation needs all of "
+                f"{', '.join(sorted(self._EQUATION_KEYS))})",
+            )
         symbols = self.symbols(value["symbols"], path + ("symbols",))
         params = self.params(value.get("params", {}), path + ("params",), set(symbols))
         inputs = self.inputs(value["inputs"], path + ("inputs",), symbols)
@@ -381,35 +448,61 @@ class _FileParser:
                 self.typed(value.get("constraints", []), path + ("constraints",), list, "a list of expressions")
             )
         )
-        interface = self.interface(value["interface"], path + ("interface",), inputs, params, scalar_names)
-        oracle = self.oracle(value["oracle"], path + ("oracle",), value_names)
-        out_names = value_names | set(outputs)
         grad = value.get("gradients")
         grad_wrt, grad_order = self.gradients(grad, path + ("gradients",), inputs) if grad else ((), 0)
         return EquationSpec(
-            id=spec_id,
-            title=self.text(value["title"], path + ("title",)),
-            paper=paper,
-            equation=str(self.typed(value["equation"], path + ("equation",), (str, int, float), "the paper's equation number")),
-            section=str(value["section"]) if "section" in value else None,
-            statement=self.text(value["statement"], path + ("statement",)),
-            ambiguities=self.ambiguities(value.get("ambiguities", []), path + ("ambiguities",)),
             symbols=symbols,
             constraints=constraints,
             inputs=inputs,
             params=params,
             outputs=outputs,
-            interface=interface,
-            oracle=oracle,
-            invariants=self.invariants(value.get("invariants", []), path + ("invariants",), out_names, inputs, outputs),
+            interface=self.interface(value["interface"], path + ("interface",), inputs, params, scalar_names),
+            oracle=self.oracle(value["oracle"], path + ("oracle",), value_names),
+            invariants=self.invariants(
+                value.get("invariants", []), path + ("invariants",), value_names | set(outputs), inputs, outputs
+            ),
             facts=self.facts(value.get("facts", []), path + ("facts",)),
             grad_wrt=grad_wrt,
             grad_order=grad_order,
-            tolerances=self.tolerances(value.get("tolerances", {}), path + ("tolerances",)),
-            implementations=self.implementations(value["implementations"], path + ("implementations",)),
-            file=str(self.file),
-            line=self.line(path),
+            **common,
         )
+
+    def patterns(self, value: Any, path: tuple) -> tuple[PatternCheck, ...]:
+        from conformance.dtype_helpers import DTYPES as dtypes
+        from conformance.patterns import kinds
+
+        self.typed(value, path, list, "a list of pattern checks")
+        out = []
+        for i, body in enumerate(value):
+            p = path + (i,)
+            self.typed(body, p, dict, "a mapping with id, kind, description, ...")
+            kind = kinds().get(body.get("kind"))
+            if kind is None:
+                raise self.fail(p + ("kind",), f"unknown pattern kind {body.get('kind')!r}; known: {', '.join(sorted(kinds()))}")
+            body = self.mapping(body, p, {"id", "kind", "description"} | kind.required, {"devices", "dtypes"} | kind.optional)
+            check_id = self.text(body["id"], p + ("id",))
+            if not _ID_RE.match(check_id):
+                raise self.fail(p + ("id",), f"expected a lower-case identifier, got {check_id!r}")
+            devices = self.choices(body.get("devices", list(kind.devices)), p + ("devices",), ("cpu", "cuda"))
+            dts = self.choices(body.get("dtypes", list(kind.dtypes)), p + ("dtypes",), dtypes)
+            options = {k: v for k, v in body.items() if k not in ("id", "kind", "description", "devices", "dtypes")}
+            try:
+                options = kind.validate(options)
+            except expr_mod.ExprError as exc:
+                raise self.fail(p, str(exc)) from None
+            except KeyError as exc:
+                raise self.fail(p + tuple(exc.args[0]), exc.args[1]) from None
+            description = self.text(body["description"], p + ("description",))
+            out.append(PatternCheck(check_id, kind.name, description, options, devices, dts, self.line(p)))
+        ids = [c.id for c in out]
+        if len(ids) != len(set(ids)):
+            raise self.fail(path, f"pattern check ids must be unique, got {ids}")
+        return tuple(out)
+
+    def choices(self, value: Any, path: tuple, allowed: tuple[str, ...]) -> tuple[str, ...]:
+        if not isinstance(value, list) or not value or any(v not in allowed for v in value):
+            raise self.fail(path, f"expected a non-empty list from {', '.join(allowed)}, got {value!r}")
+        return tuple(value)
 
     def disjoint(self, path: tuple, *groups: Mapping[str, Any]) -> None:
         seen: dict[str, int] = {}

@@ -57,6 +57,7 @@ class Measurement:
     tolerance: Tolerance | None
     passed: bool
     detail: str = ""
+    examples: int = 1  # how many cases a pattern check tried (property checks count their own)
 
     @property
     def ratio(self) -> float:

@@ -99,6 +99,7 @@ def test_case_row_identity(monkeypatch: pytest.MonkeyPatch) -> None:
         "title": "RMSNorm",
         "paper": "Root Mean Square Layer Normalization",
         "arxiv": "1910.07467",
+        "url": None,
         "equation": "4",
         "spec_file": "specs/rmsnorm.yaml",
         "spec_line": inv.line,

@@ -122,8 +122,16 @@ def test_missing_required_spec_key(tmp_path: Path, key: str) -> None:
 
 
 def test_missing_required_paper_key(tmp_path: Path) -> None:
+    file = write_spec(tmp_path, without_key(minimal_spec(), ("paper", "year")))
+    assert_error(load_error(file), file, "paper", "missing required key(s): year")
+
+
+def test_paper_needs_an_arxiv_id_or_a_url(tmp_path: Path) -> None:
     file = write_spec(tmp_path, without_key(minimal_spec(), ("paper", "arxiv")))
-    assert_error(load_error(file), file, "paper", "missing required key(s): arxiv")
+    assert_error(load_error(file), file, "paper", "expected 'arxiv' (an arXiv id) or, for work not on arXiv, 'url'")
+    with_url = with_key(without_key(minimal_spec(), ("paper", "arxiv")), ("paper", "url"), "https://example.org/paper.pdf")
+    (spec,) = load_specs([write_spec(tmp_path, with_url, name="with_url.yaml")], default=False).values()
+    assert spec.paper.arxiv is None and spec.paper.url == "https://example.org/paper.pdf"
 
 
 def test_shape_naming_an_undeclared_symbol(tmp_path: Path) -> None:

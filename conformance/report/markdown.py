@@ -19,7 +19,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = _header(report)
     by_paper: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
-        by_paper[f"{row['paper']} (arXiv {row['arxiv']})"].append(row)
+        source = f"arXiv {row['arxiv']}" if row.get("arxiv") else row.get("url") or "no arXiv id"
+        by_paper[f"{row['paper']} ({source})"].append(row)
     for paper, paper_rows in by_paper.items():
         lines += [f"## {paper}", ""]
         by_spec: dict[str, list[dict[str, Any]]] = defaultdict(list)
