@@ -92,6 +92,30 @@ class _AbsSoftmax(torch.autograd.Function):
         return y * (g + (y * g).sum(dim=ctx.axis, keepdim=True)), None  # |y (g − Σ y g)| <= y (g + Σ y g)
 
 
+class _AbsCos(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return torch.cos(x)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return g * torch.sin(x).abs()
+
+
+class _AbsSin(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return torch.sin(x)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return g * torch.cos(x).abs()
+
+
 class AbsBoundBackend(TorchBackend):
     """:class:`TorchBackend` whose backward propagates absolute values of every partial.
 
@@ -108,6 +132,12 @@ class AbsBoundBackend(TorchBackend):
 
     def abs(self, x: Any) -> Any:
         return _AbsAbs.apply(x)
+
+    def cos(self, x: Any) -> Any:
+        return _AbsCos.apply(x)
+
+    def sin(self, x: Any) -> Any:
+        return _AbsSin.apply(x)
 
     def matmul(self, a: Any, b: Any) -> Any:
         return _AbsMatmul.apply(a, b)

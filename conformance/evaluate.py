@@ -75,6 +75,27 @@ class NumpyBackend:
     def tril(self, rows: int, cols: int) -> Array:
         return np.tril(np.ones((rows, cols), dtype=bool))
 
+    cos = staticmethod(np.cos)
+    sin = staticmethod(np.sin)
+
+    def arange(self, n: int) -> Array:
+        return np.arange(n, dtype=np.float64)
+
+    def cat(self, a: Array, b: Array, axis: int) -> Array:
+        return np.concatenate(np.broadcast_arrays(a, b) if np.ndim(a) != np.ndim(b) else (a, b), axis=axis)
+
+    def interleave(self, a: Array, b: Array) -> Array:
+        stacked = np.stack(np.broadcast_arrays(a, b), axis=-1)  # (..., n, 2)
+        return stacked.reshape(*stacked.shape[:-2], -1)  # (..., 2n)
+
+    def split_heads(self, x: Array, heads: int) -> Array:
+        *lead, length, dim = np.shape(x)
+        return np.swapaxes(np.reshape(x, (*lead, length, heads, dim // heads)), -2, -3)  # (..., H, L, D/H)
+
+    def merge_heads(self, x: Array) -> Array:
+        *lead, heads, length, dh = np.shape(x)
+        return np.reshape(np.swapaxes(x, -2, -3), (*lead, length, heads * dh))  # (..., L, H·Dh)
+
 
 class TorchBackend:
     """torch tensors at ``dtype`` on ``device``; inputs must already be tensors there."""
@@ -125,6 +146,27 @@ class TorchBackend:
     def tril(self, rows: int, cols: int) -> Array:
         return torch.ones(int(rows), int(cols), dtype=torch.bool, device=self.device).tril()
 
+    cos = staticmethod(torch.cos)
+    sin = staticmethod(torch.sin)
+
+    def arange(self, n: int) -> Array:
+        return torch.arange(n, dtype=self.dtype, device=self.device)
+
+    def cat(self, a: Array, b: Array, axis: int) -> Array:
+        return torch.cat(torch.broadcast_tensors(a, b) if a.dim() != b.dim() else (a, b), dim=axis)
+
+    def interleave(self, a: Array, b: Array) -> Array:
+        stacked = torch.stack(torch.broadcast_tensors(a, b), dim=-1)  # (..., n, 2)
+        return stacked.flatten(-2)  # (..., 2n)
+
+    def split_heads(self, x: Array, heads: int) -> Array:
+        *lead, length, dim = x.shape
+        return x.reshape(*lead, length, heads, dim // heads).transpose(-2, -3)  # (..., H, L, D/H)
+
+    def merge_heads(self, x: Array) -> Array:
+        *lead, heads, length, dh = x.shape
+        return x.transpose(-2, -3).reshape(*lead, length, heads * dh)  # (..., L, H·Dh)
+
 
 class SymbolicBackend(NumpyBackend):
     """NumPy object arrays whose elements are SymPy expressions (exact arithmetic)."""
@@ -139,6 +181,11 @@ class SymbolicBackend(NumpyBackend):
     abs = staticmethod(np.vectorize(sympy.Abs, otypes=[object]))
     tanh = staticmethod(np.vectorize(sympy.tanh, otypes=[object]))
     sqrt = staticmethod(np.vectorize(sympy.sqrt, otypes=[object]))
+    cos = staticmethod(np.vectorize(sympy.cos, otypes=[object]))
+    sin = staticmethod(np.vectorize(sympy.sin, otypes=[object]))
+
+    def arange(self, n: int) -> Array:
+        return np.array([sympy.Integer(i) for i in range(n)], dtype=object)
 
     def power(self, base: Array, exponent: Array) -> Array:
         return np.vectorize(lambda b, e: sympy.Pow(b, e), otypes=[object])(base, exponent)
@@ -161,7 +208,7 @@ class SymbolicBackend(NumpyBackend):
 
 
 _COMPARE_OPS = {sympy.Eq: "==", sympy.Ne: "!=", sympy.Lt: "<", sympy.Le: "<=", sympy.Gt: ">", sympy.Ge: ">="}
-_ELEMENTWISE = {sympy.exp: "exp", sympy.log: "log", sympy.Abs: "abs", sympy.tanh: "tanh"}
+_ELEMENTWISE = {sympy.exp: "exp", sympy.log: "log", sympy.Abs: "abs", sympy.tanh: "tanh", sympy.cos: "cos", sympy.sin: "sin"}
 
 
 def evaluate(expr: sympy.Basic, env: Mapping[str, Array], backend: Any) -> Array:
@@ -234,9 +281,21 @@ class _Walker:
             return b.unsqueeze(self.walk(args[0]), int(args[1]))
         if name == "tril":
             return b.tril(int(self.walk(args[0])), int(self.walk(args[1])))
+        if name == "arange":
+            return b.arange(int(self.walk(args[0])))
+        if name == "split_heads":
+            return b.split_heads(self.walk(args[0]), int(self.walk(args[1])))
+        if name in ("chunk", "strided"):
+            x, first, second = self.walk(args[0]), int(args[1]), int(args[2])
+            if name == "strided":  # elements start, start + step, ... of the last axis
+                return x[..., first::second]
+            size = x.shape[-1] // first  # part ``second`` of ``first`` equal parts of the last axis
+            return x[..., second * size : (second + 1) * size]
+        if name == "cat":
+            return b.cat(self.walk(args[0]), self.walk(args[1]), int(args[2]))
         values = [self.walk(a) for a in args]
         if name == "transpose":
             return b.transpose(values[0])
-        if name in ("matmul", "where", "logical_and", "logical_or", "logical_not"):
+        if name in ("matmul", "where", "logical_and", "logical_or", "logical_not", "interleave", "merge_heads"):
             return getattr(b, name)(*values)
         raise ExprError(f"unknown function {name!r}")

@@ -61,6 +61,13 @@ TENSOR_FUNCTIONS: dict[str, FunctionSig] = {
     "unsqueeze": FunctionSig(2, 2, int_args=(1,)),
     "where": FunctionSig(3, 3),
     "tril": FunctionSig(2, 2),
+    "arange": FunctionSig(1, 1),
+    "cat": FunctionSig(3, 3, int_args=(2,)),
+    "chunk": FunctionSig(3, 3, int_args=(1, 2)),
+    "strided": FunctionSig(3, 3, int_args=(1, 2)),
+    "interleave": FunctionSig(2, 2),
+    "split_heads": FunctionSig(2, 2),
+    "merge_heads": FunctionSig(1, 1),
     "matmul": FunctionSig(2, 2),
     "logical_and": FunctionSig(2, 2),
     "logical_or": FunctionSig(2, 2),
@@ -73,6 +80,8 @@ SCALAR_FUNCTIONS = {
     "log": sympy.log,
     "abs": sympy.Abs,
     "tanh": sympy.tanh,
+    "cos": sympy.cos,
+    "sin": sympy.sin,
 }
 _INTERNAL = {"matmul", "logical_and", "logical_or", "logical_not"}
 CONSTANTS = {"inf": sympy.oo, "pi": sympy.pi, "True": sympy.true, "False": sympy.false}
