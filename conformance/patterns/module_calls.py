@@ -1,0 +1,64 @@
+"""Shared by module pattern kinds: build the module a spec's ``interface`` describes, and inputs.
+
+Unlike the equation checks, which substitute drawn weights with ``functional_call``, these kinds
+test the module as a user gets it: its own parameters, its own modes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from conformance.patterns import PatternContext
+
+
+def validate_sizes(options: Mapping[str, Any]) -> dict:
+    """``sizes`` (symbol -> positive int) and ``params`` (param -> value) options."""
+    sizes, params = options.get("sizes", {}), options.get("params", {})
+    if (
+        not isinstance(sizes, dict)
+        or not sizes
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in sizes.values())
+    ):
+        raise KeyError(("sizes",), "expected a mapping symbol -> positive integer")
+    if not isinstance(params, dict):
+        raise KeyError(("params",), "expected a mapping param -> value")
+    return {"sizes": dict(sizes), "params": dict(params)}
+
+
+def build_module(ctx: PatternContext, params: Mapping[str, Any] | None = None) -> torch.nn.Module:
+    """The implementation constructed from the interface's ``init`` at the context's device and dtype."""
+    from conformance.calling import _init_value
+    from conformance.dtype_helpers import torch_dtype
+
+    iface = ctx.spec.interface
+    if iface is None or iface.kind != "module":
+        raise ValueError(f"spec {ctx.spec.id!r} does not describe a module")
+    scalars = {**ctx.options["sizes"], **ctx.options["params"], **(params or {})}
+    module = ctx.target()(**{k: _init_value(e, scalars) for k, e in iface.init.items()})
+    return module.to(device=ctx.device, dtype=torch_dtype(ctx.dtype))
+
+
+def call_inputs(ctx: PatternContext, seed: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Random positional and keyword arguments for the interface (optional inputs left out)."""
+    from conformance.dtype_helpers import torch_dtype
+    from conformance.strategies import shape_of
+
+    spec, iface = ctx.spec, ctx.spec.interface
+    assert iface is not None
+    sizes, params = ctx.options["sizes"], ctx.options["params"]
+    generator = torch.Generator().manual_seed(seed)
+    values: dict[str, Any] = dict(params)
+    for name, inp in spec.inputs.items():
+        if inp.optional or name in iface.state.values():
+            continue
+        shape = shape_of(inp.shape, sizes)
+        if inp.kind == "bool":
+            values[name] = torch.ones(shape, dtype=torch.bool, device=ctx.device)
+        else:
+            values[name] = torch.randn(shape, generator=generator, dtype=torch.float64).to(ctx.device, torch_dtype(ctx.dtype))
+    args = tuple(values[n] for n in iface.args)
+    kwargs = {kw: values[n] for kw, n in iface.kwargs.items() if n in values}
+    return args, kwargs
