@@ -173,3 +173,14 @@ class Nondeterministic(_Base):
     def forward(self, x, mask=None):
         out = super().forward(x, mask)
         return out + 1e-3 * torch.rand_like(out) * out.abs().amax()
+
+
+class CompileDiverges(_Base):
+    """Computes something else when compiled (a branch on torch.compiler.is_compiling()).
+
+    Caught by: ``compile_equivalence:compiled_cpu``.
+    """
+
+    def forward(self, x, mask=None):
+        out = super().forward(x, mask)
+        return out * 1.01 if torch.compiler.is_compiling() else out

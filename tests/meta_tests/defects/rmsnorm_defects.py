@@ -183,3 +183,13 @@ class DetachedRMS(_Base):
     def normalize(self, a, g):
         inv_rms = torch.rsqrt(a.pow(2).mean(-1, keepdim=True) + self.eps).detach()
         return a * inv_rms * g
+
+
+class CompileDiverges(_Base):
+    """Normalises correctly in eager mode but skips the gain when compiled (a branch on
+    ``torch.compiler.is_compiling()``). Caught by: ``compile_equivalence:compiled_cpu``.
+    """
+
+    def normalize(self, a, g):
+        out = a * torch.rsqrt(a.pow(2).mean(-1, keepdim=True) + self.eps)
+        return out if torch.compiler.is_compiling() else out * g

@@ -1,0 +1,72 @@
+"""Pattern kind ``compile_equivalence``: ``torch.compile(module)`` computes what eager mode does.
+
+The module (built as a user gets it, its own weights) runs eagerly and compiled on the same inputs
+at the tested dtype, and eagerly in float64 with the same weights as the reference. The compiled
+output's max error against the float64 output may be at most ``factor`` × the eager output's error
+plus the noise floor — the rule of :mod:`conformance.tolerance`, with eager mode as the
+same-precision reference (fused kernels may round differently, not worse).
+
+Spec options::
+
+    kind: compile_equivalence
+    sizes: {B: 2, L: 5, D: 16}
+    params: {eps: 1.0e-6}
+    devices: [cpu]          # compilation is slow on CPU: one dtype there, all of them on CUDA
+    dtypes: [float32]
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from conformance.patterns import PatternContext, PatternKind
+from conformance.patterns.module_calls import build_module, call_inputs, validate_sizes
+from conformance.tolerance import Measurement, compare
+
+
+def _validate(options: Mapping[str, Any]) -> dict:
+    return validate_sizes(options)
+
+
+def _to_numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to("cpu", torch.float64).numpy()
+
+
+def _run(ctx: PatternContext) -> Measurement:
+    torch.manual_seed(0)
+    module = build_module(ctx).eval()
+    args, kwargs = call_inputs(ctx, seed=0)
+    reference = copy.deepcopy(module).to(torch.float64)
+    args64 = tuple(a.to(torch.float64) if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
+    kwargs64 = {k: v.to(torch.float64) if isinstance(v, torch.Tensor) and v.is_floating_point() else v for k, v in kwargs.items()}
+    with torch.no_grad():
+        eager = module(*args, **kwargs)
+        compiled = torch.compile(module)(*args, **kwargs)
+        expected = reference(*args64, **kwargs64)
+    if compiled.shape != eager.shape or compiled.dtype != eager.dtype:
+        detail = f"compiled output {tuple(compiled.shape)} {compiled.dtype} vs eager {tuple(eager.shape)} {eager.dtype}"
+        return Measurement(float("inf"), float("inf"), None, False, detail)
+    m = compare(
+        _to_numpy(compiled),
+        _to_numpy(expected),
+        dtype=ctx.dtype,
+        rule=ctx.spec.tolerance_rule(ctx.dtype),
+        reference=_to_numpy(eager),
+    )
+    note = "compiled vs float64 eager; eager at the tested dtype is the same-precision reference"
+    return Measurement(m.max_abs_err, m.max_rel_err, m.tolerance, m.passed, m.detail or note)
+
+
+KIND = PatternKind(
+    name="compile_equivalence",
+    required=frozenset({"sizes"}),
+    optional=frozenset({"params"}),
+    validate=_validate,
+    run=_run,
+    dtypes=("float32",),
+)
