@@ -1,6 +1,7 @@
 """Pattern kind ``compile_equivalence``: ``torch.compile(module)`` computes what eager mode does.
 
-The module (built as a user gets it, its own weights) runs eagerly and compiled on the same inputs
+The module (built as a user gets it, its parameters then moved off their default initialisation by
+seeded noise) runs eagerly and compiled on the same inputs
 at the tested dtype, and eagerly in float64 with the same weights as the reference. The compiled
 output's max error against the float64 output may be at most ``factor`` × the eager output's error
 plus the noise floor — the rule of :mod:`conformance.tolerance`, with eager mode as the
@@ -37,9 +38,20 @@ def _to_numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float64).numpy()
 
 
+def _perturb_parameters(module: torch.nn.Module, seed: int) -> None:
+    """Move every floating parameter off its default initialisation (a gain of ones hides a lot)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            if p.is_floating_point():
+                noise = torch.randn(p.shape, generator=generator, dtype=torch.float64).to(p.device, p.dtype)
+                p.add_(noise * 0.5 * max(float(p.detach().abs().mean()), 1e-2))
+
+
 def _run(ctx: PatternContext) -> Measurement:
     torch.manual_seed(0)
     module = build_module(ctx).eval()
+    _perturb_parameters(module, seed=1)
     args, kwargs = call_inputs(ctx, seed=0)
     reference = copy.deepcopy(module).to(torch.float64)
     args64 = tuple(a.to(torch.float64) if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
