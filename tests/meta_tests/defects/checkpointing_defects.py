@@ -1,0 +1,162 @@
+"""Deliberately wrong checkpointed stacks (spec ``checkpointing``, specs/gradient_checkpointing.yaml).
+
+Every class has the interface of ``implementations.checkpointing.CheckpointedModule``:
+``__init__(layers: nn.ModuleList, checkpoint_every=2)``, ``forward(x)``. Each is wrong in exactly one
+way; each docstring says what is wrong and which check must catch it (check names are
+``checkpoint_equivalence:<id>`` with the ids of the spec's ``patterns``).
+``tests/meta_tests/test_checkpointing_defects.py`` asserts that it does.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+
+class _Segments(nn.Module):
+    """Segments [0, k), [k, 2k), … each under one checkpoint in training (the correct scheme), with hooks to break it."""
+
+    use_reentrant = False
+    preserve_rng_state = True
+
+    def __init__(self, layers: nn.ModuleList, checkpoint_every: int = 2) -> None:
+        super().__init__()
+        self.layers = layers
+        self.checkpoint_every = checkpoint_every
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not (self.training and torch.is_grad_enabled()):
+            return self.run(0, len(self.layers), x)
+        for start in range(0, len(self.layers), self.checkpoint_every):
+            end = min(start + self.checkpoint_every, len(self.layers))
+            x = self.checkpointed(start, end, x)
+        return x
+
+    def checkpointed(self, start: int, end: int, x: Tensor) -> Tensor:
+        return checkpoint(
+            lambda h: self.run(start, end, h), x, use_reentrant=self.use_reentrant, preserve_rng_state=self.preserve_rng_state
+        )
+
+    def run(self, start: int, end: int, h: Tensor) -> Tensor:
+        for layer in self.layers[start:end]:
+            h = layer(h)
+        return h
+
+
+class NoPreserveRngState(_Segments):
+    """``preserve_rng_state=False``: the recomputation draws new dropout masks.
+
+    The output is right (the first pass's mask); the gradients use the recomputed, different mask.
+    Caught by: ``checkpoint_equivalence:plain_stack`` (gradients in train mode, stacks with Dropout).
+    """
+
+    preserve_rng_state = False
+
+
+class SkipsLayerInSegment(_Segments):
+    """A checkpointed segment of two or more layers skips its second layer, where that keeps the width.
+
+    (Skipping a layer that changes the width would crash further on; this is the silent version.)
+    Caught by: ``checkpoint_equivalence:plain_stack`` (output in train mode; eval runs the plain loop).
+    """
+
+    def run(self, start: int, end: int, h: Tensor) -> Tensor:
+        if not (self.training and torch.is_grad_enabled()):
+            return super().run(start, end, h)
+        for i in range(start, end):
+            out = self.layers[i](h)
+            h = h if i == start + 1 and out.shape == h.shape else out
+        return h
+
+
+class DetachedSegmentInput(_Segments):
+    """Feeds each segment ``x.detach()``: no gradient flows back past a segment boundary.
+
+    The parameters before the last segment (and the input) get no gradient.
+    Caught by: ``checkpoint_equivalence:plain_stack`` (gradients in train mode).
+    """
+
+    def checkpointed(self, start: int, end: int, x: Tensor) -> Tensor:
+        return super().checkpointed(start, end, x.detach())
+
+
+class Reentrant(_Segments):
+    """``use_reentrant=True``: a first segment whose input does not require grad gets no parameter gradients.
+
+    Everything else is right (bitwise), so only inputs with ``requires_grad=False`` show it.
+    Caught by: ``checkpoint_equivalence:plain_stack`` (gradients in train mode).
+    """
+
+    use_reentrant = True
+
+
+class RunsLayersTwice(_Segments):
+    """Runs the stack once under ``no_grad`` "to check it works", then checkpointed: every layer runs twice in forward.
+
+    The output and gradients are right (the probe's dropout draws are undone); BatchNorm's running
+    statistics are updated twice.
+    Caught by: ``checkpoint_equivalence:plain_stack`` (buffers after forward in train mode).
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training:
+            devices = [x.device.index or 0] if x.is_cuda else []
+            with torch.no_grad(), torch.random.fork_rng(devices=devices):  # the same dropout masks afterwards
+                self.run(0, len(self.layers), x)
+        return super().forward(x)
+
+
+class NoCheckpointing(_Segments):
+    """Never checkpoints: the plain stack. Outputs and gradients are right; nothing is saved.
+
+    Caught by: ``checkpoint_equivalence:saved_activations`` (saves more than the segment inputs, and
+    not strictly less than the plain stack).
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.run(0, len(self.layers), x)
+
+
+class GuidePerLayer(_Segments):
+    """The guide's reading: layers 0, k, 2k, … checkpointed one at a time, the others run plainly.
+
+    Right for k = 1; for k ≥ 2 the layers in between keep their activations.
+    Caught by: ``checkpoint_equivalence:saved_activations`` (train: more than the segment inputs).
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        for i, layer in enumerate(self.layers):
+            if self.training and i % self.checkpoint_every == 0:
+                x = checkpoint(layer, x, use_reentrant=False)
+            else:
+                x = layer(x)
+        return x
+
+
+class LastSegmentPlain(_Segments):
+    """As ``checkpoint_sequential``: the last segment runs without a checkpoint.
+
+    Caught by: ``checkpoint_equivalence:saved_activations`` (train: the last segment's activations are kept).
+    """
+
+    def checkpointed(self, start: int, end: int, x: Tensor) -> Tensor:
+        if end == len(self.layers):
+            return self.run(start, end, x)
+        return super().checkpointed(start, end, x)
+
+
+class CheckpointsInEval(_Segments):
+    """Checkpoints in eval mode too (ignores ``self.training``).
+
+    Outputs and gradients are right; eval mode saves less than the plain stack, which the spec rules out.
+    Caught by: ``checkpoint_equivalence:saved_activations`` (eval: not the plain stack's bytes).
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        training = self.training
+        self.training = True  # the segment loop only; the layers keep their own mode
+        try:
+            return super().forward(x)
+        finally:
+            self.training = training
