@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from conformance import profiles
+from conformance.testing import device, sample_batch  # noqa: F401  (fixtures for users' own tests)
 
 profiles.register()
 CASE_KEY = "conformance.case"
