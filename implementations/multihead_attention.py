@@ -25,6 +25,7 @@ class PaperModule(nn.Module):
     Input: x (B, L, d_model); mask broadcastable to (B, H, L, L) or (L, L), ``mask == 0`` = masked
     (the guide's convention). Output: (B, L, d_model). A fully masked row has no defined value.
 
+    >>> import torch
     >>> module = PaperModule(d_model=16, n_heads=4).eval()
     >>> module(torch.randn(2, 5, 16)).shape
     torch.Size([2, 5, 16])
