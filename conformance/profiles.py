@@ -22,16 +22,21 @@ from hypothesis import HealthCheck, settings
 
 _COMMON = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 PROFILES = {
-    "dev": dict(max_examples=10, **_COMMON),
+    "dev": dict(max_examples=10, derandomize=False, print_blob=False, **_COMMON),
     "ci": dict(max_examples=20, derandomize=True, print_blob=True, **_COMMON),
-    "thorough": dict(max_examples=200, **_COMMON),
+    "thorough": dict(max_examples=200, derandomize=False, print_blob=False, **_COMMON),
 }
 
 
 def register() -> None:
-    """Register the three profiles with Hypothesis (loading none)."""
+    """Register the three profiles with Hypothesis (loading none).
+
+    Each derives from Hypothesis's ``default`` profile, not from whatever is loaded: under ``CI``
+    Hypothesis loads its own ``ci`` profile, whose settings must not leak into ``dev`` or ``thorough``.
+    """
+    base = settings.get_profile("default")
     for name, options in PROFILES.items():
-        settings.register_profile(name, **options)
+        settings.register_profile(name, parent=base, **options)
 
 
 def choose(explicit: str | None, environ: Mapping[str, str] = os.environ) -> str:
