@@ -11,32 +11,46 @@ Check names (each traceable to a spec line):
 - ``gradcheck`` / ``gradgradcheck`` — finite differences in float64; fast mode first, slow mode
   before a failure is reported.
 - ``oracle_agreement`` — per spec: the SymPy oracle vs the plain float64 reference function.
+
+A spec may declare several outputs: the implementation returns a tuple in their order, and every
+check measures each output; the worst one decides, and a failure's detail starts with its name.
+An implementation id may fix params (``mod:fn[interleaved=true]``, see
+:meth:`conformance.spec.EquationSpec.implementation`): every example is run at those values. When
+the oracle fails, the spec's ``diagnose`` entries re-evaluate it with alternative params on the same
+inputs and say so where the implementation matches one of them. Where a spec declares
+``oracle.noise_scale`` (an ill-conditioned equation), the oracle's noise floor is taken at that scale.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from conformance import dtype_helpers as dh
-from conformance.calling import build_callable
+from conformance.calling import _init_value, build_callable, resolve
 from conformance.error_bounds import AbsBoundBackend
 from conformance.evaluate import NumpyBackend, TorchBackend, evaluate
 from conformance.invariants import INVARIANT_KINDS
 from conformance.references import REFERENCES
 from conformance.spec import EquationSpec
-from conformance.strategies import Example, cotangent, materialize, shape_of
+from conformance.strategies import Example, cotangent, derive_inputs, materialize, shape_of
 from conformance.tolerance import Measurement, compare, derive, max_abs
 
 BASE_CHECKS = ("oracle", "output_contract", "determinism")
+Outputs = tuple[np.ndarray, ...]
 
 
 class CheckFailure(AssertionError):
     """A check whose measured error exceeded its tolerance (or whose contract was broken)."""
+
+
+class OutputCountError(TypeError):
+    """An implementation of a several-output spec that did not return one tensor per output."""
 
 
 def checks_for(spec: EquationSpec, dtype: str) -> list[str]:
@@ -44,7 +58,7 @@ def checks_for(spec: EquationSpec, dtype: str) -> list[str]:
     if spec.oracle is None:
         return []  # a spec of pattern checks only (see conformance.patterns)
     names = list(BASE_CHECKS) + [f"invariant:{inv.id}" for inv in spec.invariants]
-    if spec.grad_wrt and spec.oracle.expr is not None:
+    if spec.grad_wrt and spec.oracle.exprs:
         names.append("gradient")
     if spec.grad_wrt and dtype == "float64":
         names.append("gradcheck")
@@ -65,9 +79,59 @@ def source_line(spec: EquationSpec, check: str) -> int:
     return spec.line
 
 
+# -- calling an implementation of one or several outputs ------------------------------------------
+def outputs_callable(
+    spec: EquationSpec, ref: str, scalars: Mapping[str, Any], device: str, dtype: str, present: Mapping[str, bool]
+) -> Callable[[Mapping[str, torch.Tensor]], tuple[torch.Tensor, ...]]:
+    """A function from input tensors (by spec name) to the implementation's outputs, as a tuple.
+
+    One output: :func:`conformance.calling.build_callable`. Several: the same calling convention,
+    and the result must be a tuple (or list) of one tensor per output, in the spec's order.
+    """
+    if len(spec.outputs) == 1:
+        single = build_callable(spec, ref, scalars, device, dtype, present)
+        return lambda tensors: (single(tensors),)
+    target = resolve(ref, Path(spec.file).parent)
+    iface = spec.interface
+
+    def arguments(tensors: Mapping[str, torch.Tensor]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        def value(name: str) -> Any:
+            return tensors[name] if name in spec.inputs else scalars[name]
+
+        return tuple(value(n) for n in iface.args), {kw: value(n) for kw, n in iface.kwargs.items() if present.get(n, True)}
+
+    if iface.kind == "function":
+
+        def call(tensors: Mapping[str, torch.Tensor]) -> Any:
+            args, kwargs = arguments(tensors)
+            return target(*args, **kwargs)
+
+    else:
+        module = target(**{k: _init_value(e, scalars) for k, e in iface.init.items()})
+        module = module.to(device=device, dtype=dh.torch_dtype(dtype)).train(iface.train)
+
+        def call(tensors: Mapping[str, torch.Tensor]) -> Any:
+            args, kwargs = arguments(tensors)
+            state = {attr: tensors[name] for attr, name in iface.state.items()}  # drawn weights, with gradients
+            return torch.func.functional_call(module, state, args, kwargs)
+
+    names = tuple(spec.outputs)
+    return lambda tensors: _tuple_of(call(tensors), ref, names)
+
+
+def _tuple_of(result: Any, ref: str, names: tuple[str, ...]) -> tuple[torch.Tensor, ...]:
+    if isinstance(result, (tuple, list)) and len(result) == len(names) and all(isinstance(r, torch.Tensor) for r in result):
+        return tuple(result)
+    got = f"{len(result)} values" if isinstance(result, (tuple, list)) else type(result).__name__
+    raise OutputCountError(f"{ref} returned {got}; the spec expects a tuple of {len(names)} tensors ({', '.join(names)})")
+
+
 @dataclass
 class Trial:
-    """One example of one spec at one device and dtype, for one implementation."""
+    """One example of one spec at one device and dtype, for one implementation.
+
+    ``ref`` is the implementation's id; the params it fixes replace the example's drawn ones.
+    """
 
     spec: EquationSpec
     ref: str
@@ -76,11 +140,30 @@ class Trial:
     example: Example
 
     def __post_init__(self) -> None:
+        fixed = self.spec.fixed_params(self.ref)
+        if any(self.example.params.get(k, object()) != v for k, v in fixed.items()):
+            self.example = replace(self.example, params={**self.example.params, **fixed})
+        self.impl = self.spec.implementation(self.ref)
+        self.outputs = tuple(self.spec.outputs)
         self.scalars = {**self.example.sizes, **self.example.params}
         self.env64 = materialize(self.spec, self.example)
         self.rule = self.spec.tolerance_rule(self.dtype)
-        self.fn = build_callable(self.spec, self.ref, self.scalars, self.device, self.dtype, self.example.present)
+        self._callables: dict[tuple, Callable[[Mapping[str, torch.Tensor]], tuple[torch.Tensor, ...]]] = {}
+        self.fn = self.callable_for(self.scalars)
         self.compute_dtype = self.spec.oracle.compute_dtype.get(self.dtype, self.dtype)
+
+    def callable_for(self, scalars: Mapping[str, Any]) -> Callable[[Mapping[str, torch.Tensor]], tuple[torch.Tensor, ...]]:
+        """The implementation called with these sizes and params (an invariant may change a param)."""
+        key = tuple(sorted((k, repr(v)) for k, v in scalars.items()))
+        if key not in self._callables:
+            self._callables[key] = outputs_callable(
+                self.spec, self.impl.ref, scalars, self.device, self.dtype, self.example.present
+            )
+        return self._callables[key]
+
+    def scalars_of(self, env: Mapping[str, Any]) -> dict[str, Any]:
+        """Sizes and params as ``env`` has them, as Python scalars of the example's types."""
+        return {name: _like(env.get(name, value), value) for name, value in self.scalars.items()}
 
     # -- inputs --------------------------------------------------------------------------------
     def rounded(self, env: Mapping[str, Any]) -> dict[str, Any]:
@@ -97,39 +180,124 @@ class Trial:
         return out
 
     # -- the three evaluators -------------------------------------------------------------------
-    def implementation(self, env: Mapping[str, Any]) -> np.ndarray:
+    def implementation(self, env: Mapping[str, Any]) -> Outputs:
         with torch.no_grad():
-            return dh.to_numpy64(self.fn(self.tensors(env)))
+            outs = self.callable_for(self.scalars_of(env))(self.tensors(env))
+        return tuple(dh.to_numpy64(o) for o in outs)
 
-    def oracle(self, env: Mapping[str, Any]) -> np.ndarray:
-        """The float64 oracle: the spec's SymPy expression, else its reference function."""
-        if self.spec.oracle.expr is None:
-            return np.asarray(REFERENCES[self.spec.oracle.reference](**env), dtype=np.float64)
-        return np.asarray(_expr_value(self.spec, dict(env), NumpyBackend()), dtype=np.float64)
+    def oracle(self, env: Mapping[str, Any]) -> Outputs:
+        """The float64 oracle: the spec's SymPy expressions, else its reference function."""
+        if not self.spec.oracle.exprs:
+            return _reference_outputs(self.spec, env)
+        return tuple(np.asarray(v, dtype=np.float64) for v in _expr_values(self.spec, dict(env), NumpyBackend()))
 
-    def reference(self, env: Mapping[str, Any]) -> np.ndarray | None:
-        """The same-precision reference: the expression in the compute dtype, rounded to the dtype."""
-        if self.spec.oracle.expr is None:
+    def reference(self, env: Mapping[str, Any]) -> Outputs | None:
+        """The same-precision reference: the expressions in the compute dtype, rounded to the dtype."""
+        if not self.spec.oracle.exprs:
             return None
         with torch.no_grad():
-            scope = {**self.scalars, **self.tensors(env, self.compute_dtype)}
-            value = _expr_value(self.spec, scope, TorchBackend(dh.torch_dtype(self.compute_dtype), self.device))
-            return dh.to_numpy64(value.to(dh.torch_dtype(self.dtype)))
+            scope = {**self.scalars_of(env), **self.tensors(env, self.compute_dtype)}
+            values = _expr_values(self.spec, scope, TorchBackend(dh.torch_dtype(self.compute_dtype), self.device))
+            return tuple(dh.to_numpy64(v.to(dh.torch_dtype(self.dtype))) for v in values)
 
 
-def _expr_value(spec: EquationSpec, scope: dict[str, Any], backend: Any) -> Any:
+def noise_scales(spec: EquationSpec, env: Mapping[str, Any]) -> list[float | None] | None:
+    """The spec's ``oracle.noise_scale`` per output (its largest value), ``None`` where it declares none."""
+    exprs = spec.oracle.noise_scale
+    if not exprs:
+        return None
+    scope = dict(env)
+    for name, expr in spec.oracle.let:
+        scope[name] = evaluate(expr, scope, NumpyBackend())
+    values = {n: float(np.max(np.abs(evaluate(e, scope, NumpyBackend())), initial=0.0)) for n, e in exprs.items()}
+    return [values.get(name) for name in spec.outputs]
+
+
+def _at_least_the_result(scale: float | None, expected: np.ndarray) -> float | None:
+    """A declared noise scale, never below the result's own magnitude."""
+    if scale is None or not np.all(np.isfinite(expected)):
+        return scale
+    return max(scale, float(np.max(np.abs(expected), initial=0.0)))
+
+
+def _like(value: Any, example: Any) -> Any:
+    """``value`` (possibly a 0-d array set by an invariant) as a Python scalar of ``example``'s type."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        value = value.item()
+    if isinstance(example, bool):
+        return bool(value)
+    if isinstance(example, int) and float(value).is_integer():
+        return int(value)
+    return value
+
+
+def _expr_values(spec: EquationSpec, scope: dict[str, Any], backend: Any, only: Sequence[str] | None = None) -> list[Any]:
+    """The oracle's expressions (its ``let`` bindings first), one per output (or per name in ``only``)."""
     for name, expr in spec.oracle.let:
         scope[name] = evaluate(expr, scope, backend)
-    return evaluate(spec.oracle.expr, scope, backend)
+    return [evaluate(expr, scope, backend) for name, expr in spec.oracle.exprs.items() if only is None or name in only]
+
+
+def _reference_outputs(spec: EquationSpec, env: Mapping[str, Any]) -> Outputs:
+    """The spec's float64 reference function; it returns a tuple where the spec has several outputs."""
+    value = REFERENCES[spec.oracle.reference](**env)
+    values = value if len(spec.outputs) > 1 else (value,)
+    return tuple(np.asarray(v, dtype=np.float64) for v in values)
+
+
+# -- comparing outputs ----------------------------------------------------------------------------
+def _labelled(m: Measurement, name: str | None) -> Measurement:
+    """A failure's detail, prefixed with the output (or input) it concerns."""
+    if m.passed or not name:
+        return m
+    return replace(m, detail=f"{name}: {m.detail}")
+
+
+def _worst(measurements: Sequence[Measurement]) -> Measurement:
+    """The measurement that decides a row: a failure first, else the largest error over tolerance."""
+    return max(measurements, key=lambda m: (not m.passed, m.ratio))
+
+
+def compare_outputs(
+    t: Trial, actual: Outputs, expected: Outputs, reference: Outputs | None, *, scales: Sequence[float | None] | None = None
+) -> Measurement:
+    """Each output against its expected value; with several outputs the failing one is named.
+
+    ``scales``: per output, a noise scale declared by the spec (never below the result's magnitude).
+    """
+    several = len(t.outputs) > 1
+    measurements = []
+    for k, name in enumerate(t.outputs):
+        ref = None if reference is None else reference[k]
+        scale = _at_least_the_result(None if scales is None else scales[k], expected[k])
+        m = compare(actual[k], expected[k], dtype=t.dtype, rule=t.rule, reference=ref, scale=scale)
+        measurements.append(_labelled(m, name if several else None))
+    return _worst(measurements)
 
 
 # -- the checks -----------------------------------------------------------------------------------
 def check_oracle(t: Trial) -> Measurement | None:
     env = t.rounded(t.env64)
     expected = t.oracle(env)
-    if not _representable(expected, t.dtype):
+    if not all(_representable(e, t.dtype) for e in expected):
         return None
-    return compare(t.implementation(env), expected, dtype=t.dtype, rule=t.rule, reference=t.reference(env))
+    actual = t.implementation(env)
+    m = compare_outputs(t, actual, expected, t.reference(env), scales=noise_scales(t.spec, env))
+    return m if m.passed else _diagnose(t, env, actual, m)
+
+
+def _diagnose(t: Trial, env: Mapping[str, Any], actual: Outputs, m: Measurement) -> Measurement:
+    """Append the first ``diagnose`` entry whose alternative params the implementation matches."""
+    scalars = t.scalars_of(env)
+    for d in t.spec.diagnoses:
+        if d.check != "oracle" or (d.when is not None and not bool(evaluate(d.when, scalars, NumpyBackend()))):
+            continue
+        alternative = {k: _like(evaluate(e, scalars, NumpyBackend()), scalars[k]) for k, e in d.alternative.items()}
+        env_alt = {**env, **alternative}  # the same inputs: only the oracle's params change
+        expected = t.oracle(env_alt)
+        if compare_outputs(t, actual, expected, t.reference(env_alt), scales=noise_scales(t.spec, env_alt)).passed:
+            return replace(m, detail=f"{m.detail}; {d.say}")
+    return m
 
 
 def _representable(values: np.ndarray, dtype: str) -> bool:
@@ -139,91 +307,161 @@ def _representable(values: np.ndarray, dtype: str) -> bool:
 
 def check_output_contract(t: Trial) -> Measurement:
     with torch.no_grad():
-        out = t.fn(t.tensors(t.rounded(t.env64)))
-    (spec_out,) = t.spec.outputs.values()
-    expected = shape_of(spec_out.shape, t.example.sizes)
+        try:
+            outs = t.fn(t.tensors(t.rounded(t.env64)))
+        except OutputCountError as exc:
+            return Measurement(0.0, 0.0, None, False, str(exc))
+    several = len(t.outputs) > 1
     problems = []
-    if tuple(out.shape) != expected:
-        problems.append(f"shape {tuple(out.shape)} != {expected} ({spec_out.name}: {list(spec_out.shape)})")
-    if out.dtype != dh.torch_dtype(t.dtype):
-        problems.append(f"dtype {out.dtype} != {dh.torch_dtype(t.dtype)}")
-    if out.device.type != torch.device(t.device).type:
-        problems.append(f"device {out.device} != {t.device}")
+    for out, spec_out in zip(outs, t.spec.outputs.values()):
+        prefix = f"{spec_out.name}: " if several else ""
+        expected = shape_of(spec_out.shape, t.example.sizes)
+        if tuple(out.shape) != expected:
+            written = [d if isinstance(d, (str, int)) else str(d) for d in spec_out.shape]
+            problems.append(f"{prefix}shape {tuple(out.shape)} != {expected} ({spec_out.name}: {written})")
+        if out.dtype != dh.torch_dtype(t.dtype):
+            problems.append(f"{prefix}dtype {out.dtype} != {dh.torch_dtype(t.dtype)}")
+        if out.device.type != torch.device(t.device).type:
+            problems.append(f"{prefix}device {out.device} != {t.device}")
     return Measurement(0.0, 0.0, None, not problems, "; ".join(problems))
 
 
 def check_determinism(t: Trial) -> Measurement:
     env = t.rounded(t.env64)
     first, second = t.implementation(env), t.implementation(env)
-    err = max_abs(first, second)
-    same = bool(np.array_equal(first, second, equal_nan=True))
-    return Measurement(err, err, None, same, "" if same else f"two calls differ by up to {err:.4g} (bitwise equality expected)")
+    measurements = []
+    for name, a, b in zip(t.outputs, first, second):
+        err = max_abs(a, b)
+        same = bool(np.array_equal(a, b, equal_nan=True))
+        detail = "" if same else f"two calls differ by up to {err:.4g} (bitwise equality expected)"
+        measurements.append(_labelled(Measurement(err, err, None, same, detail), name if len(t.outputs) > 1 else None))
+    return _worst(measurements)
 
 
 def check_invariant(t: Trial, invariant_id: str) -> Measurement | None:
     """``None`` when the transformed inputs are not representable in the dtype (example rejected)."""
     inv = next(i for i in t.spec.invariants if i.id == invariant_id)
     kind = INVARIANT_KINDS[inv.kind]
-    (out_name,) = t.spec.outputs
     rng = np.random.default_rng([t.example.seed, sum(map(ord, inv.id))])
-    plan = kind.plan(inv.options, t.env64, rng, out_name)
-    env_a, env_b = t.rounded(plan.env_a), t.rounded(plan.env_b)
-    if not all(np.all(np.isfinite(env_b[n])) for n, i in t.spec.inputs.items() if i.kind == "real"):
+    plan = kind.plan(inv.options, t.env64, rng, t.outputs[0] if len(t.outputs) == 1 else t.outputs)
+    env_a = t.rounded(derive_inputs(t.spec, plan.env_a, keep=t.env64))
+    env_b = env_a if plan.env_b is plan.env_a else t.rounded(derive_inputs(t.spec, plan.env_b, keep=t.env64))
+    first = t.rounded(derive_inputs(t.spec, plan.feed.env, keep=t.env64)) if plan.feed else None
+    reals = [n for n, i in t.spec.inputs.items() if i.kind == "real"]
+    if not all(np.all(np.isfinite(e[n])) for e in (env_b, first) if e is not None for n in reals):
         return None
 
-    def relation(f: Callable[[Mapping[str, Any]], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        return plan.relate(f(env_a), f(env_b), env_a, env_b)
+    def run(f: Callable[[Mapping[str, Any]], Outputs]) -> tuple[Outputs, Outputs, dict[str, Any]]:
+        """The two calls (the second fed by a first one where the plan chains them)."""
+        if plan.env_b is plan.env_a and plan.feed is None:  # one call related to itself (an identity without set)
+            outs = f(env_a)
+            return outs, outs, env_a
+        env = env_b
+        if plan.feed is not None and first is not None:
+            fed = f(first)[t.outputs.index(plan.feed.output)]
+            if not np.all(np.isfinite(fed)):
+                raise _Unrepresentable
+            env = {**env_b, plan.feed.input: dh.round_to(fed, t.dtype)}
+        return f(env_a), f(env), env
 
-    oracle_a, oracle_b = t.oracle(env_a), t.oracle(env_b)
-    if not (_representable(oracle_a, t.dtype) and _representable(oracle_b, t.dtype)):
+    try:
+        oracle_runs = run(t.oracle)
+    except _Unrepresentable:
         return None
-    o_lhs, o_rhs = plan.relate(oracle_a, oracle_b, env_a, env_b)
-    lhs, rhs = relation(t.implementation)
-    slack = max_abs(o_lhs, o_rhs)
-    baseline = None
-    if t.spec.oracle.expr is not None:
-        baseline = max_abs(*relation(t.reference))  # type: ignore[arg-type]
-    scale = max(float(np.max(np.abs(o_lhs), initial=0.0)), float(np.max(np.abs(o_rhs), initial=0.0)))
-    tol = derive(t.dtype, baseline=baseline, scale=scale, rule=t.rule, slack=slack if np.isfinite(slack) else 0.0)
-    err = max_abs(lhs, rhs)
-    passed = err <= tol.atol
-    detail = "" if passed else f"{inv.description}: |lhs − rhs| {err:.4g} > tolerance {tol.atol:.4g} = {tol.describe()}"
-    return Measurement(err, err / scale if scale > 0 else err, tol, passed, detail)
+    if not all(_representable(o, t.dtype) for outs in oracle_runs[:2] for o in outs):
+        return None
+    o_pairs = _related(plan, oracle_runs, env_a, t.outputs)
+    i_pairs = _related(plan, run(t.implementation), env_a, t.outputs)
+    r_pairs = _related(plan, run(t.reference), env_a, t.outputs) if t.spec.oracle.exprs else None  # type: ignore[arg-type]
+    measurements = []
+    for k, (name, (o_lhs, o_rhs)) in enumerate(o_pairs):
+        slack = max_abs(o_lhs, o_rhs)
+        baseline = None if r_pairs is None else max_abs(*r_pairs[k][1])
+        scale = max(float(np.max(np.abs(o_lhs), initial=0.0)), float(np.max(np.abs(o_rhs), initial=0.0)))
+        tol = derive(t.dtype, baseline=baseline, scale=scale, rule=t.rule, slack=slack if np.isfinite(slack) else 0.0)
+        err = max_abs(*i_pairs[k][1])
+        passed = err <= tol.atol
+        where = f"{name}: " if name else ""
+        detail = f"{inv.description}: {where}|lhs − rhs| {err:.4g} > tolerance {tol.atol:.4g} = {tol.describe()}"
+        detail = "" if passed else detail
+        measurements.append(Measurement(err, err / scale if scale > 0 else err, tol, passed, detail))
+    return _worst(measurements)
+
+
+class _Unrepresentable(Exception):
+    """A chained call's intermediate output is not finite: the example is out of the dtype's domain."""
+
+
+def _related(
+    plan: Any, runs: tuple[Outputs, Outputs, dict[str, Any]], env_a: Mapping[str, Any], names: tuple[str, ...]
+) -> list[tuple[str | None, tuple[np.ndarray, np.ndarray]]]:
+    """``(output name or None, (lhs, rhs))``: one pair per output, or one for a joint relation."""
+    outs_a, outs_b, env_b = runs
+    if plan.joint or len(names) == 1:
+        a, b = (outs_a, outs_b) if len(names) > 1 else (outs_a[0], outs_b[0])
+        return [(None, plan.relate(a, b, env_a, env_b))]
+    return [(name, plan.relate(a, b, env_a, env_b)) for name, a, b in zip(names, outs_a, outs_b)]
 
 
 def check_gradient(t: Trial) -> Measurement:
     env = t.rounded(t.env64)
     wrt = t.spec.grad_wrt
     inputs = t.tensors(env, requires_grad=wrt)
-    out = t.fn(inputs)
-    cot64 = dh.round_to(cotangent(tuple(out.shape), t.example.seed), t.dtype)
-    grads = torch.autograd.grad(out, [inputs[w] for w in wrt], dh.to_torch(cot64, t.dtype, t.device), allow_unused=True)
+    outs = t.fn(inputs)
+    cots64 = [dh.round_to(cotangent(tuple(o.shape), t.example.seed + k), t.dtype) for k, o in enumerate(outs)]
+    cots = [dh.to_torch(c, t.dtype, t.device) for c in cots64]
+    leaves = [inputs[w] for w in wrt]
+    live = [k for k, o in enumerate(outs) if o.requires_grad]  # a detached output has no graph at all
+    grads: Sequence[torch.Tensor | None] = [None] * len(leaves)
+    if live:
+        live_outs, live_cots = [outs[k] for k in live], [cots[k] for k in live]
+        grads = torch.autograd.grad(live_outs, leaves, live_cots, allow_unused=True, retain_graph=True)
     missing = [w for w, g in zip(wrt, grads) if g is None]
     if missing:
         return Measurement(float("inf"), float("inf"), None, False, f"no gradient reaches {', '.join(missing)}")
-    expected = _expr_grads(t, env, cot64, "float64", "cpu")
-    reference = _expr_grads(t, env, cot64, t.compute_dtype, t.device)
+    if len(outs) == 1:
+        return _compare_grads(t, env, grads, cots64[0], None)  # type: ignore[arg-type]
+    measurements = []
+    for k, name in enumerate(t.outputs):  # one output at a time, so a failure names its output
+        per_output: Sequence[torch.Tensor | None] = [None] * len(leaves)
+        if k in live:
+            per_output = torch.autograd.grad(outs[k], leaves, cots[k], allow_unused=True, retain_graph=True)
+        zeros = [torch.zeros_like(x) if g is None else g for x, g in zip(leaves, per_output)]
+        measurements.append(_compare_grads(t, env, zeros, cots64[k], name))
+    return _worst(measurements)
+
+
+def _compare_grads(
+    t: Trial, env: Mapping[str, Any], grads: Sequence[torch.Tensor], cot64: np.ndarray, output: str | None
+) -> Measurement:
+    """One output's vector-Jacobian products against the oracle's, for every ``wrt`` input."""
+    only = None if output is None else (output,)
+    expected = _expr_grads(t, env, cot64, "float64", "cpu", only=only)
+    reference = _expr_grads(t, env, cot64, t.compute_dtype, t.device, only=only)
     # the noise floor's scale: the summed magnitude of the terms (see conformance.error_bounds)
-    bounds = _expr_grads(t, env, np.abs(cot64), "float64", "cpu", backend=AbsBoundBackend)
-    worst: Measurement | None = None
-    for w, g, e, r, b in zip(wrt, grads, expected, reference, bounds):
+    bounds = _expr_grads(t, env, np.abs(cot64), "float64", "cpu", backend=AbsBoundBackend, only=only)
+    measurements = []
+    for w, g, e, r, b in zip(t.spec.grad_wrt, grads, expected, reference, bounds):
         scale = max(float(np.max(np.abs(e), initial=0.0)), float(np.max(b, initial=0.0)))
         m = compare(dh.to_numpy64(g), e, dtype=t.dtype, rule=t.rule, reference=dh.round_to(r, t.dtype), scale=scale)
-        if not m.passed:
-            m = Measurement(m.max_abs_err, m.max_rel_err, m.tolerance, False, f"∂/∂{w}: {m.detail}")
-        if worst is None or m.ratio > worst.ratio:
-            worst = m
-    assert worst is not None
-    return worst
+        measurements.append(_labelled(m, f"∂/∂{w}" if output is None else f"{output} → ∂/∂{w}"))
+    return _worst(measurements)
 
 
 def _expr_grads(
-    t: Trial, env: Mapping[str, Any], cot64: np.ndarray, dtype: str, device: str, *, backend: type = TorchBackend
+    t: Trial,
+    env: Mapping[str, Any],
+    cot64: np.ndarray,
+    dtype: str,
+    device: str,
+    *,
+    backend: type = TorchBackend,
+    only: Sequence[str] | None = None,
 ) -> list[np.ndarray]:
     """Vector-Jacobian products of the oracle expression (autograd through the evaluator)."""
     wrt = t.spec.grad_wrt
     inputs = t.tensors(env, dtype=dtype, device=device, requires_grad=wrt)
-    out = _expr_value(t.spec, {**t.scalars, **inputs}, backend(dh.torch_dtype(dtype), device))
+    (out,) = _expr_values(t.spec, {**t.scalars, **inputs}, backend(dh.torch_dtype(dtype), device), only=only or t.outputs[:1])
     grads = torch.autograd.grad(out, [inputs[w] for w in wrt], dh.to_torch(cot64, dtype, device), allow_unused=True)
     return [dh.to_numpy64(g) if g is not None else np.zeros(np.shape(env[w])) for w, g in zip(wrt, grads)]
 
@@ -234,8 +472,9 @@ def check_gradcheck(t: Trial, order: int) -> Measurement:
     wrt = t.spec.grad_wrt
     leaves = tuple(base[w].detach().requires_grad_(True) for w in wrt)
 
-    def f(*xs: torch.Tensor) -> torch.Tensor:
-        return t.fn({**base, **dict(zip(wrt, xs))})
+    def f(*xs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        outs = t.fn({**base, **dict(zip(wrt, xs))})
+        return outs[0] if len(outs) == 1 else outs
 
     check = torch.autograd.gradcheck if order == 1 else torch.autograd.gradgradcheck
     if check(f, leaves, fast_mode=True, raise_exception=False):
@@ -243,14 +482,18 @@ def check_gradcheck(t: Trial, order: int) -> Measurement:
     try:  # fast mode has had false failures: confirm in slow mode before reporting
         check(f, leaves, fast_mode=False, raise_exception=True)
     except Exception as exc:  # gradcheck raises GradcheckError (a RuntimeError) with the Jacobians
+        outputs = "" if len(t.outputs) == 1 else f" (outputs {', '.join(f'{k} = {n}' for k, n in enumerate(t.outputs))})"
         return Measurement(
-            float("nan"), float("nan"), None, False, f"{'grad' if order == 1 else 'gradgrad'}check (slow mode): {exc}"
+            float("nan"), float("nan"), None, False, f"{'grad' if order == 1 else 'gradgrad'}check (slow mode){outputs}: {exc}"
         )
     return Measurement(0.0, 0.0, None, True, "fast mode failed, slow mode passed")
 
 
 def run_check(spec: EquationSpec, ref: str, device: str, dtype: str, check: str, example: Example) -> Measurement | None:
-    """Run one named check on one example; ``None`` rejects the example (not applicable)."""
+    """Run one named check on one example; ``None`` rejects the example (not applicable).
+
+    ``ref`` is the implementation's id: a reference, optionally with fixed params in brackets.
+    """
     t = Trial(spec, ref, device, dtype, example)
     if check == "oracle":
         return check_oracle(t)
@@ -272,6 +515,12 @@ def run_check(spec: EquationSpec, ref: str, device: str, dtype: str, check: str,
 def check_oracle_agreement(spec: EquationSpec, example: Example) -> Measurement:
     """The SymPy oracle vs the spec's float64 reference function, both in float64."""
     env = materialize(spec, example)
-    expected = np.asarray(_expr_value(spec, dict(env), NumpyBackend()), dtype=np.float64)
-    actual = np.asarray(REFERENCES[spec.oracle.reference](**env), dtype=np.float64)
-    return compare(actual, expected, dtype="float64", rule=spec.tolerance_rule("float64"))
+    expected = [np.asarray(v, dtype=np.float64) for v in _expr_values(spec, dict(env), NumpyBackend())]
+    actual = _reference_outputs(spec, env)
+    rule = spec.tolerance_rule("float64")
+    several = len(spec.outputs) > 1
+    scales = noise_scales(spec, env) or [None] * len(expected)
+    measurements = [
+        compare(a, e, dtype="float64", rule=rule, scale=_at_least_the_result(s, e)) for a, e, s in zip(actual, expected, scales)
+    ]
+    return _worst([_labelled(m, name if several else None) for name, m in zip(spec.outputs, measurements)])

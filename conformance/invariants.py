@@ -7,8 +7,13 @@ same-precision reference and on the float64 oracle, so the tolerance can be deri
 :mod:`conformance.tolerance`): the oracle's own violation (an ε in the equation, say) is slack,
 not a failure.
 
+With several outputs, a plan's ``relate`` is applied to each output in turn (the relation must hold
+for every one), unless the plan is ``joint``: then it receives tuples of all outputs, in the spec's
+order (``identity`` names them in its expressions). A plan with a ``feed`` chains two calls: the
+second call's input is an output of a first call (``composition``).
+
 >>> sorted(INVARIANT_KINDS)
-['bounds', 'causality', 'homogeneity', 'identity', 'permutation']
+['bounds', 'causality', 'composition', 'homogeneity', 'identity', 'permutation']
 """
 
 from __future__ import annotations
@@ -25,13 +30,28 @@ Env = dict[str, Any]
 Relate = Callable[[np.ndarray, np.ndarray, Env, Env], tuple[np.ndarray, np.ndarray]]
 
 
+@dataclass(frozen=True)
+class Feed:
+    """Input ``input`` of the ``env_b`` call is output ``output`` of a call on ``env``."""
+
+    input: str
+    output: str
+    env: Env
+
+
 @dataclass
 class Plan:
-    """Two calls and how their outputs must relate."""
+    """Two calls and how their outputs must relate.
+
+    ``joint``: ``relate`` receives tuples of every output (else one output at a time).
+    ``feed``: the ``env_b`` call takes one input from a preceding call's output.
+    """
 
     env_a: Env
     env_b: Env
     relate: Relate
+    joint: bool = False
+    feed: Feed | None = None
 
 
 @dataclass(frozen=True)
@@ -66,11 +86,14 @@ def _axis_map(options: Mapping, key: str, inputs: Mapping) -> dict[str, int]:
 
 
 def _output_axis(options: Mapping, outputs: Mapping, required: bool) -> int | None:
+    """An axis of every output (several outputs must share its rank)."""
     axis = options.get("output_axis")
     if axis is None and not required:
         return None
-    (out,) = outputs.values()
-    rank = len(out.shape)
+    ranks = {len(out.shape) for out in outputs.values()}
+    if len(ranks) != 1:
+        raise _bad("output_axis", f"the outputs have different ranks {sorted(ranks)}: one output_axis cannot apply to all")
+    (rank,) = ranks
     if not isinstance(axis, int) or isinstance(axis, bool) or not -rank <= axis < rank:
         raise _bad("output_axis", f"expected an axis of the output (rank {rank}), got {axis!r}")
     return axis % rank
@@ -172,41 +195,109 @@ def _plan_bounds(options: Mapping, env: Env, rng: np.random.Generator, out_name:
 
 
 # -- identity -------------------------------------------------------------------------------------
-def _validate_identity(options: Mapping, *, names: set, inputs: Mapping, outputs: Mapping, parse: Callable, **_: Any) -> dict:
-    out_names = names | set(outputs) | {"original"}
-    subs = options.get("set", {})
-    if not isinstance(subs, dict):
-        raise _bad("set", "expected a mapping input name -> expression")
-    parsed_set = {}
-    for name, text in subs.items():
-        if name not in inputs:
-            raise _bad("set", f"{name!r} is not a declared input")
-        parsed_set[name] = _expression(text, "set", names, parse)
+def original_names(outputs: Mapping | tuple[str, ...]) -> dict[str, str]:
+    """The names an identity uses for the outputs on the original inputs: ``original_<output>`` for
+    each output, and ``original`` too where there is only one.
+
+    >>> original_names(("cos_table", "sin_table"))
+    {'original_cos_table': 'cos_table', 'original_sin_table': 'sin_table'}
+    """
+    names = {f"original_{out}": out for out in outputs}
+    if len(names) == 1:
+        names["original"] = next(iter(outputs))
+    return names
+
+
+def _validate_identity(
+    options: Mapping, *, names: set, inputs: Mapping, outputs: Mapping, parse: Callable, params: Mapping | None = None, **_: Any
+) -> dict:
+    out_names = names | set(outputs) | set(original_names(tuple(outputs)))
     return {
-        "set": parsed_set,
+        "set": _substitutions(options, "set", names, inputs, params or {}, parse),
         "lhs": _expression(options["lhs"], "lhs", out_names, parse),
         "rhs": _expression(options["rhs"], "rhs", out_names, parse),
     }
 
 
-def _plan_identity(options: Mapping, env: Env, rng: np.random.Generator, out_name: str) -> Plan:
-    env_b = dict(env)
-    for name, expr in options["set"].items():
-        value = evaluate(expr, env, NumpyBackend())
-        env_b[name] = np.broadcast_to(value, np.shape(env[name])).astype(np.asarray(env[name]).dtype)
+def _substitutions(options: Mapping, key: str, names: set, inputs: Mapping, params: Mapping, parse: Callable) -> dict:
+    """``{input or param: expression}``: values replaced for one call (a derived input follows its params)."""
+    subs = options.get(key, {})
+    if not isinstance(subs, dict):
+        raise _bad(key, "expected a mapping input name -> expression")
+    parsed = {}
+    for name, text in subs.items():
+        if name not in inputs and name not in params:
+            raise _bad(key, f"{name!r} is not a declared input or param")
+        parsed[name] = _expression(text, key, names, parse)
+    return parsed
 
-    def relate(out_a: np.ndarray, out_b: np.ndarray, _a: Env, env_b_: Env) -> tuple[np.ndarray, np.ndarray]:
-        scope = {**env_b_, out_name: out_b, "original": out_a}
+
+def _substitute(subs: Mapping[str, Any], env: Env) -> Env:
+    """``env`` with each substituted value (evaluated on ``env``) shaped and typed like the one it replaces."""
+    out = dict(env)
+    for name, expr in subs.items():
+        value = evaluate(expr, env, NumpyBackend())
+        out[name] = np.broadcast_to(value, np.shape(env[name])).astype(np.asarray(env[name]).dtype)
+    return out
+
+
+def _outputs(value: Any) -> tuple[np.ndarray, ...]:
+    return value if isinstance(value, tuple) else (value,)
+
+
+def _plan_identity(options: Mapping, env: Env, rng: np.random.Generator, out_name: str | tuple[str, ...]) -> Plan:
+    env_b = _substitute(options["set"], env) if options["set"] else env  # the same call twice: run once
+    out_names = (out_name,) if isinstance(out_name, str) else tuple(out_name)
+    originals = original_names(out_names)
+
+    def relate(out_a: Any, out_b: Any, _a: Env, env_b_: Env) -> tuple[np.ndarray, np.ndarray]:
+        by_name_a = dict(zip(out_names, _outputs(out_a)))
+        scope = {**env_b_, **dict(zip(out_names, _outputs(out_b))), **{k: by_name_a[v] for k, v in originals.items()}}
         lhs = evaluate(options["lhs"], scope, NumpyBackend())
         rhs = evaluate(options["rhs"], scope, NumpyBackend())
         return np.broadcast_arrays(np.asarray(lhs, dtype=np.float64), np.asarray(rhs, dtype=np.float64))
 
-    return Plan(env, env_b, relate)
+    return Plan(env, env_b, relate, joint=True)
+
+
+# -- composition ----------------------------------------------------------------------------------
+def _validate_composition(
+    options: Mapping, *, names: set, inputs: Mapping, outputs: Mapping, parse: Callable, params: Mapping | None = None, **_: Any
+) -> dict:
+    feed = options["feed"]
+    if not isinstance(feed, dict) or len(feed) != 1:
+        raise _bad("feed", "expected one pair input name -> output name (the first call's output feeds that input)")
+    ((target, source),) = feed.items()
+    if target not in inputs or inputs[target].kind != "real":
+        raise _bad("feed", f"{target!r} is not a declared real input")
+    if source not in outputs:
+        raise _bad("feed", f"{source!r} is not a declared output")
+    shapes = [list(map(str, outputs[source].shape)), list(map(str, inputs[target].shape))]
+    if shapes[0] != shapes[1]:
+        raise _bad("feed", f"output {source!r} {shapes[0]} cannot feed input {target!r} {shapes[1]} (shapes differ)")
+    return {
+        "feed": (target, source),
+        "first": _substitutions(options, "first", names, inputs, params or {}, parse),
+        "second": _substitutions(options, "second", names, inputs, params or {}, parse),
+    }
+
+
+def _plan_composition(options: Mapping, env: Env, rng: np.random.Generator, out_name: Any) -> Plan:
+    """f(f(inputs with ``first``) → ``feed``, with ``second``) = f(inputs): a group law such as R_a R_b = R_{a+b}."""
+    target, source = options["feed"]
+
+    def relate(out_a: np.ndarray, out_b: np.ndarray, *_: Env) -> tuple[np.ndarray, np.ndarray]:
+        return out_b, out_a
+
+    feed = Feed(target, source, _substitute(options["first"], env))
+    return Plan(env, _substitute(options["second"], env), relate, feed=feed)
 
 
 def _expression(text: Any, key: str, names: set, parse: Callable) -> Any:
     from conformance.expr import ExprError, names_in
 
+    if isinstance(text, bool):
+        text = "True" if text else "False"
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         text = repr(text)
     if not isinstance(text, str):
@@ -227,4 +318,5 @@ INVARIANT_KINDS: dict[str, Kind] = {
     "causality": Kind(frozenset({"perturb", "output_axis"}), frozenset(), _validate_causality, _plan_causality),
     "bounds": Kind(frozenset(), frozenset({"lower", "upper"}), _validate_bounds, _plan_bounds),
     "identity": Kind(frozenset({"lhs", "rhs"}), frozenset({"set"}), _validate_identity, _plan_identity),
+    "composition": Kind(frozenset({"feed"}), frozenset({"first", "second"}), _validate_composition, _plan_composition),
 }

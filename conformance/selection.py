@@ -23,7 +23,7 @@ from typing import Any
 from conformance.calling import ImplementationError, resolve
 from conformance.checks import checks_for, source_line
 from conformance.dtype_helpers import DTYPES
-from conformance.spec import EquationSpec, XFail
+from conformance.spec import EquationSpec, XFail, parse_implementation
 
 DEVICES = ("cpu", "cuda")
 IMPL_SYMPY = "sympy"
@@ -74,7 +74,11 @@ def _display_path(file: str) -> str:
 
 
 def parse_impl_options(options: Iterable[str], specs: Mapping[str, EquationSpec]) -> dict[str, list[str]]:
-    """``["rmsnorm=my.mod:Norm", ...]`` → ``{"rmsnorm": ["my.mod:Norm"]}``, each ref importable."""
+    """``["rmsnorm=my.mod:Norm", ...]`` → ``{"rmsnorm": ["my.mod:Norm"]}``, each ref importable.
+
+    A ref may fix params of its spec in brackets, ``rope_apply=my.mod:rope[interleaved=true]``
+    (its declared options); without them an implementation is tested at the spec's defaults.
+    """
     overrides: dict[str, list[str]] = {}
     for option in options:
         spec_id, sep, ref = option.partition("=")
@@ -83,8 +87,10 @@ def parse_impl_options(options: Iterable[str], specs: Mapping[str, EquationSpec]
         if spec_id not in specs:
             raise ValueError(f"--impl {option!r}: unknown spec id {spec_id!r}; known: {', '.join(specs)}")
         try:
-            resolve(ref)
-        except ImplementationError as exc:
+            plain, params = parse_implementation(ref)
+            specs[spec_id].check_implementation_params(params)
+            resolve(plain)
+        except (ImplementationError, ValueError) as exc:
             raise ValueError(f"--impl {option!r}: {exc}") from None
         refs = overrides.setdefault(spec_id, [])
         if ref not in refs:  # the same implementation named twice runs once: one row per case
@@ -102,14 +108,15 @@ def build_cases(specs: Mapping[str, EquationSpec], overrides: Mapping[str, list[
             spec = spec.with_implementations(overrides[spec_id])
         for fact in spec.facts:
             cases.append(Case(spec, IMPL_SYMPY, "cpu", "exact", f"fact:{fact.id}"))
-        if spec.oracle is not None and spec.oracle.expr is not None and spec.oracle.reference:
+        if spec.oracle is not None and spec.oracle.exprs and spec.oracle.reference:
             cases.append(Case(spec, f"reference:{spec.oracle.reference}", "cpu", "float64", "oracle_agreement"))
         for impl in spec.implementations:
+            tested = spec.for_implementation(impl.id)  # its fixed params (options) are not drawn
             for device in DEVICES:
                 for dtype in DTYPES:
-                    cases.extend(Case(spec, impl.ref, device, dtype, check) for check in checks_for(spec, dtype))
+                    cases.extend(Case(tested, impl.id, device, dtype, check) for check in checks_for(spec, dtype))
                     cases.extend(
-                        Case(spec, impl.ref, device, dtype, p.check)
+                        Case(tested, impl.id, device, dtype, p.check)
                         for p in spec.patterns
                         if device in p.devices and dtype in p.dtypes
                     )
@@ -119,7 +126,7 @@ def build_cases(specs: Mapping[str, EquationSpec], overrides: Mapping[str, list[
 def xfail_for(case: Case) -> XFail | None:
     """The spec's reviewed expected-failure entry for this case, if any."""
     for impl in case.spec.implementations:
-        if impl.ref != case.implementation:
+        if impl.id != case.implementation:
             continue
         for xf in impl.xfail:
             if xf.check == case.check and xf.device in (None, case.device) and xf.dtype in (None, case.dtype):

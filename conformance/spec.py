@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,35 +65,71 @@ class Symbol:
     max: int
 
 
+# A dimension: a symbol's name, a positive integer, or an expression over symbols (``D // 2``).
+Dim = str | int | sympy.Basic
+
+
 @dataclass(frozen=True)
 class TensorInput:
-    """An input tensor: shape in symbols, value domain, and how it is generated."""
+    """An input tensor: shape in symbols, value domain, and how it is generated.
+
+    A *derived* input (``derive``) is not drawn: its values are an expression over symbols, params
+    and the inputs declared before it, evaluated in float64 and rounded to the tested dtype like
+    any input (e.g. RoPE's cos/sin tables from drawn positions).
+    """
 
     name: str
-    shape: tuple[str | int, ...]
+    shape: tuple[Dim, ...]
     kind: str = "real"  # real | bool
     magnitude: tuple[float, float] = (1e-3, 1e3)
     magnitude_by_dtype: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     optional: bool = False
     rows_nonempty: bool = False  # bool masks: every row has a True at a column <= its row index
     default: bool = True  # value of an absent bool input in the oracle
+    derive: sympy.Basic | None = None  # derived input: its value, from symbols, params and earlier inputs
+
+    @property
+    def drawn(self) -> bool:
+        """Whether Hypothesis draws the values (not derived)."""
+        return self.derive is None
 
 
 @dataclass(frozen=True)
 class Param:
-    """A non-tensor argument: either a list of ``values`` or a float range."""
+    """A non-tensor argument: a list of ``values``, or a range (floats, or integers with ``integer``).
+
+    A param with a ``default`` is an *implementation option* (a layout, say): never drawn; each
+    implementation is tested at the value its entry fixes (``params``), else at the default.
+    """
 
     name: str
     values: tuple[Any, ...] = ()
     low: float | None = None
     high: float | None = None
     log: bool = False
+    integer: bool = False
+    default: Any = None
+
+    def allows(self, value: Any) -> bool:
+        """Whether ``value`` is in the param's domain (booleans and numbers are not mixed).
+
+        >>> Param("k", values=(False, True)).allows(1)
+        False
+        >>> Param("n", low=0, high=8, integer=True).allows(3)
+        True
+        """
+        if self.values:
+            return any(isinstance(v, bool) == isinstance(value, bool) and v == value for v in self.values)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        assert self.low is not None and self.high is not None
+        return self.low <= value <= self.high and (not self.integer or float(value).is_integer())
 
 
 @dataclass(frozen=True)
 class Output:
     name: str
-    shape: tuple[str | int, ...]
+    shape: tuple[Dim, ...]
 
 
 @dataclass(frozen=True)
@@ -110,12 +146,21 @@ class Interface:
 
 @dataclass(frozen=True)
 class Oracle:
+    """The equation: one expression per output (``exprs``, in the outputs' order).
+
+    ``expr`` is the expression of a single-output spec (``None`` with several outputs or none).
+    ``noise_scale`` (per output, optional): the magnitude rounding errors scale with where that is
+    more than the result's own (an ill-conditioned equation): the oracle's noise floor is taken there.
+    """
+
     expr: sympy.Basic | None
-    expr_text: str | None
+    expr_text: str | Mapping[str, str] | None
     let: tuple[tuple[str, sympy.Basic], ...]
     reference: str | None
     compute_dtype: Mapping[str, str]
     line: int
+    exprs: Mapping[str, sympy.Basic] = field(default_factory=dict)
+    noise_scale: Mapping[str, sympy.Basic] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -171,10 +216,92 @@ class XFail:
 
 
 @dataclass(frozen=True)
+class Diagnosis:
+    """An alternative reading of the spec tried when a check fails (``diagnose`` in a spec).
+
+    When ``check`` fails and ``when`` holds, the oracle is evaluated again on the same inputs with
+    the params of ``alternative`` (expressions over symbols and params); if the implementation
+    matches that, ``say`` is appended to the failure's detail.
+    """
+
+    check: str
+    alternative: Mapping[str, sympy.Basic]
+    say: str
+    when: sympy.Basic | None
+    line: int
+
+
+@dataclass(frozen=True)
 class Implementation:
+    """An implementation under test; ``params`` fixes some of the spec's params for it (its options).
+
+    ``id`` names it in cases and reports: the ref, followed by its params in brackets, as
+    ``--impl`` accepts it (``mod:fn[interleaved=true]``).
+    """
+
     ref: str
     xfail: tuple[XFail, ...] = ()
     line: int = 0
+    params: Mapping[str, Any] = field(default_factory=dict)
+    label: str | None = None  # the id exactly as given on the command line
+
+    @property
+    def id(self) -> str:
+        if self.label is not None:
+            return self.label
+        return format_implementation(self.ref, self.params)
+
+
+_IMPL_ID_RE = re.compile(r"^(?P<ref>[^\[\]]+?)(?:\[(?P<params>[^\[\]]*)\])?$")
+
+
+def format_implementation(ref: str, params: Mapping[str, Any]) -> str:
+    """``ref`` with its fixed params in brackets.
+
+    >>> format_implementation("implementations.rope:apply_rotary_emb_interleaved", {"interleaved": True})
+    'implementations.rope:apply_rotary_emb_interleaved[interleaved=true]'
+    """
+    if not params:
+        return ref
+    text = ",".join(f"{k}={_format_value(v)}" for k, v in params.items())
+    return f"{ref}[{text}]"
+
+
+def _format_value(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else repr(value)
+
+
+def parse_implementation(text: str) -> tuple[str, dict[str, Any]]:
+    """Split ``mod:attr[name=value,...]`` into the ref and its params (booleans, integers, numbers).
+
+    >>> parse_implementation("implementations.rope:apply_rotary_emb_interleaved[interleaved=true]")
+    ('implementations.rope:apply_rotary_emb_interleaved', {'interleaved': True})
+    >>> parse_implementation("implementations.rmsnorm:RMSNorm")
+    ('implementations.rmsnorm:RMSNorm', {})
+    """
+    match = _IMPL_ID_RE.match(text.strip())
+    if match is None:
+        raise ValueError(f"expected REF or REF[name=value,...], got {text!r}")
+    params: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in (match["params"] or "").split(","))):
+        name, sep, raw = item.partition("=")
+        name, raw = name.strip(), raw.strip()
+        if not sep or not re.match(r"^[A-Za-z]\w*$", name) or not raw:
+            raise ValueError(f"expected name=value in {text!r}, got {item!r}")
+        params[name] = _option_value(raw, name, text)
+    return match["ref"].strip(), params
+
+
+def _option_value(raw: str, name: str, text: str) -> bool | int | float:
+    """``true``/``false`` (any case), an integer or a number; anything else is an error."""
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    for parse in (int, float):
+        try:
+            return parse(raw)
+        except ValueError:
+            pass
+    raise ValueError(f"the value of {name!r} in {text!r} must be true, false or a number, got {raw!r}")
 
 
 @dataclass(frozen=True)
@@ -208,15 +335,54 @@ class EquationSpec:
     file: str
     line: int
     patterns: tuple[PatternCheck, ...] = ()
+    diagnoses: tuple[Diagnosis, ...] = ()
 
     def tolerance_rule(self, dtype: str) -> ToleranceRule:
         return self.tolerances.get(dtype, ToleranceRule())
 
     def with_implementations(self, refs: Iterable[str]) -> EquationSpec:
-        """The same spec with ``refs`` as its only implementations (``--impl``)."""
-        from dataclasses import replace
+        """The same spec with ``refs`` as its only implementations (``--impl``).
 
-        return replace(self, implementations=tuple(Implementation(ref=r) for r in refs))
+        A ref may fix params in brackets, ``mod:fn[interleaved=true]`` (see :func:`parse_implementation`);
+        each names its implementation exactly as given.
+        """
+        impls = []
+        for text in refs:
+            ref, params = parse_implementation(text)
+            self.check_implementation_params(params)
+            impls.append(Implementation(ref=ref, params=params, label=text if params else None))
+        return replace(self, implementations=tuple(impls))
+
+    def check_implementation_params(self, params: Mapping[str, Any]) -> None:
+        """Raise ``ValueError`` unless every fixed param is declared and its value in the param's domain."""
+        for name, value in params.items():
+            if name not in self.params:
+                raise ValueError(f"{name!r} is not a param of spec {self.id!r} (params: {', '.join(self.params) or 'none'})")
+            if not self.params[name].allows(value):
+                raise ValueError(f"{name}={_format_value(value)} is outside the domain of param {name!r} of spec {self.id!r}")
+
+    def implementation(self, implementation_id: str) -> Implementation:
+        """The implementation called ``implementation_id`` (one of the spec's, or one parsed from the id)."""
+        for impl in self.implementations:
+            if impl.id == implementation_id:
+                return impl
+        ref, params = parse_implementation(implementation_id)
+        self.check_implementation_params(params)
+        return Implementation(ref=ref, params=params, label=implementation_id if params else None)
+
+    def fixed_params(self, implementation_id: str) -> dict[str, Any]:
+        """The params an implementation is tested at, whatever is drawn: its own, else the spec's defaults."""
+        fixed = {name: p.default for name, p in self.params.items() if p.default is not None}
+        fixed.update(self.implementation(implementation_id).params)
+        return fixed
+
+    def for_implementation(self, implementation_id: str) -> EquationSpec:
+        """The spec as one implementation is tested: its fixed params are no longer drawn."""
+        fixed = self.fixed_params(implementation_id)
+        if not fixed:
+            return self
+        params = {name: replace(p, default=fixed[name]) if name in fixed else p for name, p in self.params.items()}
+        return replace(self, params=params)
 
 
 def load_specs(paths: Iterable[str | Path] = (), *, default: bool = True) -> dict[str, EquationSpec]:
@@ -331,19 +497,34 @@ class _FileParser:
             raise self.fail(path, f"undeclared name(s) {', '.join(unknown)}; declared: {', '.join(sorted(names))}")
         return parsed
 
-    def shape(self, value: Any, path: tuple, symbols: Mapping[str, Symbol]) -> tuple[str | int, ...]:
+    def shape(self, value: Any, path: tuple, symbols: Mapping[str, Symbol]) -> tuple[Dim, ...]:
         self.typed(value, path, list, "a list of symbol names or integers")
-        dims: list[str | int] = []
+        dims: list[Dim] = []
         for i, dim in enumerate(value):
             if isinstance(dim, int) and not isinstance(dim, bool) and dim > 0:
                 dims.append(dim)
             elif isinstance(dim, str) and dim in symbols:
                 dims.append(dim)
+            elif isinstance(dim, str) and (parsed := self.dim_expression(dim, symbols)) is not None:
+                dims.append(parsed)
             else:
                 raise self.fail(
-                    path + (i,), f"{dim!r} is not a declared symbol (declared: {', '.join(symbols)}) or a positive integer"
+                    path + (i,),
+                    f"{dim!r} is not a declared symbol (declared: {', '.join(symbols)}) or a positive integer"
+                    " or an expression over symbols (such as 'D // 2')",
                 )
         return tuple(dims)
+
+    @staticmethod
+    def dim_expression(text: str, symbols: Mapping[str, Symbol]) -> sympy.Basic | None:
+        """A dimension written as an expression over symbols (``D // 2``), or ``None`` if it is not one."""
+        try:
+            parsed = expr_mod.parse(text)
+        except expr_mod.ExprError:
+            return None
+        if isinstance(parsed, sympy.Symbol) or not expr_mod.names_in(parsed) or not expr_mod.names_in(parsed) <= set(symbols):
+            return None
+        return parsed
 
     # -- file and spec ---------------------------------------------------------------------
     def parse(self, data: Any) -> list[EquationSpec]:
@@ -386,6 +567,7 @@ class _FileParser:
         "gradients",
         "tolerances",
         "patterns",
+        "diagnose",
     }
 
     def spec(self, value: Any, path: tuple, paper: Paper) -> EquationSpec:
@@ -402,14 +584,13 @@ class _FileParser:
             statement=self.text(value["statement"], path + ("statement",)),
             ambiguities=self.ambiguities(value.get("ambiguities", []), path + ("ambiguities",)),
             tolerances=self.tolerances(value.get("tolerances", {}), path + ("tolerances",)),
-            implementations=self.implementations(value["implementations"], path + ("implementations",)),
             patterns=self.patterns(value.get("patterns", []), path + ("patterns",)),
             file=str(self.file),
             line=self.line(path),
         )
         present = self._EQUATION_KEYS & set(value)
         if not present:  # a spec of pattern checks only
-            extra = sorted({"constraints", "params", "invariants", "facts", "gradients"} & set(value))
+            extra = sorted({"constraints", "params", "invariants", "facts", "gradients", "diagnose"} & set(value))
             if extra:
                 raise self.fail(path + (extra[0],), "needs an equation: symbols, inputs, outputs, interface and oracle")
             if not common["patterns"]:
@@ -426,6 +607,7 @@ class _FileParser:
                 facts=(),
                 grad_wrt=(),
                 grad_order=0,
+                implementations=self.implementations(value["implementations"], path + ("implementations",), {}),
                 **common,
             )
         missing = sorted(self._EQUATION_KEYS - present)
@@ -437,7 +619,8 @@ class _FileParser:
             )
         symbols = self.symbols(value["symbols"], path + ("symbols",))
         params = self.params(value.get("params", {}), path + ("params",), set(symbols))
-        inputs = self.inputs(value["inputs"], path + ("inputs",), symbols)
+        self.disjoint(path, symbols, params)
+        inputs = self.inputs(value["inputs"], path + ("inputs",), symbols, set(symbols) | set(params))
         outputs = self.outputs(value["outputs"], path + ("outputs",), symbols)
         self.disjoint(path, symbols, params, inputs, outputs)
         scalar_names = set(symbols) | set(params)
@@ -456,14 +639,16 @@ class _FileParser:
             inputs=inputs,
             params=params,
             outputs=outputs,
-            interface=self.interface(value["interface"], path + ("interface",), inputs, params, scalar_names),
-            oracle=self.oracle(value["oracle"], path + ("oracle",), value_names),
+            interface=self.interface(value["interface"], path + ("interface",), inputs, params, symbols, scalar_names),
+            oracle=self.oracle(value["oracle"], path + ("oracle",), value_names, outputs),
             invariants=self.invariants(
-                value.get("invariants", []), path + ("invariants",), value_names | set(outputs), inputs, outputs
+                value.get("invariants", []), path + ("invariants",), value_names | set(outputs), inputs, outputs, params
             ),
             facts=self.facts(value.get("facts", []), path + ("facts",)),
             grad_wrt=grad_wrt,
             grad_order=grad_order,
+            implementations=self.implementations(value["implementations"], path + ("implementations",), params),
+            diagnoses=self.diagnoses(value.get("diagnose", []), path + ("diagnose",), params, scalar_names),
             **common,
         )
 
@@ -545,26 +730,44 @@ class _FileParser:
         for name, body in value.items():
             p = path + (name,)
             self.name(name, p)
-            body = self.mapping(body, p, set(), {"values", "min", "max", "log"})
+            body = self.mapping(body, p, set(), {"values", "min", "max", "log", "integer", "default"})
             if "values" in body:
-                if set(body) != {"values"}:
+                if set(body) - {"values", "default"}:
                     raise self.fail(p, "expected either 'values' or 'min'/'max', not both")
                 values = self.typed(body["values"], p + ("values",), list, "a non-empty list")
                 if not values or not all(isinstance(v, (bool, int, float)) for v in values):
                     raise self.fail(p + ("values",), "expected a non-empty list of numbers or booleans")
-                out[name] = Param(name, values=tuple(values))
+                param = Param(name, values=tuple(values))
             elif {"min", "max"} <= set(body):
-                lo = float(self.typed(body["min"], p + ("min",), (int, float), "a number"))
-                hi = float(self.typed(body["max"], p + ("max",), (int, float), "a number"))
-                log = self.typed(body.get("log", False), p + ("log",), bool, "true or false")
-                if lo > hi or (log and lo <= 0):
-                    raise self.fail(p, f"expected min <= max (and min > 0 with log: true), got {lo}, {hi}")
-                out[name] = Param(name, low=lo, high=hi, log=log)
+                param = self.param_range(name, body, p)
             else:
                 raise self.fail(p, "expected 'values' or both 'min' and 'max'")
+            if "default" in body:
+                if not param.allows(body["default"]):
+                    raise self.fail(p + ("default",), f"expected a value of the param's domain, got {body['default']!r}")
+                param = replace(param, default=body["default"])
+            out[name] = param
         return out
 
-    def inputs(self, value: Any, path: tuple, symbols: Mapping[str, Symbol]) -> dict[str, TensorInput]:
+    def param_range(self, name: str, body: Mapping[str, Any], p: tuple) -> Param:
+        """A float range (``log`` for log-uniform draws) or, with ``integer: true``, an integer range."""
+        integer = self.typed(body.get("integer", False), p + ("integer",), bool, "true or false")
+        kind = (int,) if integer else (int, float)
+        what = "an integer" if integer else "a number"
+        lo = float(self.typed(body["min"], p + ("min",), kind, what))
+        hi = float(self.typed(body["max"], p + ("max",), kind, what))
+        log = self.typed(body.get("log", False), p + ("log",), bool, "true or false")
+        if integer and log:
+            raise self.fail(p + ("log",), "integer params are drawn uniformly; log: true applies to float ranges only")
+        if lo > hi or (log and lo <= 0):
+            raise self.fail(p, f"expected min <= max (and min > 0 with log: true), got {lo}, {hi}")
+        if integer and max(abs(lo), abs(hi)) > expr_mod.MAX_INT:
+            raise self.fail(p, f"integer params are bounded by {expr_mod.MAX_INT} in absolute value")
+        return Param(name, low=int(lo) if integer else lo, high=int(hi) if integer else hi, log=log, integer=integer)
+
+    _DRAW_KEYS = ("magnitude", "magnitude_by_dtype", "optional", "rows_nonempty", "default")
+
+    def inputs(self, value: Any, path: tuple, symbols: Mapping[str, Symbol], scalar_names: set[str]) -> dict[str, TensorInput]:
         self.typed(value, path, dict, "a mapping of input name to {shape, ...}")
         if not value:
             raise self.fail(path, "expected at least one input")
@@ -572,9 +775,13 @@ class _FileParser:
         for name, body in value.items():
             p = path + (name,)
             self.name(name, p)
-            body = self.mapping(
-                body, p, {"shape"}, {"dtype", "magnitude", "magnitude_by_dtype", "optional", "rows_nonempty", "default"}
-            )
+            body = self.mapping(body, p, {"shape"}, {"dtype", "derive", *self._DRAW_KEYS})
+            derive = None
+            if "derive" in body:
+                drawn_only = [k for k in self._DRAW_KEYS if k in body]
+                if drawn_only:
+                    raise self.fail(p + (drawn_only[0],), "applies to drawn inputs only; this input is derived")
+                derive = self.expression(body["derive"], p + ("derive",), scalar_names | set(out))
             kind = body.get("dtype", "real")
             if kind not in ("real", "bool"):
                 raise self.fail(p + ("dtype",), f"expected 'real' or 'bool', got {kind!r}")
@@ -593,6 +800,7 @@ class _FileParser:
                 optional=self.typed(body.get("optional", False), p + ("optional",), bool, "true or false"),
                 rows_nonempty=self.typed(body.get("rows_nonempty", False), p + ("rows_nonempty",), bool, "true or false"),
                 default=self.typed(body.get("default", True), p + ("default",), bool, "true or false"),
+                derive=derive,
             )
             if kind == "bool" and len(out[name].shape) < 2 and out[name].rows_nonempty:
                 raise self.fail(p + ("rows_nonempty",), "needs a shape with at least two dimensions")
@@ -610,8 +818,8 @@ class _FileParser:
 
     def outputs(self, value: Any, path: tuple, symbols: Mapping[str, Symbol]) -> dict[str, Output]:
         self.typed(value, path, dict, "a mapping of output name to {shape}")
-        if len(value) != 1:
-            raise self.fail(path, "expected exactly one output (multi-output specs are not supported yet)")
+        if not value:
+            raise self.fail(path, "expected at least one output (several: the implementation returns a tuple in this order)")
         out = {}
         for name, body in value.items():
             p = path + (name,)
@@ -621,21 +829,27 @@ class _FileParser:
         return out
 
     def interface(
-        self, value: Any, path: tuple, inputs: Mapping[str, TensorInput], params: Mapping[str, Param], scalars: set[str]
+        self,
+        value: Any,
+        path: tuple,
+        inputs: Mapping[str, TensorInput],
+        params: Mapping[str, Param],
+        symbols: Mapping[str, Symbol],
+        scalars: set[str],
     ) -> Interface:
         value = self.mapping(value, path, {"kind", "args"}, {"kwargs", "init", "state", "train"})
         kind = value["kind"]
         if kind not in ("function", "module"):
             raise self.fail(path + ("kind",), f"expected 'function' or 'module', got {kind!r}")
-        passable = set(inputs) | set(params)
+        passable = set(inputs) | set(params) | set(symbols)  # a symbol passes its size (a sequence length, say)
         args = self.typed(value["args"], path + ("args",), list, "a list of input/param names")
         for i, a in enumerate(args):
             if a not in passable:
-                raise self.fail(path + ("args", i), f"{a!r} is not a declared input or param")
+                raise self.fail(path + ("args", i), f"{a!r} is not a declared input, param or symbol")
         kwargs = self.typed(value.get("kwargs", {}), path + ("kwargs",), dict, "a mapping keyword -> input/param name")
         for kw, a in kwargs.items():
             if a not in passable:
-                raise self.fail(path + ("kwargs", kw), f"{a!r} is not a declared input or param")
+                raise self.fail(path + ("kwargs", kw), f"{a!r} is not a declared input, param or symbol")
         init = self.typed(value.get("init", {}), path + ("init",), dict, "a mapping keyword -> expression")
         state = self.typed(value.get("state", {}), path + ("state",), dict, "a mapping attribute -> input name")
         if kind == "function" and (init or state):
@@ -656,8 +870,8 @@ class _FileParser:
             train=self.typed(value.get("train", False), path + ("train",), bool, "true or false"),
         )
 
-    def oracle(self, value: Any, path: tuple, names: set[str]) -> Oracle:
-        value = self.mapping(value, path, set(), {"expr", "let", "reference", "compute_dtype"})
+    def oracle(self, value: Any, path: tuple, names: set[str], outputs: Mapping[str, Output]) -> Oracle:
+        value = self.mapping(value, path, set(), {"expr", "let", "reference", "compute_dtype", "noise_scale"})
         if "expr" not in value and "reference" not in value:
             raise self.fail(path, "expected 'expr' (the equation) and/or 'reference' (a float64 function)")
         lets: list[tuple[str, sympy.Basic]] = []
@@ -666,7 +880,8 @@ class _FileParser:
             self.name(name, path + ("let", name))
             lets.append((name, self.expression(text, path + ("let", name), names | {n for n, _ in lets})))
         known = names | {n for n, _ in lets}
-        expr = self.expression(value["expr"], path + ("expr",), known) if "expr" in value else None
+        exprs = self.oracle_exprs(value["expr"], path + ("expr",), known, outputs) if "expr" in value else {}
+        expr = next(iter(exprs.values())) if len(outputs) == 1 and exprs else None
         reference = value.get("reference")
         if reference is not None and reference not in REFERENCES:
             raise self.fail(
@@ -676,10 +891,43 @@ class _FileParser:
         for k, v in compute.items():
             if k not in DTYPES or v not in DTYPES:
                 raise self.fail(path + ("compute_dtype", k), f"expected dtypes from {', '.join(DTYPES)}")
-        return Oracle(expr, value.get("expr"), tuple(lets), reference, dict(compute), self.line(path))
+        noise = self.noise_scale(value.get("noise_scale", {}), path + ("noise_scale",), known, outputs)
+        return Oracle(expr, value.get("expr"), tuple(lets), reference, dict(compute), self.line(path), exprs, noise)
+
+    def noise_scale(self, value: Any, path: tuple, names: set[str], outputs: Mapping[str, Output]) -> dict[str, sympy.Basic]:
+        """``noise_scale``: one expression for every output, or a mapping output name -> expression."""
+        if isinstance(value, dict):
+            for name in value:
+                if name not in outputs:
+                    raise self.fail(path + (name,), f"{name!r} is not a declared output ({', '.join(outputs)})")
+            return {name: self.expression(value[name], path + (name,), names) for name in outputs if name in value}
+        return {name: self.expression(value, path, names) for name in outputs}
+
+    def oracle_exprs(self, value: Any, path: tuple, names: set[str], outputs: Mapping[str, Output]) -> dict[str, sympy.Basic]:
+        """One expression per output, in the outputs' order: a string for one output, a mapping for several."""
+        if not isinstance(value, dict):
+            if len(outputs) > 1 and isinstance(value, str):
+                raise self.fail(
+                    path, f"expected a mapping output name -> expression, one per output ({', '.join(outputs)}), got a string"
+                )
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                raise self.fail(
+                    path, f"expected an expression string (or a mapping output name -> expression), got {_kind(value)} {value!r}"
+                )
+            (name,) = outputs
+            return {name: self.expression(value, path, names)}
+        if set(value) != set(outputs):
+            raise self.fail(path, f"expected one expression per output ({', '.join(outputs)}), got {', '.join(map(str, value))}")
+        return {name: self.expression(value[name], path + (name,), names) for name in outputs}
 
     def invariants(
-        self, value: Any, path: tuple, names: set[str], inputs: Mapping[str, TensorInput], outputs: Mapping[str, Output]
+        self,
+        value: Any,
+        path: tuple,
+        names: set[str],
+        inputs: Mapping[str, TensorInput],
+        outputs: Mapping[str, Output],
+        params: Mapping[str, Param],
     ) -> tuple[Invariant, ...]:
         self.typed(value, path, list, "a list of invariants")
         out = []
@@ -698,7 +946,7 @@ class _FileParser:
                 raise self.fail(p + ("id",), f"expected a lower-case identifier, got {inv_id!r}")
             options = {k: v for k, v in body.items() if k not in ("id", "kind", "description", "when")}
             try:
-                options = kind.validate(options, names=names, inputs=inputs, outputs=outputs, parse=expr_mod.parse)
+                options = kind.validate(options, names=names, inputs=inputs, outputs=outputs, params=params, parse=expr_mod.parse)
             except expr_mod.ExprError as exc:
                 raise self.fail(p, str(exc)) from None
             except KeyError as exc:
@@ -768,14 +1016,14 @@ class _FileParser:
             out[dt] = ToleranceRule(factor, floor, self.text(body["reason"], p + ("reason",)))
         return out
 
-    def implementations(self, value: Any, path: tuple) -> tuple[Implementation, ...]:
+    def implementations(self, value: Any, path: tuple, params: Mapping[str, Param]) -> tuple[Implementation, ...]:
         from conformance.calling import ImplementationError, resolve
 
         self.typed(value, path, list, "a list of {ref: module:attr}")
         out = []
         for i, body in enumerate(value):
             p = path + (i,)
-            body = self.mapping(body, p, {"ref"}, {"xfail"})
+            body = self.mapping(body, p, {"ref"}, {"xfail", "params"})
             ref = self.text(body["ref"], p + ("ref",))
             if not _REF_RE.match(ref):
                 raise self.fail(p + ("ref",), f"expected 'package.module:attribute' or 'path/file.py:attribute', got {ref!r}")
@@ -795,7 +1043,51 @@ class _FileParser:
                         self.text(xf["reason"], q + ("reason",)),
                     )
                 )
-            out.append(Implementation(ref, tuple(xfails), self.line(p)))
+            fixed = self.implementation_params(body.get("params", {}), p + ("params",), params)
+            out.append(Implementation(ref, tuple(xfails), self.line(p), fixed))
+        ids = [impl.id for impl in out]
+        if len(ids) != len(set(ids)):
+            raise self.fail(path, f"implementations must differ in ref or params, got {ids}")
+        return tuple(out)
+
+    def implementation_params(self, value: Any, path: tuple, params: Mapping[str, Param]) -> dict[str, Any]:
+        """The params an implementation fixes (its declared options): declared, and within their domain."""
+        self.typed(value, path, dict, "a mapping param name -> value")
+        for name, v in value.items():
+            if name not in params:
+                raise self.fail(path + (name,), f"{name!r} is not a declared param (params: {', '.join(params) or 'none'})")
+            if not params[name].allows(v):
+                raise self.fail(path + (name,), f"{v!r} is outside the domain of param {name!r}")
+        return dict(value)
+
+    _DIAGNOSABLE = ("oracle",)
+
+    def diagnoses(self, value: Any, path: tuple, params: Mapping[str, Param], scalars: set[str]) -> tuple[Diagnosis, ...]:
+        """``diagnose``: alternative params the oracle is re-evaluated with when a check fails."""
+        self.typed(value, path, list, "a list of {when_failing, try, say}")
+        out = []
+        for i, body in enumerate(value):
+            p = path + (i,)
+            body = self.mapping(body, p, {"try", "say"}, {"when_failing", "when"})
+            check = body.get("when_failing", "oracle")
+            if check not in self._DIAGNOSABLE:
+                raise self.fail(p + ("when_failing",), f"expected one of {', '.join(self._DIAGNOSABLE)}, got {check!r}")
+            alternative = self.typed(body["try"], p + ("try",), dict, "a mapping param name -> expression")
+            if not alternative:
+                raise self.fail(p + ("try",), "expected at least one param")
+            for name in alternative:
+                if name not in params:
+                    declared = ", ".join(params) or "none"
+                    raise self.fail(p + ("try", name), f"{name!r} is not a declared param (params: {declared})")
+            out.append(
+                Diagnosis(
+                    check=check,
+                    alternative={n: self.expression(_bool_text(e), p + ("try", n), scalars) for n, e in alternative.items()},
+                    say=self.text(body["say"], p + ("say",)),
+                    when=self.expression(body["when"], p + ("when",), scalars) if "when" in body else None,
+                    line=self.line(p),
+                )
+            )
         return tuple(out)
 
     def ambiguities(self, value: Any, path: tuple) -> tuple[Ambiguity, ...]:
@@ -807,6 +1099,11 @@ class _FileParser:
                 Ambiguity(self.text(body["question"], path + (i, "question")), self.text(body["choice"], path + (i, "choice")))
             )
         return tuple(out)
+
+
+def _bool_text(value: Any) -> Any:
+    """YAML's ``true``/``false`` as the expression language's ``True``/``False``."""
+    return ("True" if value else "False") if isinstance(value, bool) else value
 
 
 def _dotted(path: tuple) -> str:

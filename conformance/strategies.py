@@ -1,9 +1,10 @@
 """Hypothesis strategies that draw examples from a spec's declared domain.
 
 An :class:`Example` is small and printable: sizes (edge sizes drawn often), params, a magnitude
-per real input (log-uniform across the declared range, clipped to what the dtype can hold), which
-optional inputs are present, and a seed. :func:`materialize` turns it into float64 arrays, so a
-falsifying example is a complete, copy-pasteable reproduction.
+per drawn real input (log-uniform across the declared range, clipped to what the dtype can hold),
+which optional inputs are present, and a seed. :func:`materialize` turns it into float64 arrays
+(derived inputs computed from the rest), so a falsifying example is a complete, copy-pasteable
+reproduction.
 
 >>> from conformance.spec import load_specs
 >>> spec = load_specs()["surprise"]
@@ -25,7 +26,7 @@ from hypothesis import strategies as st
 
 from conformance import dtype_helpers
 from conformance.evaluate import NumpyBackend, evaluate
-from conformance.spec import EquationSpec, Param, TensorInput
+from conformance.spec import Dim, EquationSpec, Param, TensorInput
 
 # Finite differences in gradcheck use an absolute step of 1e-6: inputs far from unit scale make the
 # numerical Jacobian, not the implementation, inaccurate. Gradient checks draw magnitudes here.
@@ -68,7 +69,7 @@ def examples(spec: EquationSpec, dtype: str, *, when: Any = None, for_gradcheck:
             "params": st.fixed_dictionaries({n: _param(p) for n, p in spec.params.items()}),
         }
     ).filter(lambda d: _satisfies(spec, d["sizes"], d["params"], when))
-    real = {n: i for n, i in spec.inputs.items() if i.kind == "real"}
+    real = {n: i for n, i in spec.inputs.items() if i.kind == "real" and i.drawn}
     magnitudes = st.fixed_dictionaries(
         {n: _log_uniform(*(GRADCHECK_MAGNITUDE if for_gradcheck else magnitude_range(i, dtype))) for n, i in real.items()}
     )
@@ -89,9 +90,14 @@ def _size(lo: int, hi: int, small: bool) -> st.SearchStrategy[int]:
 
 
 def _param(p: Param) -> st.SearchStrategy[Any]:
+    if p.default is not None:  # an implementation option: fixed, not drawn
+        return st.just(p.default)
     if p.values:
         return st.sampled_from(p.values)
     assert p.low is not None and p.high is not None
+    if p.integer:
+        lo, hi = int(p.low), int(p.high)
+        return st.one_of(st.sampled_from(sorted({lo, hi})), st.integers(lo, hi))  # edges drawn often
     return _log_uniform(p.low, p.high) if p.log else st.floats(p.low, p.high, allow_nan=False)
 
 
@@ -108,25 +114,66 @@ def _satisfies(spec: EquationSpec, sizes: Mapping[str, int], params: Mapping[str
     return all(bool(evaluate(c, env, NumpyBackend())) for c in conditions)
 
 
-def shape_of(shape: tuple[str | int, ...], sizes: Mapping[str, int]) -> tuple[int, ...]:
-    return tuple(sizes[d] if isinstance(d, str) else d for d in shape)
+def shape_of(shape: tuple[Dim, ...], sizes: Mapping[str, int]) -> tuple[int, ...]:
+    """Concrete sizes of a spec shape; a dimension written as an expression (``D // 2``) is evaluated.
+
+    >>> import sympy
+    >>> shape_of(("L", sympy.floor(sympy.Symbol("D") / 2), 3), {"L": 4, "D": 6})
+    (4, 3, 3)
+    """
+    return tuple(_dim(d, sizes) for d in shape)
+
+
+def _dim(dim: Dim, sizes: Mapping[str, int]) -> int:
+    if isinstance(dim, str):
+        return sizes[dim]
+    if isinstance(dim, int):
+        return dim
+    value = float(evaluate(dim, sizes, NumpyBackend()))
+    if not value.is_integer() or value < 1:
+        raise ValueError(f"dimension {dim} is {value:g} at sizes {dict(sizes)}: expected a positive integer (add a constraint)")
+    return int(value)
 
 
 def materialize(spec: EquationSpec, example: Example) -> dict[str, Any]:
     """The example's float64 (or bool) inputs, plus its sizes and params, by spec name.
 
     An absent optional bool input is filled with its ``default`` for the oracle (the
-    implementation is not passed it).
+    implementation is not passed it). Derived inputs are computed after the drawn ones.
     """
     rng = np.random.default_rng(example.seed)
     env: dict[str, Any] = {**example.sizes, **example.params}
     for name, inp in spec.inputs.items():
+        if not inp.drawn:
+            continue
         shape = shape_of(inp.shape, example.sizes)
         if inp.kind == "bool":
             env[name] = _mask(rng, shape, inp) if example.present.get(name, True) else np.full(shape, inp.default)
         else:
             env[name] = rng.uniform(-1.0, 1.0, size=shape) * example.magnitudes[name]
-    return env
+    return derive_inputs(spec, env)
+
+
+def derive_inputs(spec: EquationSpec, env: Mapping[str, Any], keep: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``env`` with every derived input (re)computed in float64, in declaration order.
+
+    ``keep``: an earlier environment; a derived input whose value in ``env`` is still the very
+    object it was there has not been replaced (by an invariant's ``set``, say) and is recomputed from
+    ``env`` (its params may have changed); one that was replaced is kept as it is.
+    """
+    out = dict(env)
+    for name, inp in spec.inputs.items():
+        if inp.derive is None or (keep is not None and name in out and out[name] is not keep.get(name)):
+            continue
+        sizes = {n: out[n] for n in spec.symbols}
+        value = np.asarray(evaluate(inp.derive, out, NumpyBackend()))
+        shape = shape_of(inp.shape, sizes)
+        try:
+            value = np.broadcast_to(value, shape)
+        except ValueError:
+            raise ValueError(f"derived input {name!r} has shape {value.shape}, which does not broadcast to {shape}") from None
+        out[name] = value.astype(bool if inp.kind == "bool" else np.float64)
+    return out
 
 
 def _mask(rng: np.random.Generator, shape: tuple[int, ...], inp: TensorInput) -> np.ndarray:

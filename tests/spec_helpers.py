@@ -92,7 +92,13 @@ def shipped_specs() -> dict[str, EquationSpec]:
     return load_specs()
 
 
-_EXPRESSION_KEYS = {"expr", "lower", "upper", "lhs", "rhs", "of", "equals", "when"}
+_EXPRESSION_KEYS = {"expr", "lower", "upper", "lhs", "rhs", "of", "equals", "when", "noise_scale", "derive"}
+_SUBSTITUTION_KEYS = ("set", "first", "second", "try")  # a tuple: xdist workers must collect the same order
+
+
+def _strings(value: Any) -> list[str]:
+    """An expression, or a mapping of them (an oracle with several outputs, per-output noise scales)."""
+    return [str(v) for v in value.values()] if isinstance(value, dict) else [str(value)]
 
 
 def shipped_expression_texts() -> list[str]:
@@ -105,7 +111,8 @@ def shipped_expression_texts() -> list[str]:
                 continue  # a spec of pattern checks only
             texts.extend(spec.get("constraints", []))
             texts.extend(spec["oracle"].get("let", {}).values())
-            for entry in [spec["oracle"], *spec.get("invariants", []), *spec.get("facts", [])]:
-                texts.extend(str(v) for k, v in entry.items() if k in _EXPRESSION_KEYS)
-                texts.extend(str(v) for v in entry.get("set", {}).values())
+            entries = [spec["oracle"], *spec["inputs"].values(), *spec.get("invariants", []), *spec.get("facts", [])]
+            for entry in entries + spec.get("diagnose", []):
+                texts.extend(t for k, v in entry.items() if k in _EXPRESSION_KEYS for t in _strings(v))
+                texts.extend(str(v) for k in _SUBSTITUTION_KEYS for v in entry.get(k, {}).values())
     return texts

@@ -7,6 +7,7 @@ the check meant to catch them with a detail that says what was measured.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import textwrap
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from conformance.checks import CheckFailure, check_oracle_agreement, checks_for, run_check, source_line
 from conformance.dtype_helpers import DTYPES
 from conformance.evaluate import NumpyBackend, evaluate
+from conformance.expr import parse
 from conformance.spec import EquationSpec
 from conformance.strategies import Example
 from tests.spec_helpers import load_one, minimal_spec, shipped_specs, write_spec
@@ -28,6 +30,29 @@ EXAMPLES = {
     ],
     "rmsnorm": [Example({"B": 2, "L": 3, "D": 4}, {"eps": 1e-6}, {"x": 1.0, "weight": 1.0}, {}, 5)],
     "surprise": [Example({"B": 2, "L": 3, "D": 4}, {}, {"hidden": 1.0, "memory_pred": 1.0}, {}, 7)],
+    "multihead_attention": [
+        Example(
+            {"B": 2, "L": 3, "H": 2, "D": 4},
+            {"dropout": 0.1},
+            dict.fromkeys(("x", "Wq", "Wk", "Wv", "Wo"), 0.5),
+            {"mask": True},
+            17,
+        )
+    ],
+    "chunked_attention": [
+        Example({"B": 1, "H": 2, "Lq": 5, "Lk": 4, "Dk": 3, "Dv": 2}, {"chunk_size": 2}, {"Q": 1.0, "K": 1.0, "V": 1.0}, {}, 19)
+    ],
+    # positions 0..299 of a table with 4096 rows; rows at positions 4000.. rotated, shifted by 3000 more
+    "rope_cache": [Example({"L": 300, "M": 4096, "D": 16}, {"base": 10000}, {"x": 1.0}, {}, 11)],
+    "rope_apply": [
+        Example(
+            {"B": 1, "H": 2, "L": 5, "D": 8},
+            {"offset": 4000, "base": 10000, "interleaved": False, "shift": 3000},
+            {"x": 1.0},
+            {},
+            13,
+        )
+    ],
 }
 SURPRISE_EXAMPLE = EXAMPLES["surprise"][0]
 
@@ -53,7 +78,7 @@ def test_checks_for_attention_float64() -> None:
 def test_gradcheck_only_at_float64(dtype: str) -> None:
     for spec in shipped_specs().values():
         checks = checks_for(spec, dtype)
-        assert "gradient" in checks
+        assert ("gradient" in checks) == bool(spec.grad_wrt), spec.id
         assert "gradcheck" not in checks and "gradgradcheck" not in checks
 
 
@@ -83,7 +108,7 @@ def spec_file_line(spec: EquationSpec, line: int) -> str:
     return Path(spec.file).read_text(encoding="utf-8").splitlines()[line - 1]
 
 
-@pytest.mark.parametrize("spec_id", ["attention", "rmsnorm", "surprise"])
+@pytest.mark.parametrize("spec_id", ["attention", "rmsnorm", "surprise", "rope_cache", "rope_apply"])
 def test_source_line_points_at_the_invariant_in_the_yaml(spec_id: str) -> None:
     spec = shipped_specs()[spec_id]
     for inv in spec.invariants:
@@ -91,7 +116,7 @@ def test_source_line_points_at_the_invariant_in_the_yaml(spec_id: str) -> None:
         assert re.fullmatch(rf"\s*- id: {inv.id}", line), line
 
 
-@pytest.mark.parametrize("spec_id", ["attention", "rmsnorm", "surprise"])
+@pytest.mark.parametrize("spec_id", ["attention", "rmsnorm", "surprise", "rope_cache", "rope_apply"])
 def test_source_line_of_oracle_checks_and_of_the_rest(spec_id: str) -> None:
     spec = shipped_specs()[spec_id]
     for check in ("oracle", "oracle_agreement", "gradient"):
@@ -103,7 +128,7 @@ def test_source_line_of_oracle_checks_and_of_the_rest(spec_id: str) -> None:
 # -- run_check on our implementations --------------------------------------------------------------
 def our_cases() -> list[tuple[str, str, str, str]]:
     return [
-        (spec.id, impl.ref, dtype, check)
+        (spec.id, impl.id, dtype, check)
         for spec in shipped_specs().values()
         for impl in spec.implementations
         for dtype in DTYPES
@@ -278,3 +303,263 @@ def test_invariant_checks_representable_float16_inputs(scaled_up: EquationSpec) 
 def test_source_line_of_a_written_spec(scaled_up: EquationSpec) -> None:
     line = spec_file_line(scaled_up, source_line(scaled_up, "invariant:quadratic"))
     assert line.strip() == "- id: quadratic"
+
+
+# -- several outputs -------------------------------------------------------------------------------
+PAIR = """
+import torch
+
+
+def pair(hidden, memory_pred):
+    diff = hidden - memory_pred
+    return diff.pow(2).sum(-1), diff.sum(-1)
+
+
+def wrong_gap(hidden, memory_pred):
+    diff = hidden - memory_pred
+    return diff.pow(2).sum(-1), diff.abs().sum(-1)
+
+
+def one_output(hidden, memory_pred):
+    return (hidden - memory_pred).pow(2).sum(-1)
+
+
+def float32_gap(hidden, memory_pred):
+    diff = hidden - memory_pred
+    return diff.pow(2).sum(-1), diff.sum(-1).float()
+
+
+def noisy_gap(hidden, memory_pred):
+    loss, gap = pair(hidden, memory_pred)
+    return loss, gap + torch.rand_like(gap) * gap.abs() * 1e-9
+
+
+def rows_mixed_in_gap(hidden, memory_pred):
+    loss, gap = pair(hidden, memory_pred)
+    return loss, gap.cumsum(0)
+
+
+def detached_gap(hidden, memory_pred):
+    diff = hidden - memory_pred
+    return diff.pow(2).sum(-1), diff.detach().sum(-1)
+
+
+class _HalfGap(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, memory_pred):
+        ctx.shape = hidden.shape
+        return (hidden - memory_pred).sum(-1)
+
+    @staticmethod
+    def backward(ctx, g):
+        grad = (0.5 * g.unsqueeze(-1)).expand(ctx.shape)  # should be 1
+        return grad, -grad
+
+
+def half_gap_gradient(hidden, memory_pred):
+    return (hidden - memory_pred).pow(2).sum(-1), _HalfGap.apply(hidden, memory_pred)
+"""
+
+
+@pytest.fixture(scope="module")
+def pair_spec(tmp_path_factory: pytest.TempPathFactory) -> EquationSpec:
+    """Two outputs: the squared distance per row (``loss``) and the summed difference (``gap``)."""
+    directory = tmp_path_factory.mktemp("pair")
+    (directory / "pair_impls.py").write_text(textwrap.dedent(PAIR), encoding="utf-8")
+    data = minimal_spec()
+    spec = data["specs"][0]
+    spec["outputs"] = {"loss": {"shape": ["B"]}, "gap": {"shape": ["B"]}}
+    spec["oracle"] = {"expr": {"loss": "sum((hidden - memory_pred)**2, -1)", "gap": "sum(hidden - memory_pred, -1)"}}
+    spec["invariants"] = [
+        {
+            "id": "zero_at_match",
+            "kind": "identity",
+            "description": "both outputs vanish where the prediction matches",
+            "set": {"memory_pred": "hidden"},
+            "lhs": "loss + abs(gap)",
+            "rhs": "0",
+        },
+        {
+            "id": "rows",
+            "kind": "permutation",
+            "description": "rows are independent",
+            "permute": {"hidden": 0, "memory_pred": 0},
+            "output_axis": 0,
+        },
+    ]
+    spec["gradients"] = {"wrt": ["hidden", "memory_pred"]}
+    spec["implementations"] = [{"ref": "pair_impls.py:pair"}]
+    return load_one(write_spec(directory, data))
+
+
+PAIR_EXAMPLE = Example({"B": 3, "D": 4}, {}, {"hidden": 1.0, "memory_pred": 1.0}, {}, 7)
+
+
+def pair_ref(spec: EquationSpec, name: str) -> str:
+    return f"{Path(spec.file).parent / 'pair_impls.py'}:{name}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_several_outputs_pass_every_check(pair_spec: EquationSpec, dtype: str) -> None:
+    for check in checks_for(pair_spec, dtype):
+        m = run_check(pair_spec, pair_ref(pair_spec, "pair"), "cpu", dtype, check, PAIR_EXAMPLE)
+        assert m is not None and m.passed, f"{check}: {m.detail}"
+
+
+PAIR_PLANTED = [
+    ("wrong_gap", "oracle", "float64", r"^gap: max \|error\| \S+ > tolerance"),
+    ("one_output", "output_contract", "float64", r"returned Tensor; the spec expects a tuple of 2 tensors \(loss, gap\)$"),
+    ("float32_gap", "output_contract", "float64", r"^gap: dtype torch.float32 != torch.float64$"),
+    ("noisy_gap", "determinism", "float64", r"^gap: two calls differ by up to \S+ \(bitwise equality expected\)$"),
+    ("wrong_gap", "invariant:zero_at_match", "float64", None),  # abs() keeps 0 at a match: not caught (see below)
+    ("rows_mixed_in_gap", "invariant:rows", "float64", r"^rows are independent: gap: \|lhs − rhs\| \S+ >"),
+    ("detached_gap", "gradient", "float64", r"^gap → ∂/∂hidden: max \|error\|"),
+    ("half_gap_gradient", "gradient", "float32", r"^gap → ∂/∂hidden: max \|error\|"),
+    ("half_gap_gradient", "gradcheck", "float64", r"^gradcheck \(slow mode\) \(outputs 0 = loss, 1 = gap\): .*Jacobian mismatch"),
+]
+
+
+@pytest.mark.parametrize(("name", "check", "dtype", "detail"), PAIR_PLANTED, ids=[f"{p[0]}-{p[1]}" for p in PAIR_PLANTED])
+def test_a_wrong_output_fails_and_is_named(
+    pair_spec: EquationSpec, name: str, check: str, dtype: str, detail: str | None
+) -> None:
+    m = run_check(pair_spec, pair_ref(pair_spec, name), "cpu", dtype, check, PAIR_EXAMPLE)
+    assert m is not None
+    if detail is None:
+        assert m.passed, m.detail
+    else:
+        assert not m.passed and re.search(detail, m.detail, flags=re.DOTALL), m.detail
+
+
+def test_an_implementation_returning_one_tensor_for_two_outputs_raises_elsewhere(pair_spec: EquationSpec) -> None:
+    with pytest.raises(TypeError, match="expects a tuple of 2 tensors"):
+        run_check(pair_spec, pair_ref(pair_spec, "one_output"), "cpu", "float64", "oracle", PAIR_EXAMPLE)
+
+
+# -- derived inputs, params set by invariants, options and diagnoses ---------------------------------
+TABLE = """
+import torch
+
+
+def scaled(hidden, memory_pred, table, k):
+    return ((hidden - memory_pred) * table).sum(-1) * k
+
+
+def flipped(hidden, memory_pred, table, k):
+    return -scaled(hidden, memory_pred, table, k)
+
+
+def ignores_k(hidden, memory_pred, table, k):
+    return scaled(hidden, memory_pred, table, 1.0)
+
+
+def stale_table(hidden, memory_pred, table, k):
+    return ((hidden - memory_pred) * torch.cos(torch.arange(table.shape[-1], dtype=hidden.dtype))).sum(-1) * k
+"""
+
+
+@pytest.fixture(scope="module")
+def table_spec(tmp_path_factory: pytest.TempPathFactory) -> EquationSpec:
+    """A derived table cos(d + offset), a param k passed to the implementation, an option ``flip``."""
+    directory = tmp_path_factory.mktemp("table")
+    (directory / "table_impls.py").write_text(textwrap.dedent(TABLE), encoding="utf-8")
+    data = minimal_spec()
+    spec = data["specs"][0]
+    spec["params"] = {
+        "offset": {"min": 0, "max": 100, "integer": True},
+        "k": {"values": [1.5, 3.0]},
+        "flip": {"values": [False, True], "default": False},
+    }
+    spec["inputs"]["table"] = {"shape": ["D"], "derive": "cos(arange(D) + offset)"}
+    spec["interface"] = {"kind": "function", "args": ["hidden", "memory_pred", "table", "k"]}
+    spec["oracle"] = {"expr": "where(flip, -1, 1) * sum((hidden - memory_pred) * table, -1) * k"}
+    spec["diagnose"] = [{"when": "not flip", "try": {"flip": True}, "say": "matches the flipped sign instead"}]
+    spec["invariants"] = [
+        {
+            "id": "linear_in_k",
+            "kind": "identity",
+            "description": "doubling k doubles the output",
+            "set": {"k": "2*k"},
+            "lhs": "out",
+            "rhs": "2*original",
+        },
+        {
+            "id": "table_follows_offset",
+            "kind": "identity",
+            "description": "moving the offset re-derives the table",
+            "set": {"offset": "offset + 1"},
+            "lhs": "out",
+            "rhs": "where(flip, -1, 1) * sum((hidden - memory_pred) * cos(arange(D) + offset), -1) * k",
+        },
+    ]
+    spec["outputs"] = {"out": {"shape": ["B"]}}
+    spec["implementations"] = [{"ref": "table_impls.py:scaled"}, {"ref": "table_impls.py:flipped", "params": {"flip": True}}]
+    return load_one(write_spec(directory, data))
+
+
+TABLE_EXAMPLE = Example({"B": 2, "D": 5}, {"offset": 40, "k": 1.5, "flip": False}, {"hidden": 1.0, "memory_pred": 1.0}, {}, 3)
+
+
+def table_ref(spec: EquationSpec, name: str) -> str:
+    return f"{Path(spec.file).parent / 'table_impls.py'}:{name}"
+
+
+@pytest.mark.parametrize("check", ["oracle", "invariant:linear_in_k", "invariant:table_follows_offset"])
+def test_options_params_and_derived_inputs_reach_the_implementation(table_spec: EquationSpec, check: str) -> None:
+    for impl in table_spec.implementations:
+        ref = str(Path(table_spec.file).parent / impl.id)
+        m = run_check(table_spec, ref, "cpu", "float64", check, TABLE_EXAMPLE)
+        assert m is not None and m.passed, f"{impl.id} {check}: {m.detail}"
+
+
+def test_a_param_set_by_an_invariant_reaches_the_implementation(table_spec: EquationSpec) -> None:
+    m = run_check(table_spec, table_ref(table_spec, "ignores_k"), "cpu", "float64", "invariant:linear_in_k", TABLE_EXAMPLE)
+    assert m is not None and not m.passed and "doubling k doubles the output" in m.detail
+
+
+def test_a_derived_input_follows_a_param_set_by_an_invariant(table_spec: EquationSpec) -> None:
+    check = "invariant:table_follows_offset"
+    m = run_check(table_spec, table_ref(table_spec, "stale_table"), "cpu", "float64", check, TABLE_EXAMPLE)
+    zero = dataclasses.replace(TABLE_EXAMPLE, params={**TABLE_EXAMPLE.params, "offset": 0})
+    assert m is not None and not m.passed, "an implementation that ignores the table is caught once it moves"
+    assert not run_check(table_spec, table_ref(table_spec, "stale_table"), "cpu", "float64", "oracle", TABLE_EXAMPLE).passed
+    assert run_check(table_spec, table_ref(table_spec, "stale_table"), "cpu", "float64", "oracle", zero).passed
+
+
+def test_the_implementation_option_overrides_the_drawn_value(table_spec: EquationSpec) -> None:
+    drawn_true = dataclasses.replace(TABLE_EXAMPLE, params={**TABLE_EXAMPLE.params, "flip": True})
+    assert run_check(table_spec, table_ref(table_spec, "scaled"), "cpu", "float64", "oracle", drawn_true).passed
+    assert run_check(
+        table_spec, table_ref(table_spec, "flipped") + "[flip=true]", "cpu", "float64", "oracle", TABLE_EXAMPLE
+    ).passed
+
+
+@pytest.mark.parametrize(
+    ("name", "option", "says"), [("flipped", "", True), ("ignores_k", "", False), ("scaled", "[flip=true]", False)]
+)
+def test_a_diagnosis_is_appended_where_the_alternative_matches(
+    table_spec: EquationSpec, name: str, option: str, says: bool
+) -> None:
+    m = run_check(table_spec, table_ref(table_spec, name) + option, "cpu", "float64", "oracle", TABLE_EXAMPLE)
+    assert m is not None and not m.passed and m.detail.startswith("max |error|")
+    assert m.detail.endswith("; matches the flipped sign instead") == says, m.detail
+
+
+def test_noise_scale_sets_the_noise_floor(table_spec: EquationSpec) -> None:
+    oracle = dataclasses.replace(table_spec.oracle, noise_scale={"out": parse("1000 + 0*k")})
+    scaled = dataclasses.replace(table_spec, oracle=oracle)
+    plain = run_check(table_spec, table_ref(table_spec, "scaled"), "cpu", "float32", "oracle", TABLE_EXAMPLE)
+    wide = run_check(scaled, table_ref(table_spec, "scaled"), "cpu", "float32", "oracle", TABLE_EXAMPLE)
+    assert wide.tolerance.floor == pytest.approx(8 * 2.0**-23 * 1000) and wide.tolerance.floor > plain.tolerance.floor
+
+
+def test_noise_scale_applies_to_the_reference_cross_check_too(tmp_path: Path) -> None:
+    data = minimal_spec()
+    data["specs"][0]["oracle"] = {
+        "expr": "sum((hidden - memory_pred)**2, -1)",
+        "reference": "surprise",
+        "noise_scale": "1000 + 0*hidden",
+    }
+    spec = load_one(write_spec(tmp_path, data))
+    m = check_oracle_agreement(spec, Example({"B": 2, "D": 3}, {}, {"hidden": 1.0, "memory_pred": 1.0}, {}, 4))
+    assert m.passed and m.tolerance.floor == pytest.approx(64 * 2.0**-52 * 1000)

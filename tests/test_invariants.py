@@ -233,3 +233,120 @@ MIXED = tensor_inputs(h=("B", "L", "D"), m=("B", "L", "D"), mask=("L", "L"))
 def test_invalid_options_name_the_option(kind: str, options: dict, key: str, words: str) -> None:
     got_key, message = validation_error(kind, options, MIXED, ("B", "L"))
     assert got_key == (key,) and words in message
+
+
+# -- several outputs -----------------------------------------------------------------------------------
+def validated_many(kind: str, options: dict, inputs: dict, outputs: dict[str, tuple], params: dict | None = None) -> dict:
+    outs = {name: Output(name, shape) for name, shape in outputs.items()}
+    names = set(inputs) | set(params or {})
+    return INVARIANT_KINDS[kind].validate(options, names=names, inputs=inputs, outputs=outs, params=params or {}, parse=parse)
+
+
+def polar(env: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Two outputs: cos and sin of the per-token distance."""
+    r = per_token_loss(env)
+    return np.cos(r), np.sin(r)
+
+
+def test_identity_names_every_output_and_its_original() -> None:
+    outputs = {"c": ("B", "L"), "s": ("B", "L")}
+    options = validated_many("identity", {"set": {"m": "h"}, "lhs": "c**2 + s**2 + 0*original_c", "rhs": "1"}, TOKENS, outputs)
+    plan = INVARIANT_KINDS["identity"].plan(options, TOKEN_ENV, np.random.default_rng(0), ("c", "s"))
+    assert plan.joint, "an identity relates all outputs at once"
+    lhs, rhs = plan.relate(polar(plan.env_a), polar(plan.env_b), plan.env_a, plan.env_b)
+    np.testing.assert_allclose(lhs, rhs, atol=1e-15)
+    lhs, rhs = plan.relate(
+        polar(plan.env_a), (np.cos(0.5 + per_token_loss(plan.env_b)), np.zeros((2, 6))), plan.env_a, plan.env_b
+    )
+    assert not np.allclose(lhs, rhs)
+
+
+def test_identity_refuses_original_with_several_outputs() -> None:
+    with pytest.raises(KeyError) as info:
+        validated_many("identity", {"lhs": "c", "rhs": "original"}, TOKENS, {"c": ("B",), "s": ("B",)})
+    assert info.value.args == (("rhs",), "undeclared name(s) original")
+
+
+def test_one_output_axis_needs_outputs_of_one_rank() -> None:
+    with pytest.raises(KeyError) as info:
+        validated_many("permutation", {"permute": {"h": 1}, "output_axis": 1}, TOKENS, {"c": ("B", "L"), "s": ("B",)})
+    assert info.value.args[0] == ("output_axis",) and "different ranks [1, 2]" in info.value.args[1]
+
+
+def test_per_output_kinds_relate_one_output_at_a_time() -> None:
+    options = validated_many(
+        "permutation", {"permute": {"h": 1, "m": 1}, "output_axis": 1}, TOKENS, {"c": ("B", "L"), "s": ("B", "L")}
+    )
+    plan = INVARIANT_KINDS["permutation"].plan(options, TOKEN_ENV, np.random.default_rng(0), ("c", "s"))
+    assert not plan.joint and plan.feed is None
+    for a, b in zip(polar(plan.env_a), polar(plan.env_b)):
+        lhs, rhs = plan.relate(a, b, plan.env_a, plan.env_b)
+        np.testing.assert_array_equal(lhs, rhs)
+
+
+# -- params in substitutions -----------------------------------------------------------------------------
+def test_identity_may_set_a_param() -> None:
+    options = validated_many(
+        "identity", {"set": {"k": "k + 2"}, "lhs": "out", "rhs": "original"}, TOKENS, {"out": ("B", "L")}, {"k": None}
+    )
+    plan = INVARIANT_KINDS["identity"].plan(options, {**TOKEN_ENV, "k": 3}, np.random.default_rng(0), "out")
+    assert plan.env_b["k"] == 5 and plan.env_a["k"] == 3
+    with pytest.raises(KeyError) as info:
+        validated_many("identity", {"set": {"q": "1"}, "lhs": "out", "rhs": "0"}, TOKENS, {"out": ("B", "L")}, {"k": None})
+    assert info.value.args == (("set",), "'q' is not a declared input or param")
+
+
+# -- composition -----------------------------------------------------------------------------------------
+TURN = tensor_inputs(x=("L", 2), angle=("L",))
+TURN_ENV = {"x": RNG.uniform(-1, 1, (5, 2)), "angle": RNG.uniform(-3, 3, 5), "s": 0.75}
+
+
+def turn(env: dict) -> np.ndarray:
+    """Rotate each row of x by its angle: a group law R_a R_b = R_{a+b}."""
+    c, s = np.cos(env["angle"]), np.sin(env["angle"])
+    x = env["x"]
+    return np.stack([x[:, 0] * c - x[:, 1] * s, x[:, 0] * s + x[:, 1] * c], -1)
+
+
+def chained(options: dict, env: dict, fn: Fn) -> tuple[np.ndarray, np.ndarray]:
+    """Run a composition plan as the harness does: the first call's output feeds the second."""
+    plan = INVARIANT_KINDS["composition"].plan(options, env, np.random.default_rng(0), "out")
+    assert plan.feed is not None and (plan.feed.input, plan.feed.output) == ("x", "out")
+    fed = {**plan.env_b, plan.feed.input: fn(plan.feed.env)}
+    return plan.relate(fn(plan.env_a), fn(fed), plan.env_a, fed)
+
+
+COMPOSE = {"feed": {"x": "out"}, "first": {"angle": "angle - s"}, "second": {"angle": "s + 0*angle"}}
+
+
+def test_composition_holds_for_a_group_law_and_fails_otherwise() -> None:
+    options = validated_many("composition", COMPOSE, TURN, {"out": ("L", 2)}, {"s": None})
+    lhs, rhs = chained(options, TURN_ENV, turn)
+    np.testing.assert_allclose(lhs, rhs, atol=1e-14)
+    lhs, rhs = chained(options, TURN_ENV, lambda env: turn({**env, "angle": env["angle"] ** 2}))  # not additive
+    assert not np.allclose(lhs, rhs)
+
+
+def test_composition_without_substitutions_is_idempotence() -> None:
+    options = validated_many("composition", {"feed": {"x": "out"}}, TURN, {"out": ("L", 2)})
+    lhs, rhs = chained(options, TURN_ENV, lambda env: np.clip(env["x"], -0.5, 0.5))  # a projection
+    np.testing.assert_array_equal(lhs, rhs)
+    lhs, rhs = chained(options, TURN_ENV, turn)
+    assert not np.allclose(lhs, rhs)
+
+
+@pytest.mark.parametrize(
+    ("options", "key", "words"),
+    [
+        ({"feed": {"x": "out", "angle": "out"}}, "feed", "one pair input name -> output name"),
+        ({"feed": {"z": "out"}}, "feed", "'z' is not a declared real input"),
+        ({"feed": {"x": "nope"}}, "feed", "'nope' is not a declared output"),
+        ({"feed": {"angle": "out"}}, "feed", "cannot feed input 'angle'"),
+        ({"feed": {"x": "out"}, "first": {"q": "1"}}, "first", "'q' is not a declared input or param"),
+        ({"feed": {"x": "out"}, "second": ["x"]}, "second", "expected a mapping"),
+    ],
+)
+def test_composition_options_are_validated(options: dict, key: str, words: str) -> None:
+    with pytest.raises(KeyError) as info:
+        validated_many("composition", options, TURN, {"out": ("L", 2)})
+    assert info.value.args[0] == (key,) and words in info.value.args[1], info.value.args

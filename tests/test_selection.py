@@ -26,7 +26,7 @@ def per_implementation(spec: EquationSpec) -> int:
 
 def per_spec(spec: EquationSpec) -> int:
     """Cases run once per spec: its facts and, with both an expression and a reference, the cross-check."""
-    cross = int(spec.oracle is not None and spec.oracle.expr is not None and bool(spec.oracle.reference))
+    cross = int(spec.oracle is not None and bool(spec.oracle.exprs) and bool(spec.oracle.reference))
     return len(spec.facts) + cross
 
 
@@ -208,3 +208,56 @@ def test_xfail_for_returns_the_first_matching_entry() -> None:
     spec = with_xfails(specific, general)
     assert xfail_for(Case(spec, SURPRISE, "cpu", "float16", "oracle")) == specific
     assert xfail_for(Case(spec, SURPRISE, "cpu", "float32", "oracle")) == general
+
+
+# -- implementations with options (a spec's params fixed per implementation) -------------------------
+ROPE = "implementations.rope:apply_rotary_emb"
+ROPE_INTERLEAVED = "implementations.rope:apply_rotary_emb_interleaved[interleaved=true]"
+
+
+def test_cases_name_an_implementation_with_its_options_and_fix_them() -> None:
+    cases = [c for c in build_cases({"rope_apply": shipped_specs()["rope_apply"]}, {}) if c.check == "oracle"]
+    by_impl = {c.implementation: c for c in cases}
+    assert set(by_impl) == {ROPE, ROPE_INTERLEAVED}
+    assert by_impl[ROPE_INTERLEAVED].id.startswith(f"rope_apply-{ROPE_INTERLEAVED}-")
+    assert by_impl[ROPE_INTERLEAVED].spec.params["interleaved"].default is True, "the option is not drawn"
+    assert by_impl[ROPE].spec.params["interleaved"].default is False, "the spec's default"
+    assert by_impl[ROPE].spec.params["offset"].default is None, "other params are still drawn"
+
+
+def test_impl_option_accepts_fixed_params_in_brackets() -> None:
+    options = ["rope_apply=implementations.rope:apply_rotary_emb_interleaved[interleaved=True]", f"rope_apply={ROPE}"]
+    overrides = parse_impl_options(options, shipped_specs())
+    assert overrides == {"rope_apply": ["implementations.rope:apply_rotary_emb_interleaved[interleaved=True]", ROPE]}
+    cases = build_cases(shipped_specs(), overrides)
+    assert {c.implementation for c in cases} == set(overrides["rope_apply"]), "named exactly as given"
+    fixed = next(c for c in cases if "[" in c.implementation)
+    assert fixed.spec.params["interleaved"].default is True
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (f"rope_apply={ROPE}[layout=half]", "must be true, false or a number"),
+        (f"rope_apply={ROPE}[layout=1]", "'layout' is not a param of spec 'rope_apply'"),
+        (f"rope_apply={ROPE}[interleaved=2]", "interleaved=2 is outside the domain of param 'interleaved'"),
+        ("rope_apply=implementations.rope:nope[interleaved=true]", "has no attribute 'nope'"),
+    ],
+)
+def test_impl_option_with_bad_fixed_params(option: str, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_impl_options([option], shipped_specs())
+    assert str(info.value).startswith(f"--impl {option!r}: ") and message in str(info.value)
+
+
+def test_xfail_for_matches_an_implementation_with_options() -> None:
+    xf = XFail("oracle", None, None, "reviewed")
+    spec = dataclasses.replace(
+        shipped_specs()["rope_apply"],
+        implementations=(
+            Implementation(ROPE),
+            Implementation(ROPE_INTERLEAVED.split("[")[0], (xf,), params={"interleaved": True}),
+        ),
+    )
+    assert xfail_for(Case(spec, ROPE_INTERLEAVED, "cpu", "float64", "oracle")) == xf
+    assert xfail_for(Case(spec, ROPE, "cpu", "float64", "oracle")) is None

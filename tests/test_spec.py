@@ -6,6 +6,7 @@ Each test starts from ``minimal_spec()`` (which loads) and breaks exactly one th
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,16 @@ import yaml
 
 from conformance.calling import resolve
 from conformance.dtype_helpers import DTYPES
-from conformance.spec import SCHEMA_VERSION, SpecError, ToleranceRule, load_file, load_specs
+from conformance.spec import (
+    SCHEMA_VERSION,
+    Param,
+    SpecError,
+    ToleranceRule,
+    format_implementation,
+    load_file,
+    load_specs,
+    parse_implementation,
+)
 from tests.spec_helpers import (
     SHIPPED_SPEC_FILES,
     load_error,
@@ -42,20 +52,43 @@ def assert_error(exc: SpecError, file: Path, path: str, *words: str) -> None:
 # -- the shipped specs -------------------------------------------------------------------------------
 def test_shipped_specs_load() -> None:
     specs = shipped_specs()
-    assert {"attention", "rmsnorm", "surprise", "multihead_attention", "chunked_attention"} <= set(specs)
+    shipped = {"attention", "rmsnorm", "surprise", "multihead_attention", "chunked_attention", "rope_cache", "rope_apply"}
+    assert shipped <= set(specs)
     for spec in specs.values():
         assert spec.implementations and spec.line > 0
         assert Path(spec.file).name in {f.name for f in SHIPPED_SPEC_FILES}
         if spec.oracle is None:  # a spec of pattern checks only
             assert spec.patterns and spec.interface is None and not spec.inputs
-        else:
-            assert spec.oracle.expr is not None and spec.invariants and spec.oracle.line > 0
+        else:  # one expression per output (oracle.expr is the single output's)
+            assert spec.oracle.exprs and spec.invariants and spec.oracle.line > 0
             assert all(inv.line > 0 for inv in spec.invariants)
         assert all(p.line > 0 for p in spec.patterns)
         for impl in spec.implementations:
             assert callable(resolve(impl.ref))
     for spec_id in ("attention", "rmsnorm", "surprise"):
         assert specs[spec_id].oracle.reference and specs[spec_id].facts
+
+
+def test_shipped_roformer_specs_are_read_as_written() -> None:
+    specs = shipped_specs()
+    cache, rope = specs["rope_cache"], specs["rope_apply"]
+    assert cache.paper.arxiv == "2104.09864" and cache.equation == "15" and rope.equation == "34"
+    assert list(cache.outputs) == ["cos_table", "sin_table"] and cache.oracle.expr is None
+    assert cache.oracle.compute_dtype == {"float16": "float32", "bfloat16": "float32"} and set(cache.oracle.noise_scale) == {
+        "cos_table",
+        "sin_table",
+    }
+    assert [p.check for p in cache.patterns] == ["domain_error:seq_len_past_max"]
+    assert [name for name, inp in rope.inputs.items() if not inp.drawn] == ["cos_table", "sin_table"]
+    assert rope.params["offset"].integer and rope.params["offset"].high == 4096 and rope.params["interleaved"].default is False
+    assert [impl.id for impl in rope.implementations] == [
+        "implementations.rope:apply_rotary_emb",
+        "implementations.rope:apply_rotary_emb_interleaved[interleaved=true]",
+    ]
+    assert [d.say for d in rope.diagnoses] == [
+        "matches the interleaved layout (RoFormer Eq. 34) instead of half",
+        "matches the half layout (rotate-half) instead of interleaved (RoFormer Eq. 34)",
+    ]
 
 
 def test_shipped_spec_details_are_read_as_written() -> None:
@@ -383,3 +416,237 @@ def test_load_file_returns_every_spec_of_a_paper(tmp_path: Path) -> None:
     second = dict(data["specs"][0], id="toy_two")
     data["specs"].append(second)
     assert [s.id for s in load_file(write_spec(tmp_path, data))] == ["toy", "toy_two"]
+
+
+# -- several outputs ---------------------------------------------------------------------------------
+def two_outputs() -> dict:
+    """The minimal spec with two outputs: the squared distance and the plain difference summed."""
+    data = minimal_spec()
+    spec = data["specs"][0]
+    spec["outputs"] = {"loss": {"shape": ["B"]}, "gap": {"shape": ["B"]}}
+    spec["oracle"] = {"expr": {"loss": "sum((hidden - memory_pred)**2, -1)", "gap": "sum(hidden - memory_pred, -1)"}}
+    return data
+
+
+def test_several_outputs_keep_their_order_and_one_expression_each(tmp_path: Path) -> None:
+    spec = load_one(write_spec(tmp_path, two_outputs()))
+    assert list(spec.outputs) == ["loss", "gap"] and list(spec.oracle.exprs) == ["loss", "gap"]
+    assert spec.oracle.expr is None, "expr is the single output's expression only"
+    assert spec.oracle.exprs["gap"] == sympy.Function("sum", commutative=True)(
+        sympy.Symbol("hidden") - sympy.Symbol("memory_pred"), -1, sympy.false
+    )
+    single = load_one(write_spec(tmp_path, minimal_spec(), "single.yaml"))
+    assert list(single.oracle.exprs) == ["loss"] and single.oracle.exprs["loss"] == single.oracle.expr
+
+
+@pytest.mark.parametrize(
+    ("expr", "error_path", "words"),
+    [
+        ("sum(hidden, -1)", "specs[0].oracle.expr", ("expected a mapping output name -> expression", "loss, gap")),
+        ({"loss": "sum(hidden, -1)"}, "specs[0].oracle.expr", ("one expression per output (loss, gap)", "got loss")),
+        ({"loss": "sum(hidden, -1)", "gap": "sum(target, -1)"}, "specs[0].oracle.expr.gap", ("undeclared name(s) target",)),
+    ],
+    ids=["string", "missing-output", "bad-expression"],
+)
+def test_several_outputs_need_one_expression_each(tmp_path: Path, expr: object, error_path: str, words: tuple) -> None:
+    file = write_spec(tmp_path, with_key(two_outputs(), (*SPEC, "oracle", "expr"), expr))
+    assert_error(load_error(file), file, error_path, *words)
+
+
+def test_no_outputs_is_an_error(tmp_path: Path) -> None:
+    file = write_spec(tmp_path, with_key(minimal_spec(), (*SPEC, "outputs"), {}))
+    assert_error(load_error(file), file, "specs[0].outputs", "expected at least one output")
+
+
+def test_noise_scale_for_every_output_or_per_output(tmp_path: Path) -> None:
+    data = with_key(two_outputs(), (*SPEC, "oracle", "noise_scale"), "abs(hidden) + 1")
+    spec = load_one(write_spec(tmp_path, data))
+    assert set(spec.oracle.noise_scale) == {"loss", "gap"}
+    data = with_key(two_outputs(), (*SPEC, "oracle", "noise_scale"), {"gap": "abs(hidden)"})
+    assert set(load_one(write_spec(tmp_path, data, "per.yaml")).oracle.noise_scale) == {"gap"}
+    file = write_spec(tmp_path, with_key(two_outputs(), (*SPEC, "oracle", "noise_scale"), {"gapp": "1"}), "bad.yaml")
+    assert_error(load_error(file), file, "specs[0].oracle.noise_scale.gapp", "'gapp' is not a declared output")
+
+
+# -- derived inputs, shape expressions, integer params, options ----------------------------------------
+def rotary() -> dict:
+    """The minimal spec with a derived input (a table from a drawn integer offset) and a shape expression."""
+    data = minimal_spec()
+    spec = data["specs"][0]
+    spec["constraints"] = ["D % 2 == 0"]
+    spec["params"] = {
+        "offset": {"min": 0, "max": 4096, "integer": True},
+        "flip": {"values": [False, True], "default": False},
+    }
+    spec["inputs"]["table"] = {"shape": ["D // 2"], "derive": "cos(arange(D // 2) + offset)"}
+    spec["interface"]["args"] = ["hidden", "memory_pred", "table"]
+    return data
+
+
+def test_derived_input_shape_expression_and_integer_param_load(tmp_path: Path) -> None:
+    spec = load_one(write_spec(tmp_path, rotary()))
+    table = spec.inputs["table"]
+    assert not table.drawn and spec.inputs["hidden"].drawn
+    assert table.shape == (sympy.floor(sympy.Symbol("D") / 2),)
+    assert table.derive == sympy.cos(
+        sympy.Function("arange", commutative=True)(sympy.floor(sympy.Symbol("D") / 2)) + sympy.Symbol("offset")
+    )
+    offset = spec.params["offset"]
+    assert offset.integer and (offset.low, offset.high) == (0, 4096) and offset.default is None
+    assert spec.params["flip"].default is False
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "error_path", "words"),
+    [
+        ((*SPEC, "inputs", "table", "magnitude"), [1, 2], "specs[0].inputs.table.magnitude", ("applies to drawn inputs only",)),
+        ((*SPEC, "inputs", "table", "optional"), True, "specs[0].inputs.table.optional", ("this input is derived",)),
+        ((*SPEC, "inputs", "table", "derive"), "cos(later)", "specs[0].inputs.table.derive", ("undeclared name(s) later",)),
+        (
+            (*SPEC, "inputs", "table", "shape"),
+            ["E // 2"],
+            "specs[0].inputs.table.shape[0]",
+            ("'E // 2' is not a declared symbol",),
+        ),
+        ((*SPEC, "params", "offset", "min"), 0.5, "specs[0].params.offset.min", ("expected an integer",)),
+        ((*SPEC, "params", "offset", "log"), True, "specs[0].params.offset.log", ("drawn uniformly",)),
+        ((*SPEC, "params", "flip", "default"), 1, "specs[0].params.flip.default", ("a value of the param's domain",)),
+        (
+            (*SPEC, "interface", "args"),
+            ["hidden", "memory_pred", "table", "E"],
+            "specs[0].interface.args[3]",
+            ("not a declared input, param or symbol",),
+        ),
+    ],
+    ids=[
+        "derived-magnitude",
+        "derived-optional",
+        "derive-later-name",
+        "shape-unknown",
+        "integer-float",
+        "integer-log",
+        "default-outside",
+        "arg-unknown",
+    ],
+)
+def test_derived_inputs_and_params_errors(tmp_path: Path, path: tuple, value: object, error_path: str, words: tuple) -> None:
+    file = write_spec(tmp_path, with_key(rotary(), path, value))
+    assert_error(load_error(file), file, error_path, *words)
+
+
+def test_a_symbol_may_be_passed_to_the_implementation(tmp_path: Path) -> None:
+    data = with_key(rotary(), (*SPEC, "interface", "args"), ["hidden", "memory_pred", "table", "D"])
+    assert load_one(write_spec(tmp_path, data)).interface.args[-1] == "D"
+
+
+def test_params_allow_their_domain_only() -> None:
+    flip = Param("flip", values=(False, True))
+    assert flip.allows(True) and not flip.allows(1) and not flip.allows(0.0)
+    count = Param("n", values=(1, 2))
+    assert count.allows(2) and count.allows(2.0) and not count.allows(True)
+    offset = Param("offset", low=0, high=8, integer=True)
+    assert offset.allows(8) and not offset.allows(2.5) and not offset.allows(9) and not offset.allows(False)
+
+
+# -- implementations with options ----------------------------------------------------------------------
+def test_implementation_params_fix_options_and_name_the_implementation(tmp_path: Path) -> None:
+    data = with_key(
+        rotary(),
+        (*SPEC, "implementations"),
+        [
+            {"ref": "implementations.surprise:compute_surprise"},
+            {"ref": "implementations.surprise:compute_surprise", "params": {"flip": True, "offset": 7}},
+        ],
+    )
+    spec = load_one(write_spec(tmp_path, data))
+    plain, flipped = spec.implementations
+    assert plain.id == "implementations.surprise:compute_surprise" and plain.params == {}
+    assert flipped.id == "implementations.surprise:compute_surprise[flip=true,offset=7]"
+    assert spec.fixed_params(plain.id) == {"flip": False}, "an option not fixed takes the spec's default"
+    assert spec.fixed_params(flipped.id) == {"flip": True, "offset": 7}
+    tested = spec.for_implementation(flipped.id)
+    assert tested.params["flip"].default is True and tested.params["offset"].default == 7
+    assert spec.for_implementation(plain.id).params["offset"].default is None, "drawn params stay drawn"
+
+
+@pytest.mark.parametrize(
+    ("entry", "error_path", "words"),
+    [
+        ({"params": {"flop": True}}, "specs[0].implementations[0].params.flop", ("'flop' is not a declared param",)),
+        ({"params": {"flip": "yes"}}, "specs[0].implementations[0].params.flip", ("outside the domain of param 'flip'",)),
+        ({"params": {"offset": 5000}}, "specs[0].implementations[0].params.offset", ("outside the domain",)),
+        ({"params": [True]}, "specs[0].implementations[0].params", ("expected a mapping param name -> value",)),
+    ],
+)
+def test_implementation_params_errors(tmp_path: Path, entry: dict, error_path: str, words: tuple) -> None:
+    data = with_key(rotary(), (*SPEC, "implementations"), [{"ref": "implementations.surprise:compute_surprise", **entry}])
+    file = write_spec(tmp_path, data)
+    assert_error(load_error(file), file, error_path, *words)
+
+
+def test_two_entries_with_the_same_ref_and_params_are_refused(tmp_path: Path) -> None:
+    entry = {"ref": "implementations.surprise:compute_surprise"}
+    file = write_spec(tmp_path, with_key(minimal_spec(), (*SPEC, "implementations"), [entry, dict(entry)]))
+    assert_error(load_error(file), file, "specs[0].implementations", "must differ in ref or params")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mod:fn", ("mod:fn", {})),
+        ("mod:fn[interleaved=true]", ("mod:fn", {"interleaved": True})),
+        ("path/to/f.py:g[ a = 2 , b=false, c=0.5 ]", ("path/to/f.py:g", {"a": 2, "b": False, "c": 0.5})),
+        ("mod:fn[]", ("mod:fn", {})),
+    ],
+)
+def test_parse_implementation(text: str, expected: tuple) -> None:
+    assert parse_implementation(text) == expected
+    ref, params = expected
+    assert parse_implementation(format_implementation(ref, params)) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("mod:fn[a]", "expected name=value"),
+        ("mod:fn[a=yes]", "must be true, false or a number"),
+        ("mod:fn[a=1", "REF[name=value"),
+    ],
+)
+def test_parse_implementation_errors(text: str, words: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(words)):
+        parse_implementation(text)
+
+
+def test_with_implementations_accepts_options_and_keeps_the_text(tmp_path: Path) -> None:
+    spec = load_one(write_spec(tmp_path, rotary()))
+    (impl,) = spec.with_implementations(["implementations.surprise:compute_surprise[flip=True]"]).implementations
+    assert impl.ref == "implementations.surprise:compute_surprise" and impl.params == {"flip": True}
+    assert impl.id == "implementations.surprise:compute_surprise[flip=True]", "named exactly as given"
+    with pytest.raises(ValueError, match="'flop' is not a param of spec 'toy'"):
+        spec.with_implementations(["implementations.surprise:compute_surprise[flop=true]"])
+    assert spec.implementation("other.py:f[offset=3]").params == {"offset": 3}
+
+
+# -- diagnose -------------------------------------------------------------------------------------------
+def test_diagnose_loads(tmp_path: Path) -> None:
+    entry = {"when": "not flip", "try": {"flip": True}, "say": "matches the flipped reading"}
+    spec = load_one(write_spec(tmp_path, with_key(rotary(), (*SPEC, "diagnose"), [entry])))
+    (d,) = spec.diagnoses
+    assert d.check == "oracle" and d.alternative == {"flip": sympy.true} and d.say == "matches the flipped reading"
+    assert d.when is not None and d.line > 0
+
+
+@pytest.mark.parametrize(
+    ("entry", "error_path", "words"),
+    [
+        ({"try": {"flop": True}, "say": "s"}, "specs[0].diagnose[0].try.flop", ("'flop' is not a declared param",)),
+        ({"try": {}, "say": "s"}, "specs[0].diagnose[0].try", ("at least one param",)),
+        ({"try": {"flip": True}}, "specs[0].diagnose[0]", ("missing required key(s): say",)),
+        ({"try": {"flip": True}, "say": "s", "when_failing": "gradient"}, "specs[0].diagnose[0].when_failing", ("oracle",)),
+        ({"try": {"flip": "hidden"}, "say": "s"}, "specs[0].diagnose[0].try.flip", ("undeclared name(s) hidden",)),
+    ],
+)
+def test_diagnose_errors(tmp_path: Path, entry: dict, error_path: str, words: tuple) -> None:
+    file = write_spec(tmp_path, with_key(rotary(), (*SPEC, "diagnose"), [entry]))
+    assert_error(load_error(file), file, error_path, *words)

@@ -23,6 +23,7 @@ from conformance.strategies import (
     GRADCHECK_MAX_SIZE,
     Example,
     cotangent,
+    derive_inputs,
     examples,
     magnitude_range,
     materialize,
@@ -205,3 +206,75 @@ def test_cotangent_is_deterministic_random_and_shaped() -> None:
 def test_example_as_dict_round_trips() -> None:
     ex = Example({"B": 1}, {"eps": 0.1}, {"x": 2.0}, {"mask": False}, 5)
     assert Example(**ex.as_dict()) == ex and ex.as_dict()["seed"] == 5
+
+
+# -- derived inputs, integer params, options, shape expressions ---------------------------------------
+@pytest.fixture(scope="module")
+def derived(tmp_path_factory: pytest.TempPathFactory) -> EquationSpec:
+    """A spec with a derived table (from a drawn integer offset), a shape expression and an option param."""
+    data = minimal_spec()
+    spec = data["specs"][0]
+    spec["symbols"] = {"B": {"min": 1, "max": 3}, "D": {"min": 2, "max": 8}}
+    spec["constraints"] = ["D % 2 == 0"]
+    spec["params"] = {"offset": {"min": 0, "max": 4096, "integer": True}, "flip": {"values": [False, True], "default": True}}
+    spec["inputs"]["table"] = {
+        "shape": ["B", "D // 2"],
+        "derive": "cos(unsqueeze(arange(D // 2), 0) + offset) + 0*sum(hidden, -1, keepdim=True)",
+    }
+    spec["interface"]["args"] = ["hidden", "memory_pred", "table"]
+    return load_one(write_spec(Path(tmp_path_factory.mktemp("derived")), data))
+
+
+@FEW
+@given(data=st.data())
+def test_derived_inputs_are_computed_not_drawn(derived: EquationSpec, data: st.DataObject) -> None:
+    ex = data.draw(examples(derived, "float32"))
+    assert set(ex.magnitudes) == {"hidden", "memory_pred"}, "no magnitude is drawn for a derived input"
+    assert isinstance(ex.params["offset"], int) and 0 <= ex.params["offset"] <= 4096
+    assert ex.params["flip"] is True, "an option param is its default, never drawn"
+    env = materialize(derived, ex)
+    half = ex.sizes["D"] // 2
+    expected = np.broadcast_to(np.cos(np.arange(half) + ex.params["offset"]), (ex.sizes["B"], half))
+    assert env["table"].shape == shape_of(derived.inputs["table"].shape, ex.sizes) == (ex.sizes["B"], half)
+    np.testing.assert_array_equal(env["table"], expected)
+
+
+def test_derived_inputs_leave_the_drawn_ones_unchanged(derived: EquationSpec) -> None:
+    ex = Example({"B": 2, "D": 4}, {"offset": 3, "flip": True}, {"hidden": 1.0, "memory_pred": 2.0}, {}, 9)
+    plain = materialize(shipped_specs()["surprise"], Example({"B": 2, "L": 1, "D": 4}, {}, ex.magnitudes, {}, 9))
+    env = materialize(derived, ex)
+    np.testing.assert_array_equal(env["hidden"], plain["hidden"].reshape(2, 4))
+
+
+def test_integer_params_are_drawn_with_their_edges(derived: EquationSpec) -> None:
+    drawn: list[int] = []
+
+    @settings(max_examples=60, derandomize=True, deadline=None, database=None)
+    @given(ex=examples(derived, "float64"))
+    def collect(ex: Example) -> None:
+        drawn.append(ex.params["offset"])
+
+    collect()
+    assert all(isinstance(v, int) for v in drawn) and {0, 4096} <= set(drawn) and len(set(drawn)) > 3
+
+
+def test_derive_inputs_recomputes_what_a_plan_did_not_replace(derived: EquationSpec) -> None:
+    env = materialize(derived, Example({"B": 1, "D": 4}, {"offset": 0, "flip": True}, {"hidden": 1.0, "memory_pred": 1.0}, {}, 2))
+    moved = derive_inputs(derived, {**env, "offset": 5}, keep=env)
+    np.testing.assert_array_equal(moved["table"], np.cos(np.arange(2) + 5.0)[None, :])
+    replaced = derive_inputs(derived, {**env, "offset": 5, "table": np.zeros((1, 2))}, keep=env)
+    np.testing.assert_array_equal(replaced["table"], np.zeros((1, 2)))
+
+
+def test_shape_expressions_evaluate_to_positive_integers() -> None:
+    half = parse("D // 2")
+    assert shape_of(("B", half, 3), {"B": 2, "D": 6}) == (2, 3, 3)
+    with pytest.raises(ValueError, match="expected a positive integer"):
+        shape_of((half,), {"D": 1})
+
+
+def test_a_derived_input_that_does_not_fit_its_shape_is_an_error(derived: EquationSpec) -> None:
+    table = dataclasses.replace(derived.inputs["table"], derive=parse("arange(D)"))
+    spec = dataclasses.replace(derived, inputs={**derived.inputs, "table": table})
+    with pytest.raises(ValueError, match="derived input 'table' has shape \\(4,\\), which does not broadcast to \\(1, 2\\)"):
+        materialize(spec, Example({"B": 1, "D": 4}, {"offset": 0, "flip": True}, {"hidden": 1.0, "memory_pred": 1.0}, {}, 2))
