@@ -57,21 +57,30 @@ def _run(ctx: PatternContext) -> Measurement:
     args64 = tuple(a.to(torch.float64) if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
     kwargs64 = {k: v.to(torch.float64) if isinstance(v, torch.Tensor) and v.is_floating_point() else v for k, v in kwargs.items()}
     with torch.no_grad():
-        eager = module(*args, **kwargs)
-        compiled = torch.compile(module)(*args, **kwargs)
-        expected = reference(*args64, **kwargs64)
-    if compiled.shape != eager.shape or compiled.dtype != eager.dtype:
-        detail = f"compiled output {tuple(compiled.shape)} {compiled.dtype} vs eager {tuple(eager.shape)} {eager.dtype}"
-        return Measurement(float("inf"), float("inf"), None, False, detail)
-    m = compare(
-        _to_numpy(compiled),
-        _to_numpy(expected),
-        dtype=ctx.dtype,
-        rule=ctx.spec.tolerance_rule(ctx.dtype),
-        reference=_to_numpy(eager),
-    )
+        eager = _outputs(module(*args, **kwargs))
+        compiled = _outputs(torch.compile(module)(*args, **kwargs))
+        expected = _outputs(reference(*args64, **kwargs64))
+    worst: Measurement | None = None
+    for i, (c, e, x) in enumerate(zip(compiled, eager, expected)):
+        label = f"output {i}: " if len(eager) > 1 else ""
+        if c.shape != e.shape or c.dtype != e.dtype:
+            detail = f"{label}compiled {tuple(c.shape)} {c.dtype} vs eager {tuple(e.shape)} {e.dtype}"
+            return Measurement(float("inf"), float("inf"), None, False, detail)
+        m = compare(_to_numpy(c), _to_numpy(x), dtype=ctx.dtype, rule=ctx.spec.tolerance_rule(ctx.dtype), reference=_to_numpy(e))
+        m = Measurement(m.max_abs_err, m.max_rel_err, m.tolerance, m.passed, label + m.detail if m.detail else "")
+        if worst is None or m.ratio > worst.ratio:
+            worst = m
+    if worst is None or len(compiled) != len(eager):
+        return Measurement(
+            float("inf"), float("inf"), None, False, f"compiled returned {len(compiled)} outputs, eager {len(eager)}"
+        )
     note = "compiled vs float64 eager; eager at the tested dtype is the same-precision reference"
-    return Measurement(m.max_abs_err, m.max_rel_err, m.tolerance, m.passed, m.detail or note)
+    return Measurement(worst.max_abs_err, worst.max_rel_err, worst.tolerance, worst.passed, worst.detail or note)
+
+
+def _outputs(result: Any) -> list[torch.Tensor]:
+    """One tensor or a tuple of them, as a list."""
+    return list(result) if isinstance(result, (tuple, list)) else [result]
 
 
 KIND = PatternKind(

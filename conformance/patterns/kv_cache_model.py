@@ -333,8 +333,7 @@ def build_machine(setup: Setup) -> type[RuleBasedStateMachine]:
                     if t.dtype != k.dtype or t.device != k.device:
                         raise Violation(
                             "dtype_device",
-                            f"after {what}, returned {name} is {t.dtype} on {t.device}; "
-                            f"the inputs are {k.dtype} on {k.device}",
+                            f"after {what}, returned {name} is {t.dtype} on {t.device}; the inputs are {k.dtype} on {k.device}",
                         )
             if setup.has("contents"):
                 for name, t, parts in (("K", K, self.ks), ("V", V, self.vs)):

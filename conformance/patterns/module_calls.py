@@ -50,7 +50,7 @@ def call_inputs(ctx: PatternContext, seed: int) -> tuple[tuple[Any, ...], dict[s
     assert iface is not None
     sizes, params = ctx.options["sizes"], ctx.options["params"]
     generator = torch.Generator().manual_seed(seed)
-    values: dict[str, Any] = dict(params)
+    values: dict[str, Any] = {**sizes, **params}  # an interface may pass a size (a sequence length)
     for name, inp in spec.inputs.items():
         if inp.optional or name in iface.state.values():
             continue

@@ -65,6 +65,8 @@ DEFECTS: list[Planted] = [
         "rope_cache",
         [
             ("GuideRotaryEmbedding", "oracle", F64),
+            ("CompileDiverges", "compile_equivalence:compiled_cpu", F32),
+            ("CompileDiverges", "compile_equivalence:compiled_cuda", F32),  # the CUDA check's logic, run on the CPU here
             ("GuideRotaryEmbedding", PAST_MAX, F32),
             ("NoErrorPastMaxSeqLen", PAST_MAX, F32),
             ("IndexErrorPastMaxSeqLen", PAST_MAX, F32),
@@ -158,6 +160,8 @@ def test_planted_defect_is_caught(planted: Planted) -> None:
     row = outcome.rows[-1]
     if planted.check.startswith("domain_error:"):
         assert "example: " in row["detail"], "the report row must say which example failed"
+    elif planted.check.startswith("compile_equivalence:"):
+        assert "output 1: max |error|" in row["detail"], "the row must say which output diverged"
     else:
         assert row.get("falsifying_example"), "the report row must carry the falsifying example"
     if planted.says:

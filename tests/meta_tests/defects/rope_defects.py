@@ -265,3 +265,13 @@ def backward_not_transposed(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     Caught by: ``gradient`` (at every dtype) and ``gradcheck`` (spec ``gradients: wrt: [x]``).
     """
     return _ForwardRotationBackward.apply(x, cos, sin)
+
+
+class CompileDiverges(RotaryEmbedding):
+    """Correct in eager mode, but the compiled module returns a sine table off by 1 % (a branch on
+    ``torch.compiler.is_compiling()``). Caught by: ``compile_equivalence:compiled_cpu``/``compiled_cuda``.
+    """
+
+    def forward(self, x: Tensor, seq_len: int) -> tuple[Tensor, Tensor]:
+        cos, sin = super().forward(x, seq_len)
+        return (cos, sin * 1.01) if torch.compiler.is_compiling() else (cos, sin)
