@@ -78,7 +78,11 @@ def test_shipped_roformer_specs_are_read_as_written() -> None:
         "cos_table",
         "sin_table",
     }
-    assert [p.check for p in cache.patterns] == ["domain_error:seq_len_past_max"]
+    assert [p.check for p in cache.patterns] == [
+        "domain_error:seq_len_past_max",
+        "compile_equivalence:compiled_cpu",
+        "compile_equivalence:compiled_cuda",
+    ]
     assert [name for name, inp in rope.inputs.items() if not inp.drawn] == ["cos_table", "sin_table"]
     assert rope.params["offset"].integer and rope.params["offset"].high == 4096 and rope.params["interleaved"].default is False
     assert [impl.id for impl in rope.implementations] == [
