@@ -77,42 +77,53 @@ def _import_file(path_text: str, base: str | None) -> Any:
     return module
 
 
-def build_callable(
+def call_interface(
     spec: EquationSpec, ref: str, scalars: Mapping[str, Any], device: str, dtype: str, present: Mapping[str, bool]
-) -> Callable[[Mapping[str, torch.Tensor]], torch.Tensor]:
-    """A function from input tensors (by spec name) to the implementation's output tensor.
+) -> Callable[[Mapping[str, torch.Tensor]], Any]:
+    """A function from input tensors (by spec name) to whatever the implementation returns.
 
     Absent optional inputs (``present[name]`` false) are not passed at all, so the implementation's
-    own default applies.
+    own default applies. Modules are built once, moved to the device and dtype, and called through
+    ``functional_call`` with the drawn ``state`` tensors.
     """
     target = resolve(ref, Path(spec.file).parent)
     iface = spec.interface
-
-    def value(tensors: Mapping[str, torch.Tensor], name: str) -> Any:
-        return tensors[name] if name in spec.inputs else scalars[name]
+    if iface is None:
+        raise ValueError(f"spec {spec.id!r} has no interface to call")
 
     def arguments(tensors: Mapping[str, torch.Tensor]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        args = tuple(value(tensors, n) for n in iface.args)
-        kwargs = {kw: value(tensors, n) for kw, n in iface.kwargs.items() if present.get(n, True)}
+        def value(name: str) -> Any:
+            return tensors[name] if name in spec.inputs else scalars[name]
+
+        args = tuple(value(n) for n in iface.args)
+        kwargs = {kw: value(n) for kw, n in iface.kwargs.items() if present.get(n, True)}
         return args, kwargs
 
     if iface.kind == "function":
 
-        def call(tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        def call(tensors: Mapping[str, torch.Tensor]) -> Any:
             args, kwargs = arguments(tensors)
-            return _single(target(*args, **kwargs), ref)
+            return target(*args, **kwargs)
 
         return call
 
     module = target(**{k: _init_value(e, scalars) for k, e in iface.init.items()})
     module = module.to(device=device, dtype=torch_dtype(dtype)).train(iface.train)
 
-    def call_module(tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def call_module(tensors: Mapping[str, torch.Tensor]) -> Any:
         args, kwargs = arguments(tensors)
         state = {attr: tensors[name] for attr, name in iface.state.items()}  # drawn weights, with gradients
-        return _single(torch.func.functional_call(module, state, args, kwargs), ref)
+        return torch.func.functional_call(module, state, args, kwargs)
 
     return call_module
+
+
+def build_callable(
+    spec: EquationSpec, ref: str, scalars: Mapping[str, Any], device: str, dtype: str, present: Mapping[str, bool]
+) -> Callable[[Mapping[str, torch.Tensor]], torch.Tensor]:
+    """:func:`call_interface` for a spec with one output: the implementation's output tensor."""
+    call = call_interface(spec, ref, scalars, device, dtype, present)
+    return lambda tensors: _single(call(tensors), ref)
 
 
 def _init_value(expr: Any, scalars: Mapping[str, Any]) -> Any:

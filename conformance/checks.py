@@ -25,14 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from conformance import dtype_helpers as dh
-from conformance.calling import _init_value, build_callable, resolve
+from conformance.calling import build_callable, call_interface
 from conformance.error_bounds import AbsBoundBackend
 from conformance.evaluate import NumpyBackend, TorchBackend, evaluate
 from conformance.invariants import INVARIANT_KINDS
@@ -91,30 +90,7 @@ def outputs_callable(
     if len(spec.outputs) == 1:
         single = build_callable(spec, ref, scalars, device, dtype, present)
         return lambda tensors: (single(tensors),)
-    target = resolve(ref, Path(spec.file).parent)
-    iface = spec.interface
-
-    def arguments(tensors: Mapping[str, torch.Tensor]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        def value(name: str) -> Any:
-            return tensors[name] if name in spec.inputs else scalars[name]
-
-        return tuple(value(n) for n in iface.args), {kw: value(n) for kw, n in iface.kwargs.items() if present.get(n, True)}
-
-    if iface.kind == "function":
-
-        def call(tensors: Mapping[str, torch.Tensor]) -> Any:
-            args, kwargs = arguments(tensors)
-            return target(*args, **kwargs)
-
-    else:
-        module = target(**{k: _init_value(e, scalars) for k, e in iface.init.items()})
-        module = module.to(device=device, dtype=dh.torch_dtype(dtype)).train(iface.train)
-
-        def call(tensors: Mapping[str, torch.Tensor]) -> Any:
-            args, kwargs = arguments(tensors)
-            state = {attr: tensors[name] for attr, name in iface.state.items()}  # drawn weights, with gradients
-            return torch.func.functional_call(module, state, args, kwargs)
-
+    call = call_interface(spec, ref, scalars, device, dtype, present)
     names = tuple(spec.outputs)
     return lambda tensors: _tuple_of(call(tensors), ref, names)
 
