@@ -106,3 +106,17 @@ def run(spec_id: str, ref: str, check: str, dtype: str) -> Outcome:
         for leaf in _flatten(exc):
             (outcome.failures if isinstance(leaf, CheckFailure) else outcome.errors).append(leaf)
     return outcome
+
+
+# The correct implementations run at least this many examples (more than any defect needs).
+BASELINE_EXAMPLES = 40
+
+
+def baseline_examples(defects: Any) -> dict[tuple[str, str, str], int]:
+    """(spec, check, dtype) of every planted defect → examples its correct implementations run:
+    at least ``BASELINE_EXAMPLES`` and at least what any defect on that cell runs."""
+    most: dict[tuple[str, str, str], int] = {}
+    for p in defects:
+        key = (p.spec, p.check, p.dtype)
+        most[key] = max(most.get(key, BASELINE_EXAMPLES), p.max_examples)
+    return dict(sorted(most.items()))

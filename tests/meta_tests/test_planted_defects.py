@@ -21,7 +21,15 @@ from hypothesis import settings
 
 from conformance.checks import checks_for
 from conformance.dtype_helpers import DTYPES
-from tests.meta_tests.defect_helpers import CORRECT, defect_ref, hypothesis_profile, run, specs
+from tests.meta_tests.defect_helpers import (
+    BASELINE_EXAMPLES,
+    CORRECT,
+    baseline_examples,
+    defect_ref,
+    hypothesis_profile,
+    run,
+    specs,
+)
 
 F64, F32, F16 = "float64", "float32", "float16"
 
@@ -152,17 +160,10 @@ BLIND_SPOTS: list[tuple[Planted, str]] = [
 ]
 
 
-# The correct implementations run at least this many examples (more than any defect needs).
-BASELINE_EXAMPLES = 40
-
-
 def _baselines() -> list[Planted]:
     """Each correct implementation on every (spec, check, dtype) of the table, with at least as many examples."""
-    most: dict[tuple[str, str, str], int] = {}
-    for p in DEFECTS:
-        key = (p.spec, p.check, p.dtype)
-        most[key] = max(most.get(key, BASELINE_EXAMPLES), p.max_examples)
-    return [Planted(spec, ref, check, dtype, n) for (spec, check, dtype), n in sorted(most.items()) for ref in CORRECT[spec]]
+    cells = baseline_examples(DEFECTS)
+    return [Planted(spec, ref, check, dtype, n) for (spec, check, dtype), n in cells.items() for ref in CORRECT[spec]]
 
 
 @pytest.fixture

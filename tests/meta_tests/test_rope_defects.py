@@ -18,7 +18,7 @@ import pytest
 
 from conformance.checks import checks_for
 from conformance.dtype_helpers import DTYPES
-from tests.meta_tests.defect_helpers import defect_ref, hypothesis_profile, run, specs
+from tests.meta_tests.defect_helpers import baseline_examples, defect_ref, hypothesis_profile, run, specs
 
 F64, F32, F16 = "float64", "float32", "float16"
 PAST_MAX = "domain_error:seq_len_past_max"
@@ -139,16 +139,11 @@ BLIND_SPOTS: list[tuple[Planted, str]] = [
     ),
 ]
 
-BASELINE_EXAMPLES = 40
-
 
 def _baselines() -> list[Planted]:
     """Each correct implementation on every (spec, check, dtype) of the table, with at least as many examples."""
-    most: dict[tuple[str, str, str], int] = {}
-    for p in DEFECTS:
-        key = (p.spec, p.check, p.dtype)
-        most[key] = max(most.get(key, BASELINE_EXAMPLES), p.max_examples)
-    return [Planted(spec, ref, check, dtype, n) for (spec, check, dtype), n in sorted(most.items()) for ref in CORRECT[spec]]
+    cells = baseline_examples(DEFECTS)
+    return [Planted(spec, ref, check, dtype, n) for (spec, check, dtype), n in cells.items() for ref in CORRECT[spec]]
 
 
 @pytest.mark.parametrize("planted", DEFECTS, ids=lambda p: p.id)
