@@ -80,6 +80,20 @@ def derive(dtype: str, *, baseline: float | None, scale: float, rule: ToleranceR
     return Tolerance(rule.factor * baseline + floor + slack, baseline, floor, slack, rule.factor, rule.reason)
 
 
+def rescaled_baseline(error: float, measured_at: str, dtype: str) -> float:
+    """A reference's error measured at dtype ``measured_at``, carried to ``dtype`` by the ratio of epsilons.
+
+    Used where the tested dtype is float64 and the float64 expected value is computed the same way as
+    the result under test, so a same-precision reference would be exact by construction: the error of
+    the same computation at float32 measures its conditioning, and to first order rounding error is
+    proportional to the unit roundoff.
+
+    >>> rescaled_baseline(1.0e-6, "float32", "float64") == 1.0e-6 * 2.0**-52 / 2.0**-23
+    True
+    """
+    return error * eps(dtype) / eps(measured_at)
+
+
 def max_abs(a: np.ndarray, b: np.ndarray) -> float:
     """Max |a − b|, where equal infinities count as 0 and a NaN on either side as infinite."""
     a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
@@ -101,14 +115,20 @@ def compare(
     reference: np.ndarray | None = None,
     slack: float = 0.0,
     scale: float | None = None,
+    baseline: float | None = None,
 ) -> Measurement:
-    """Compare ``actual`` with the float64 ``expected``; ``reference`` is the same-precision result."""
+    """Compare ``actual`` with the float64 ``expected``; ``reference`` is the same-precision result.
+
+    Without a ``reference``, ``baseline`` (if given) is the same-precision reference's error itself,
+    e.g. one carried over from another dtype by :func:`rescaled_baseline`.
+    """
     expected = np.asarray(expected, dtype=np.float64)
     if np.shape(actual) != expected.shape:  # never broadcast: a wrong shape fails (it used to raise or pass)
         return Measurement(float("inf"), float("inf"), None, False, f"shape {np.shape(actual)} != expected {expected.shape}")
     if scale is None:
         scale = float(np.max(np.abs(expected))) if expected.size and np.all(np.isfinite(expected)) else 1.0
-    baseline = None if reference is None else max_abs(reference, expected)
+    if reference is not None:
+        baseline = max_abs(reference, expected)
     tol = derive(dtype, baseline=baseline, scale=scale, rule=rule, slack=slack)
     err = max_abs(actual, expected)
     rel = err / scale if scale > 0 else err

@@ -98,9 +98,7 @@ class KVCache:
             if not t.dtype.is_floating_point:
                 raise ValueError(f"{name} must be floating point, got {t.dtype}")
         if k.shape != v.shape or k.dtype != v.dtype or k.device != v.device:
-            raise ValueError(
-                f"k and v differ: {tuple(k.shape)} {k.dtype} {k.device} vs {tuple(v.shape)} {v.dtype} {v.device}"
-            )
+            raise ValueError(f"k and v differ: {tuple(k.shape)} {k.dtype} {k.device} vs {tuple(v.shape)} {v.dtype} {v.device}")
         if self.k_cache is not None and k.dtype != self.k_cache.dtype:
             raise ValueError(f"the cache stores {self.k_cache.dtype}, got {k.dtype} (the cache never casts)")
         if k.device != (self.k_cache.device if self.k_cache is not None else _resolved(self.device)):

@@ -47,6 +47,24 @@ def minimal_spec() -> dict[str, Any]:
     return copy.deepcopy(_MINIMAL)
 
 
+def pattern_spec(kind: str, pattern: dict[str, Any], ref: str, spec_id: str = "s") -> dict[str, Any]:
+    """A pattern-only spec file with one check ``<kind>:p`` of ``pattern``'s options and one implementation."""
+    return {
+        "schema": 1,
+        "paper": {"title": "T", "authors": ["A"], "arxiv": "1604.06174", "year": 2016},
+        "specs": [
+            {
+                "id": spec_id,
+                "title": "t",
+                "equation": "1",
+                "statement": "s",
+                "implementations": [{"ref": ref}],
+                "patterns": [{"id": "p", "kind": kind, "description": "d", **pattern}],
+            }
+        ],
+    }
+
+
 def with_key(data: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
     """``data`` with the value at ``path`` (keys and list indices) set to ``value``; returns ``data``."""
     target = data

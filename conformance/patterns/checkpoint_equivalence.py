@@ -38,6 +38,11 @@ by the option ``property``:
     checkpointed: the module saves exactly what the plain stack saves. On CUDA the peak allocated
     memory of one larger stack is reported (not asserted: it depends on the allocator).
 
+``compiled``
+    ``torch.compile(module)`` against the float64 plain stack, with the eager module at the tested
+    dtype as the same-precision reference (:mod:`conformance.patterns.checkpoint_compiled`): fixed
+    stacks, one per ``checkpoint_every``, no dropout (compiled code draws other masks).
+
 >>> validate({"property": "saved_memory", "checkpoint_every": [2]})["depth"]
 {'min': 1, 'max': 6}
 """
@@ -62,7 +67,7 @@ from conformance.patterns import PatternContext, PatternKind
 from conformance.patterns.saved_memory import distinct_bytes, saved_for_backward
 from conformance.tolerance import Measurement, Tolerance, max_abs
 
-PROPERTIES = ("equivalence", "saved_memory")
+PROPERTIES = ("equivalence", "saved_memory", "compiled")
 LAYER_KINDS = ("linear", "layernorm", "dropout", "residual", "batchnorm")
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
 MODES = ("train", "eval")
@@ -101,6 +106,12 @@ def validate(options: Mapping[str, Any]) -> dict:
         message = "must be at least 2 with batchnorm layers in train mode (batch statistics need two rows)"
         raise KeyError(("batch", "min"), message)
     out["dropout"] = _probability_range(out["dropout"])
+    if out["property"] == "compiled" and "dropout" in out["layers"]:
+        message = (
+            "must not include dropout for property compiled (compiled code draws its masks from another random "
+            "stream than eager code, so a correct module need not match); list the other layer kinds"
+        )
+        raise KeyError(("layers",), message)
     return out
 
 
@@ -270,7 +281,7 @@ def _rng_devices(device: str) -> list[int]:
 Forward = Callable[[Tensor], Tensor]
 
 
-def _plain(layers: nn.ModuleList, inputs: list[Tensor] | None = None) -> Forward:
+def plain_forward(layers: nn.ModuleList, inputs: list[Tensor] | None = None) -> Forward:
     """``for layer in layers: x = layer(x)``; records each layer's input in ``inputs`` if given."""
 
     def forward(x: Tensor) -> Tensor:
@@ -283,7 +294,7 @@ def _plain(layers: nn.ModuleList, inputs: list[Tensor] | None = None) -> Forward
     return forward
 
 
-def _module(target: Any, layers: nn.ModuleList, plan: StackPlan, mode: str) -> Forward:
+def module_forward(target: Any, layers: nn.ModuleList, plan: StackPlan, mode: str) -> Forward:
     layers.train(mode == "train")
     module = target(layers, checkpoint_every=plan.checkpoint_every)
     if isinstance(module, nn.Module):
@@ -294,7 +305,7 @@ def _module(target: Any, layers: nn.ModuleList, plan: StackPlan, mode: str) -> F
 # --- equivalence --------------------------------------------------------------------------------
 
 
-def _results(make: Callable[[nn.ModuleList], Forward], plan: StackPlan, device: str, dtype: str, mode: str) -> dict:
+def run_results(make: Callable[[nn.ModuleList], Forward], plan: StackPlan, device: str, dtype: str, mode: str) -> dict:
     """Everything one run produces, by name: output, buffers after forward, gradients (None: none)."""
     layers = build_layers(plan, device, dtype)
     layers.train(mode == "train")
@@ -379,14 +390,14 @@ def check_equivalence(target: Any, plan: StackPlan, device: str, dtype: str, mod
     """Outputs, buffers and gradients of ``target``'s module against the plain stack (module docstring)."""
     diffs: list[tuple[str, _Diff]] = []
     for mode in modes:
-        plain = _results(_plain, plan, device, dtype, mode)
-        repeat = _results(_plain, plan, device, dtype, mode)
-        actual = _results(lambda layers, m=mode: _module(target, layers, plan, m), plan, device, dtype, mode)
+        plain = run_results(plain_forward, plan, device, dtype, mode)
+        repeat = run_results(plain_forward, plan, device, dtype, mode)
+        actual = run_results(lambda layers, m=mode: module_forward(target, layers, plan, m), plan, device, dtype, mode)
         diffs += [(mode, d) for d in _compare(actual, plain, repeat)]
         if mode == "train":
-            plain = _results_no_grad(_plain, plan, device, dtype)
-            repeat = _results_no_grad(_plain, plan, device, dtype)
-            actual = _results_no_grad(lambda layers: _module(target, layers, plan, "train"), plan, device, dtype)
+            plain = _results_no_grad(plain_forward, plan, device, dtype)
+            repeat = _results_no_grad(plain_forward, plan, device, dtype)
+            actual = _results_no_grad(lambda layers: module_forward(target, layers, plan, "train"), plan, device, dtype)
             diffs += [(mode, d) for d in _compare(actual, plain, repeat)]
     return _equivalence_measurement(diffs, plan)
 
@@ -436,8 +447,8 @@ def _saved(make: Callable[[nn.ModuleList], Forward], plan: StackPlan, device: st
 
 def measure_saved_bytes(target: Any, plan: StackPlan, device: str, dtype: str, mode: str) -> SavedBytes:
     """Saved bytes of the plain stack and of the module; in train mode also the derived expectation."""
-    plain, inputs = _saved(_plain, plan, device, dtype, mode)
-    module, _ = _saved(lambda layers, _inputs: _module(target, layers, plan, mode), plan, device, dtype, mode)
+    plain, inputs = _saved(plain_forward, plan, device, dtype, mode)
+    module, _ = _saved(lambda layers, _inputs: module_forward(target, layers, plan, mode), plan, device, dtype, mode)
     expected = distinct_bytes(inputs[s] for s in plan.segment_starts()) if mode == "train" else None
     return SavedBytes(plain, module, expected)
 
@@ -481,7 +492,7 @@ def cuda_peak_bytes(target: Any, device: str, dtype: str) -> str:
     layer = LayerPlan("linear", 1024, 1024, "gelu")
     plan = StackPlan((layer,) * 8, checkpoint_every=2, batch=1024, input_requires_grad=True, seed=0)
     peaks = []
-    for make in (_plain, lambda layers: _module(target, layers, plan, "train")):
+    for make in (plain_forward, lambda layers: module_forward(target, layers, plan, "train")):
         layers = build_layers(plan, device, dtype).train()
         forward = make(layers)
         x, g = _inputs(plan, device, dtype)
@@ -525,10 +536,15 @@ class _Mismatch(AssertionError):
 
 def repro(ctx: PatternContext, plan: StackPlan) -> str:
     """A Python snippet that re-runs the check on exactly this stack."""
-    check = "check_equivalence" if ctx.options["property"] == "equivalence" else "check_saved_memory"
+    check, module = {
+        "equivalence": ("check_equivalence", "checkpoint_equivalence"),
+        "saved_memory": ("check_saved_memory", "checkpoint_equivalence"),
+        "compiled": ("check_compiled", "checkpoint_compiled"),
+    }[ctx.options["property"]]
     return (
         "from conformance.calling import resolve\n"
-        f"from conformance.patterns.checkpoint_equivalence import LayerPlan, StackPlan, {check}\n"
+        "from conformance.patterns.checkpoint_equivalence import LayerPlan, StackPlan\n"
+        f"from conformance.patterns.{module} import {check}\n"
         f"print({check}(resolve({ctx.ref!r}), {plan!r}, {ctx.device!r}, {ctx.dtype!r}, {list(ctx.options['modes'])!r}))"
     )
 
@@ -536,6 +552,8 @@ def repro(ctx: PatternContext, plan: StackPlan) -> str:
 def run(ctx: PatternContext) -> Measurement:
     """Hypothesis-drawn stacks (``ctx.settings`` sets how many); the first failure, shrunk, or the worst pass."""
     options, target = ctx.options, ctx.target()
+    if options["property"] == "compiled":
+        return run_compiled(ctx)
     totals: dict[str, int] = {}
     check = check_equivalence if options["property"] == "equivalence" else functools.partial(check_saved_memory, totals=totals)
     seen: list[Measurement] = []
@@ -565,6 +583,21 @@ def run(ctx: PatternContext) -> Measurement:
     if options["property"] == "saved_memory" and torch.device(ctx.device).type == "cuda":
         summary += "; " + cuda_peak_bytes(target, ctx.device, ctx.dtype)
     return replace(worst, detail=summary, examples=len(seen))
+
+
+def run_compiled(ctx: PatternContext) -> Measurement:
+    """The fixed stacks of the ``compiled`` property: the first failure, or the worst pass."""
+    from conformance.patterns.checkpoint_compiled import check_compiled, compiled_plans  # it imports this module
+
+    target, results = ctx.target(), []
+    for plan in compiled_plans(ctx.options):
+        m = check_compiled(target, plan, ctx.device, ctx.dtype, ctx.options["modes"])
+        results.append(m)
+        if not m.passed:
+            return replace(m, detail=f"{m.detail}\nReproduce with:\n{repro(ctx, plan)}", examples=len(results))
+    worst = max(results, key=lambda m: m.ratio)
+    summary = f"{len(results)} fixed stack(s) ({' and '.join(ctx.options['modes'])}), compiled: {worst.detail}"
+    return replace(worst, detail=summary, examples=len(results))
 
 
 def _summary(options: Mapping[str, Any], n: int, totals: Mapping[str, int]) -> str:

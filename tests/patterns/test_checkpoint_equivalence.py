@@ -30,7 +30,7 @@ from conformance.runner import run_case
 from conformance.selection import Case, build_cases
 from conformance.spec import load_specs
 from implementations.checkpointing import CheckpointedModule
-from tests.spec_helpers import load_error, write_spec
+from tests.spec_helpers import load_error, pattern_spec, write_spec
 
 
 @pytest.fixture(autouse=True)
@@ -129,20 +129,7 @@ def test_batch_of_one_is_allowed_without_batchnorm_in_training() -> None:
 
 
 def _spec_with(pattern: dict) -> dict:
-    return {
-        "schema": 1,
-        "paper": {"title": "T", "authors": ["A"], "arxiv": "1604.06174", "year": 2016},
-        "specs": [
-            {
-                "id": "ckpt",
-                "title": "t",
-                "equation": "1",
-                "statement": "s",
-                "implementations": [{"ref": "implementations.checkpointing:CheckpointedModule"}],
-                "patterns": [{"id": "p", "kind": "checkpoint_equivalence", "description": "d", **pattern}],
-            }
-        ],
-    }
+    return pattern_spec("checkpoint_equivalence", pattern, "implementations.checkpointing:CheckpointedModule", "ckpt")
 
 
 def test_bad_option_fails_on_load_naming_the_key(tmp_path: Path) -> None:
@@ -155,14 +142,16 @@ def test_bad_option_fails_on_load_naming_the_key(tmp_path: Path) -> None:
     assert "segments" in str(load_error(file))
 
 
-def test_shipped_spec_generates_both_checks_on_every_device_and_dtype() -> None:
+def test_shipped_spec_generates_every_check_on_its_devices_and_dtypes() -> None:
     spec = load_specs()["checkpointing"]
     assert [p.check for p in spec.patterns] == [
         "checkpoint_equivalence:plain_stack",
         "checkpoint_equivalence:saved_activations",
+        "checkpoint_equivalence:compiled_cpu",
+        "checkpoint_equivalence:compiled_cuda",
     ]
     cases = [c for c in build_cases({"checkpointing": spec}, {})]
-    assert len(cases) == 2 * 4 * 2  # checks × dtypes × devices
+    assert len(cases) == 2 * 4 * 2 + 1 + 4  # eager checks × dtypes × devices; compiled: CPU float32, CUDA every dtype
     assert {c.device for c in cases} == {"cpu", "cuda"}
 
 

@@ -160,3 +160,18 @@ class CheckpointsInEval(_Segments):
             return super().forward(x)
         finally:
             self.training = training
+
+
+class LossyWhenCompiled(_Segments):
+    """Under ``torch.compile`` only, each segment's input is quantised to multiples of 2⁻⁸ "to save memory".
+
+    Eager mode is exactly the correct module, so both eager checks pass it; only the compiled
+    module's results are off (by up to 2⁻⁹ absolute, far above float32's derived bound). (A round
+    trip through bfloat16 would be the natural version, but the compiler removes it as a no-op.)
+    Caught by: ``checkpoint_equivalence:compiled_cpu`` (output and gradients, train and eval).
+    """
+
+    def run(self, start: int, end: int, h: Tensor) -> Tensor:
+        if torch.compiler.is_compiling():
+            h = torch.round(h * 256) / 256
+        return super().run(start, end, h)

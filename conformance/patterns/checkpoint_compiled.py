@@ -1,0 +1,105 @@
+"""``torch.compile`` of a checkpointed layer stack: the ``compiled`` property of ``checkpoint_equivalence``.
+
+Eager checkpointing must be bitwise the plain stack (:mod:`conformance.patterns.checkpoint_equivalence`);
+a compiled module may fuse and reorder kernels, so it is held to the rule of
+:mod:`conformance.tolerance` instead: every result of ``torch.compile(module)`` — output, buffers after
+forward (BatchNorm running statistics), the input's gradient and every parameter's gradient — is
+compared with the plain stack run in float64 on the same values, and may be off by at most 2 × what
+the *eager* module at the tested dtype is off (the same-precision reference: fusion may round
+differently, not worse) plus 8 ulps at the result's scale. At float64 the eager module *is* the
+expected computation (its error is 0 by construction), so its float32 error, scaled by
+eps(float64)/eps(float32), stands in for it (:func:`conformance.tolerance.rescaled_baseline`).
+
+The stacks are fixed, not drawn (each new structure is a new compilation, seconds each on CPU): for
+every ``checkpoint_every`` = k of the options, one stack of ``depth.max`` layers cycling through the
+option ``layers`` in order, ``width.max`` wide, ``batch.max`` rows, input requiring grad, seed 0.
+Dropout is refused for this property: compiled code draws its masks from a different random stream
+than eager code, so equal outputs are not to be expected of a correct module.
+
+>>> plan = compiled_plans(
+...     {"checkpoint_every": [2], "depth": {"min": 1, "max": 3}, "width": {"min": 1, "max": 4},
+...      "batch": {"min": 2, "max": 2}, "layers": ["linear", "layernorm"]})[0]
+>>> [layer.kind for layer in plan.layers], plan.checkpoint_every, plan.batch
+(['linear', 'layernorm', 'linear'], 2, 2)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from conformance.dtype_helpers import to_numpy64
+from conformance.patterns.checkpoint_equivalence import LayerPlan, StackPlan, module_forward, plain_forward, run_results
+from conformance.tolerance import Measurement, ToleranceRule, compare, max_abs, rescaled_baseline
+
+_ACTIVATIONS = ("gelu", "tanh", "silu", "relu")  # cycled, so several stacks see several activations
+REFERENCE_DTYPE = {"float64": "float32"}  # where the eager reference runs at another dtype (module docstring)
+_NOTE = "compiled vs the float64 plain stack; the eager module at the tested dtype is the same-precision reference"
+
+
+def compiled_plans(options: Mapping[str, Any]) -> list[StackPlan]:
+    """The fixed stacks of the ``compiled`` property, one per ``checkpoint_every`` value (module docstring)."""
+    kinds, depth, width = options["layers"], options["depth"]["max"], options["width"]["max"]
+    layers = []
+    for i in range(depth):
+        kind = kinds[i % len(kinds)]
+        activation = _ACTIVATIONS[i % len(_ACTIVATIONS)] if kind in ("linear", "residual") else None
+        layers.append(LayerPlan(kind, width, width, activation))
+    batch = options["batch"]["max"]
+    return [StackPlan(tuple(layers), k, batch, input_requires_grad=True, seed=0) for k in options["checkpoint_every"]]
+
+
+def _compiled(target: Any, plan: StackPlan, mode: str):
+    def make(layers: nn.ModuleList):
+        return torch.compile(module_forward(target, layers, plan, mode))
+
+    return make
+
+
+def _eager(target: Any, plan: StackPlan, mode: str):
+    def make(layers: nn.ModuleList):
+        return module_forward(target, layers, plan, mode)
+
+    return make
+
+
+def check_compiled(target: Any, plan: StackPlan, device: str, dtype: str, modes: list[str]) -> Measurement:
+    """Every result of the compiled module against the float64 plain stack (module docstring)."""
+    worst: Measurement | None = None
+    for mode in modes:
+        expected = run_results(plain_forward, plan, device, "float64", mode)
+        eager = run_results(_eager(target, plan, mode), plan, device, REFERENCE_DTYPE.get(dtype, dtype), mode)
+        actual = run_results(_compiled(target, plan, mode), plan, device, dtype, mode)
+        for name in [*expected, *(n for n in actual if n not in expected)]:
+            m = _compare(f"{mode}: {name}", actual.get(name), expected.get(name), eager.get(name), dtype)
+            if worst is None or (not m.passed, m.ratio) > (not worst.passed, worst.ratio):
+                worst = m
+    assert worst is not None  # a stack has at least one layer, so at least its output is compared
+    if worst.passed:
+        return Measurement(worst.max_abs_err, worst.max_rel_err, worst.tolerance, True, _NOTE)
+    return Measurement(worst.max_abs_err, worst.max_rel_err, worst.tolerance, False, f"{worst.detail}; stack: {plan.describe()}")
+
+
+def _compare(name: str, actual: Tensor | None, expected: Tensor | None, eager: Tensor | None, dtype: str) -> Measurement:
+    """One result against the float64 plain stack's; a missing gradient (None) counts as zeros."""
+    if actual is None and expected is None:
+        return Measurement(0.0, 0.0, None, True, "")
+    note = " missing (None)" if actual is None else " present where the plain stack has none" if expected is None else ""
+    like = expected if expected is not None else actual
+    e, a = _array(expected, like), _array(actual, like)
+    if eager is None:
+        m = compare(a, e, dtype=dtype, rule=ToleranceRule())
+    elif dtype in REFERENCE_DTYPE:  # float64: the eager error at float32, carried over
+        baseline = rescaled_baseline(max_abs(to_numpy64(eager), e), REFERENCE_DTYPE[dtype], dtype)
+        m = compare(a, e, dtype=dtype, rule=ToleranceRule(), baseline=baseline)
+    else:
+        m = compare(a, e, dtype=dtype, rule=ToleranceRule(), reference=to_numpy64(eager))
+    return m if m.passed else Measurement(m.max_abs_err, m.max_rel_err, m.tolerance, False, f"{name}{note}: {m.detail}")
+
+
+def _array(t: Tensor | None, like: Tensor) -> np.ndarray:
+    return to_numpy64(t) if t is not None else np.zeros(tuple(like.shape))

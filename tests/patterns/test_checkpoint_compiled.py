@@ -1,0 +1,150 @@
+"""Unit tests for the ``compiled`` property of ``checkpoint_equivalence`` (conformance/patterns/checkpoint_compiled.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from hypothesis import settings
+
+from conformance.checks import CheckFailure
+from conformance.patterns.checkpoint_compiled import REFERENCE_DTYPE, check_compiled, compiled_plans
+from conformance.patterns.checkpoint_equivalence import LayerPlan, StackPlan, one_intra_op_thread, validate
+from conformance.runner import run_case
+from conformance.selection import Case
+from conformance.spec import load_specs
+from implementations.checkpointing import CheckpointedModule
+from tests.spec_helpers import load_error, pattern_spec, write_spec
+
+MODES = ["train", "eval"]
+SMALL = StackPlan(
+    (LayerPlan("linear", 4, 4, "tanh"), LayerPlan("batchnorm", 4, 4), LayerPlan("layernorm", 4, 4)),
+    checkpoint_every=2,
+    batch=3,
+    input_requires_grad=True,
+    seed=0,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with one_intra_op_thread():  # as run() does: tiny tensors
+        yield
+
+
+class RoundsWhenCompiled(CheckpointedModule):
+    """Correct in eager mode; compiled, the output is quantised to multiples of 2⁻⁶."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = super().forward(x)
+        return torch.round(y * 64) / 64 if torch.compiler.is_compiling() else y
+
+
+class DropsGradientWhenCompiled(CheckpointedModule):
+    """Correct in eager mode; compiled, the first layer's output is detached (its parameters get no gradient)."""
+
+    def _segment(self, start: int, end: int):
+        plain = super()._segment(start, end)
+
+        def run(h: torch.Tensor) -> torch.Tensor:
+            out = plain(h)
+            return out.detach() if torch.compiler.is_compiling() and start == 0 else out
+
+        return run
+
+
+def _spec(pattern: dict, ref: str = "implementations.checkpointing:CheckpointedModule") -> dict:
+    return pattern_spec("checkpoint_equivalence", pattern, ref, "ckpt")
+
+
+# --- options and plans ------------------------------------------------------------------------
+
+
+def test_dropout_is_refused_naming_the_key(tmp_path: Path) -> None:
+    with pytest.raises(KeyError, match="must not include dropout"):
+        validate({"property": "compiled"})  # the default layer kinds include dropout
+    file = write_spec(tmp_path, _spec({"property": "compiled"}))
+    message = str(load_error(file))
+    assert "specs[0].patterns[0].layers" in message and "another random stream" in message
+
+
+def test_one_fixed_stack_per_checkpoint_every() -> None:
+    options = validate(
+        {
+            "property": "compiled",
+            "checkpoint_every": [1, 3],
+            "depth": {"min": 1, "max": 5},
+            "width": {"min": 2, "max": 7},
+            "batch": {"min": 2, "max": 4},
+            "layers": ["residual", "batchnorm"],
+        }
+    )
+    plans = compiled_plans(options)
+    assert [p.checkpoint_every for p in plans] == [1, 3]
+    for plan in plans:
+        assert [layer.kind for layer in plan.layers] == ["residual", "batchnorm"] * 2 + ["residual"]
+        assert {layer.width_in for layer in plan.layers} == {7} and plan.batch == 4 and plan.input_requires_grad
+        assert all(layer.activation for layer in plan.layers if layer.kind == "residual")
+    assert compiled_plans(options) == plans  # fixed, not drawn
+
+
+def test_float64_reference_runs_at_float32() -> None:
+    assert REFERENCE_DTYPE == {"float64": "float32"}
+
+
+# --- the check ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_correct_module_passes_within_the_derived_bound(dtype: str) -> None:
+    m = check_compiled(CheckpointedModule, SMALL, "cpu", dtype, MODES)
+    assert m.passed, m.detail
+    assert m.tolerance is not None and m.tolerance.baseline is not None and m.tolerance.baseline > 0
+    assert m.max_abs_err <= m.tolerance.atol
+
+
+def test_compiled_only_rounding_is_caught_and_named() -> None:
+    m = check_compiled(RoundsWhenCompiled, SMALL, "cpu", "float32", MODES)
+    assert not m.passed and m.max_abs_err > 1e-4
+    assert m.detail.startswith(("train: ", "eval: ")) and "stack: " in m.detail  # names the result that broke
+
+
+def test_compiled_only_missing_gradient_is_reported_as_missing_with_a_bound() -> None:
+    m = check_compiled(DropsGradientWhenCompiled, SMALL, "cpu", "float32", ["train"])
+    assert not m.passed and "missing (None)" in m.detail
+    assert m.tolerance is not None  # the report row carries the bound it broke
+
+
+# --- through the runner -----------------------------------------------------------------------
+
+
+def _case(tmp_path: Path, ref: str) -> Case:
+    pattern = {
+        "property": "compiled",
+        "checkpoint_every": [2],
+        "depth": {"min": 3, "max": 3},
+        "width": {"min": 4, "max": 4},
+        "batch": {"min": 3, "max": 3},
+        "layers": ["linear", "batchnorm", "layernorm"],
+    }
+    data = _spec(pattern, ref)
+    file = tmp_path / "ckpt.yaml"
+    file.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    spec = load_specs([file], default=False)["ckpt"]
+    return Case(spec, ref, "cpu", "float32", "checkpoint_equivalence:p")
+
+
+def test_runner_turns_a_compiled_mismatch_into_a_failure_with_a_working_repro(tmp_path: Path) -> None:
+    rows: list[dict] = []
+    case = _case(tmp_path, f"{Path(__file__)}:RoundsWhenCompiled")
+    with pytest.raises(CheckFailure):
+        run_case(case, rows.append, settings(max_examples=5, derandomize=True, deadline=None, database=None))
+    row = rows[-1]
+    assert row["examples"] == 1 and row["tolerance"] and row["tolerance_basis"]
+    snippet = row["detail"].split("Reproduce with:\n", 1)[1]
+    assert "from conformance.patterns.checkpoint_compiled import check_compiled" in snippet
+    namespace: dict = {}
+    exec(snippet.replace("print(", "result = ("), namespace)  # the snippet runs and finds the same failure
+    assert not namespace["result"].passed
