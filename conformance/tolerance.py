@@ -80,6 +80,9 @@ def derive(dtype: str, *, baseline: float | None, scale: float, rule: ToleranceR
     return Tolerance(rule.factor * baseline + floor + slack, baseline, floor, slack, rule.factor, rule.reason)
 
 
+RESCALED_REFERENCE_DTYPE = {"float64": "float32"}  # tested dtype -> where its stand-in reference runs
+
+
 def rescaled_baseline(error: float, measured_at: str, dtype: str) -> float:
     """A reference's error measured at dtype ``measured_at``, carried to ``dtype`` by the ratio of epsilons.
 

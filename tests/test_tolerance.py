@@ -13,7 +13,15 @@ import pytest
 
 from conformance.dtype_helpers import DTYPES, round_to
 from conformance.spec import ToleranceRule
-from conformance.tolerance import FALLBACK_ULPS, Measurement, compare, derive, max_abs
+from conformance.tolerance import (
+    FALLBACK_ULPS,
+    RESCALED_REFERENCE_DTYPE,
+    Measurement,
+    compare,
+    derive,
+    max_abs,
+    rescaled_baseline,
+)
 
 EPS = {"float64": 2.0**-52, "float32": 2.0**-23, "bfloat16": 2.0**-7, "float16": 2.0**-10}
 DEFAULT = ToleranceRule()
@@ -202,3 +210,23 @@ def test_float16_error_three_times_the_reference_fails() -> None:
 def test_float16_error_one_and_a_half_times_the_reference_passes() -> None:
     m = _float16_case(1.5)
     assert m.passed and m.ratio < 1.0
+
+
+def test_compare_takes_a_given_baseline_when_there_is_no_reference() -> None:
+    expected = np.array([1.0, -2.0])
+    given = compare(expected + 1e-6, expected, dtype="float32", rule=ToleranceRule(), baseline=1e-6)
+    derived = compare(expected + 1e-6, expected, dtype="float32", rule=ToleranceRule(), reference=expected + 1e-6)
+    assert given.tolerance == derived.tolerance and given.passed
+    assert not compare(expected + 1e-5, expected, dtype="float32", rule=ToleranceRule(), baseline=1e-6).passed
+
+
+def test_a_reference_wins_over_a_given_baseline() -> None:
+    expected = np.array([1.0])
+    m = compare(expected, expected, dtype="float32", rule=ToleranceRule(), reference=expected + 1e-3, baseline=0.0)
+    assert m.tolerance is not None and m.tolerance.baseline == pytest.approx(1e-3)
+
+
+def test_rescaled_baseline_scales_by_the_ratio_of_epsilons() -> None:
+    assert rescaled_baseline(2.0**-20, "float32", "float64") == 2.0**-20 * 2.0**-29
+    assert rescaled_baseline(1e-3, "float32", "float32") == 1e-3
+    assert RESCALED_REFERENCE_DTYPE == {"float64": "float32"}

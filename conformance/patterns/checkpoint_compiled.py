@@ -34,10 +34,10 @@ from torch import Tensor, nn
 
 from conformance.dtype_helpers import to_numpy64
 from conformance.patterns.checkpoint_equivalence import LayerPlan, StackPlan, module_forward, plain_forward, run_results
-from conformance.tolerance import Measurement, ToleranceRule, compare, max_abs, rescaled_baseline
+from conformance.tolerance import RESCALED_REFERENCE_DTYPE, Measurement, ToleranceRule, compare, max_abs, rescaled_baseline
 
 _ACTIVATIONS = ("gelu", "tanh", "silu", "relu")  # cycled, so several stacks see several activations
-REFERENCE_DTYPE = {"float64": "float32"}  # where the eager reference runs at another dtype (module docstring)
+REFERENCE_DTYPE = RESCALED_REFERENCE_DTYPE  # where the eager reference runs at another dtype (module docstring)
 _NOTE = "compiled vs the float64 plain stack; the eager module at the tested dtype is the same-precision reference"
 
 

@@ -83,3 +83,29 @@ def test_dropout_modes_options_are_validated(options: dict, key: str) -> None:
     with pytest.raises(KeyError) as info:
         kinds()["dropout_modes"].validate(options)
     assert info.value.args[0] == (key,)
+
+
+# --- compile_equivalence ----------------------------------------------------------------------
+
+_COMPILE_OPTIONS = {"sizes": {"B": 2, "L": 4, "D": 8, "H": 2}, "params": {"dropout": 0.1}}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_compile_equivalence_passes_for_our_module_with_a_nonzero_baseline(dtype: str) -> None:
+    m = _run("compile_equivalence", MHA, _COMPILE_OPTIONS, dtype)
+    assert m.passed, m.detail
+    # float64: eager at float64 is the expected computation itself, so its float32 error, rescaled, stands in
+    assert m.tolerance is not None and m.tolerance.baseline is not None and m.tolerance.baseline > 0
+    assert m.tolerance.baseline < 1e-12 if dtype == "float64" else m.tolerance.baseline > 1e-9
+
+
+def test_compile_equivalence_catches_a_compiled_only_difference(tmp_path: Path) -> None:
+    body = (
+        "class M(PaperModule):\n"
+        "    def forward(self, x, mask=None):\n"
+        "        y = super().forward(x, mask)\n"
+        "        return y * (1 + 2**-12) if torch.compiler.is_compiling() else y\n"
+    )
+    for dtype in ("float32", "float64"):
+        m = _run("compile_equivalence", _module_file(tmp_path, body), _COMPILE_OPTIONS, dtype)
+        assert not m.passed and m.tolerance is not None, (dtype, m)
