@@ -214,10 +214,11 @@ def test_float16_error_one_and_a_half_times_the_reference_passes() -> None:
 
 def test_compare_takes_a_given_baseline_when_there_is_no_reference() -> None:
     expected = np.array([1.0, -2.0])
-    given = compare(expected + 1e-6, expected, dtype="float32", rule=ToleranceRule(), baseline=1e-6)
-    derived = compare(expected + 1e-6, expected, dtype="float32", rule=ToleranceRule(), reference=expected + 1e-6)
+    d = 2.0**-20  # exact: 1 + d and -2 + d are representable, so the reference's error is d exactly
+    given = compare(expected + d, expected, dtype="float32", rule=ToleranceRule(), baseline=d)
+    derived = compare(expected + d, expected, dtype="float32", rule=ToleranceRule(), reference=expected + d)
     assert given.tolerance == derived.tolerance and given.passed
-    assert not compare(expected + 1e-5, expected, dtype="float32", rule=ToleranceRule(), baseline=1e-6).passed
+    assert not compare(expected + 16 * d, expected, dtype="float32", rule=ToleranceRule(), baseline=d).passed
 
 
 def test_a_reference_wins_over_a_given_baseline() -> None:
