@@ -7,9 +7,8 @@ keeps the shrunk falsifying example and a copy-pasteable reproduction.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,7 +87,8 @@ def _run_pattern(case: Case, tracker: Tracker, hypothesis_settings: settings) ->
     tracker.examples = max(tracker.examples, m.examples)
     if not m.passed:
         tracker.failure = m
-        raise CheckFailure(f"{case.check} failed: {pattern.description}: {m.detail}")
+        snippet = f"\nReproduce with:\n{repro(case, m.example)}" if m.example is not None else ""
+        raise CheckFailure(f"{case.check} failed: {pattern.description}: {m.detail}{snippet}")
     tracker.worst = m
 
 
@@ -126,13 +126,14 @@ def _run_property(case: Case, tracker: Tracker, parent: settings) -> None:
     prop()
 
 
-def repro(case: Case, example: Example) -> str:
-    """A Python snippet that re-runs exactly this check on exactly this example."""
+def repro(case: Case, example: Example | Mapping[str, Any]) -> str:
+    """A Python snippet that re-runs exactly this check on exactly this example (a pattern check's: its dict)."""
     spec_dir = case.spec.file.rsplit("/", 1)[0] if "/" in case.spec.file else "."
+    data = example.as_dict() if isinstance(example, Example) else example
     return (
         "from conformance.repro import reproduce\n"
         f"reproduce({case.spec.id!r}, {case.implementation!r}, check={case.check!r}, device={case.device!r},\n"
-        f"          dtype={case.dtype!r}, example={json.dumps(example.as_dict())},\n"
+        f"          dtype={case.dtype!r}, example={data!r},\n"  # a Python literal: True/None, not JSON's true/null
         f"          spec_dirs=[{spec_dir!r}])"
     )
 
@@ -152,6 +153,9 @@ def _fields(case: Case, tracker: Tracker, seconds: float) -> dict[str, Any]:
     if tracker.failing_example is not None:
         fields["falsifying_example"] = tracker.failing_example.as_dict()
         fields["repro"] = repro(case, tracker.failing_example)
+    elif tracker.failure is not None and tracker.failure.example is not None:  # a pattern check's own example
+        fields["falsifying_example"] = dict(tracker.failure.example)
+        fields["repro"] = repro(case, tracker.failure.example)
     return fields
 
 

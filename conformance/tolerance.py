@@ -18,7 +18,9 @@ only with a written ``reason``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -58,6 +60,7 @@ class Measurement:
     passed: bool
     detail: str = ""
     examples: int = 1  # how many cases a pattern check tried (property checks count their own)
+    example: Mapping[str, Any] | None = None  # a failing pattern check's example, JSON-able, for its kind's replay
 
     @property
     def ratio(self) -> float:

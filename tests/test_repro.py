@@ -115,3 +115,31 @@ def test_runner_repro_snippet_reproduces_the_failure(wrong_ref: str, capsys: pyt
     assert f"surprise {wrong_ref} cpu float32 oracle:" in capsys.readouterr().out
     ok = repro(Case(shipped_specs()["surprise"], SURPRISE, "cpu", "float32", "oracle"), Example(**EXAMPLE))
     exec(compile(ok, "<repro>", "exec"), {})
+
+
+def test_a_pattern_check_replays_its_own_example() -> None:
+    from conformance.patterns.checkpoint_equivalence import LayerPlan, StackPlan, plan_to_dict
+
+    plan = StackPlan((LayerPlan("linear", 2, 3, "tanh"), LayerPlan("dropout", 3, 3, p=0.5)), 1, 2, True, 11)
+    m = reproduce(
+        "checkpointing",
+        "implementations.checkpointing:CheckpointedModule",
+        check="checkpoint_equivalence:plain_stack",
+        device="cpu",
+        dtype="float32",
+        example=plan_to_dict(plan),
+        quiet=True,
+    )
+    assert m.passed and m.max_abs_err == 0.0
+
+
+def test_a_pattern_kind_without_replay_says_so() -> None:
+    with pytest.raises(ValueError, match="'parameter_gradients' has no replay"):
+        reproduce(
+            "multihead_attention",
+            "implementations.multihead_attention:PaperModule",
+            check="parameter_gradients:every_parameter_trained",
+            device="cpu",
+            dtype="float32",
+            example={},
+        )

@@ -12,6 +12,7 @@ from conformance.runner import cuda_skip_reason, repro, run_case
 from conformance.selection import Case
 from conformance.spec import load_specs
 from conformance.strategies import Example
+from tests.spec_helpers import REPO_ROOT
 
 FAST = settings(max_examples=8, derandomize=True, deadline=None, database=None)
 
@@ -71,8 +72,20 @@ def test_repro_names_everything_needed() -> None:
     case = Case(spec, "x.py:f", "cpu", "float16", "invariant:symmetry")
     example = Example({"B": 1, "L": 1, "D": 2}, {}, {"hidden": 1.0, "memory_pred": 2.0}, {}, 5)
     text = repro(case, example)
-    for part in ("'surprise'", "'x.py:f'", "check='invariant:symmetry'", "device='cpu'", "dtype='float16'", '"seed": 5'):
+    for part in ("'surprise'", "'x.py:f'", "check='invariant:symmetry'", "device='cpu'", "dtype='float16'", "'seed': 5"):
         assert part in text
+
+
+def test_repro_snippet_runs_for_an_example_with_a_mask() -> None:
+    """The example is written as a Python literal (True/None), so the snippet runs as printed."""
+    ref = f"{REPO_ROOT}/tests/meta_tests/defects/attention_defects.py:mask_inverted"
+    case = Case(load_specs()["attention"].with_implementations([ref]), ref, "cpu", "float64", "oracle")
+    rows: list[dict] = []
+    with pytest.raises(CheckFailure):
+        run_case(case, rows.append, FAST)
+    assert rows[0]["falsifying_example"]["present"] == {"mask": True}
+    with pytest.raises(CheckFailure):
+        exec(rows[0]["repro"], {})
 
 
 def test_cuda_skip_reason_only_for_cuda_without_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -63,6 +63,8 @@ class PatternKind:
     run: Callable[[PatternContext], Measurement]
     dtypes: tuple[str, ...] = ("float32",)
     devices: tuple[str, ...] = ("cpu", "cuda")
+    # Re-runs the check on one failing example (``Measurement.example``); what reproduction snippets call.
+    replay: Callable[[PatternContext, Mapping[str, Any]], Measurement] | None = None
 
 
 @functools.cache

@@ -50,10 +50,9 @@ by the option ``property``:
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -534,19 +533,38 @@ class _Mismatch(AssertionError):
         self.measurement, self.plan = measurement, plan
 
 
-def repro(ctx: PatternContext, plan: StackPlan) -> str:
-    """A Python snippet that re-runs the check on exactly this stack."""
-    check, module = {
-        "equivalence": ("check_equivalence", "checkpoint_equivalence"),
-        "saved_memory": ("check_saved_memory", "checkpoint_equivalence"),
-        "compiled": ("check_compiled", "checkpoint_compiled"),
-    }[ctx.options["property"]]
-    return (
-        "from conformance.calling import resolve\n"
-        "from conformance.patterns.checkpoint_equivalence import LayerPlan, StackPlan\n"
-        f"from conformance.patterns.{module} import {check}\n"
-        f"print({check}(resolve({ctx.ref!r}), {plan!r}, {ctx.device!r}, {ctx.dtype!r}, {list(ctx.options['modes'])!r}))"
-    )
+def plan_to_dict(plan: StackPlan) -> dict[str, Any]:
+    """A stack as JSON-able data: the ``falsifying_example`` of a failing row.
+
+    >>> plan = StackPlan((LayerPlan("dropout", 2, 2, p=0.5),), 1, 2, False, 3)
+    >>> plan_from_dict(plan_to_dict(plan)) == plan
+    True
+    """
+    return asdict(plan)
+
+
+def plan_from_dict(data: Mapping[str, Any]) -> StackPlan:
+    """The stack :func:`plan_to_dict` describes."""
+    layers = tuple(LayerPlan(**layer) for layer in data["layers"])
+    return StackPlan(layers, data["checkpoint_every"], data["batch"], data["input_requires_grad"], data["seed"])
+
+
+def check_plan(target: Any, plan: StackPlan, ctx: PatternContext, totals: dict[str, int] | None = None) -> Measurement:
+    """The check of the context's ``property`` on one stack."""
+    args = (target, plan, ctx.device, ctx.dtype, ctx.options["modes"])
+    if ctx.options["property"] == "equivalence":
+        return check_equivalence(*args)
+    if ctx.options["property"] == "saved_memory":
+        return check_saved_memory(*args, totals=totals)
+    from conformance.patterns.checkpoint_compiled import check_compiled  # it imports this module
+
+    return check_compiled(*args)
+
+
+def replay(ctx: PatternContext, example: Mapping[str, Any]) -> Measurement:
+    """The check on one stack given as :func:`plan_to_dict` data (what a failing row's repro calls)."""
+    with one_intra_op_thread():
+        return check_plan(ctx.target(), plan_from_dict(example), ctx)
 
 
 def run(ctx: PatternContext) -> Measurement:
@@ -555,7 +573,6 @@ def run(ctx: PatternContext) -> Measurement:
     if options["property"] == "compiled":
         return run_compiled(ctx)
     totals: dict[str, int] = {}
-    check = check_equivalence if options["property"] == "equivalence" else functools.partial(check_saved_memory, totals=totals)
     seen: list[Measurement] = []
 
     @settings(
@@ -567,7 +584,7 @@ def run(ctx: PatternContext) -> Measurement:
     )
     @given(plan=stack_plans(options))
     def prop(plan: StackPlan) -> None:
-        m = check(target, plan, ctx.device, ctx.dtype, options["modes"])
+        m = check_plan(target, plan, ctx, totals)
         seen.append(m)
         if not m.passed:
             raise _Mismatch(m, plan)
@@ -576,8 +593,7 @@ def run(ctx: PatternContext) -> Measurement:
         with one_intra_op_thread():
             prop()
     except _Mismatch as exc:
-        detail = f"{exc.measurement.detail}\nReproduce with:\n{repro(ctx, exc.plan)}"
-        return replace(exc.measurement, detail=detail, examples=len(seen))
+        return replace(exc.measurement, examples=len(seen), example=plan_to_dict(exc.plan))
     worst = max(seen, key=lambda m: m.ratio)
     summary = _summary(options, len(seen), totals)
     if options["property"] == "saved_memory" and torch.device(ctx.device).type == "cuda":
@@ -587,14 +603,14 @@ def run(ctx: PatternContext) -> Measurement:
 
 def run_compiled(ctx: PatternContext) -> Measurement:
     """The fixed stacks of the ``compiled`` property: the first failure, or the worst pass."""
-    from conformance.patterns.checkpoint_compiled import check_compiled, compiled_plans  # it imports this module
+    from conformance.patterns.checkpoint_compiled import compiled_plans  # it imports this module
 
     target, results = ctx.target(), []
     for plan in compiled_plans(ctx.options):
-        m = check_compiled(target, plan, ctx.device, ctx.dtype, ctx.options["modes"])
+        m = check_plan(target, plan, ctx)
         results.append(m)
         if not m.passed:
-            return replace(m, detail=f"{m.detail}\nReproduce with:\n{repro(ctx, plan)}", examples=len(results))
+            return replace(m, examples=len(results), example=plan_to_dict(plan))
     worst = max(results, key=lambda m: m.ratio)
     summary = f"{len(results)} fixed stack(s) ({' and '.join(ctx.options['modes'])}), compiled: {worst.detail}"
     return replace(worst, detail=summary, examples=len(results))
@@ -618,4 +634,5 @@ KIND = PatternKind(
     run=run,
     dtypes=DTYPES,
     devices=("cpu", "cuda"),
+    replay=replay,
 )

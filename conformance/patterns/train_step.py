@@ -59,7 +59,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -621,9 +621,14 @@ def _verdict(params: Measurement | None, losses: Measurement | None, problems: l
 
 
 class _Failed(Exception):
-    def __init__(self, measurement: Measurement) -> None:
+    def __init__(self, measurement: Measurement, draw: Draw) -> None:
         super().__init__(measurement.detail)
-        self.measurement = measurement
+        self.measurement, self.draw = measurement, draw
+
+
+def replay(ctx: PatternContext, example: Mapping[str, Any]) -> Measurement:
+    """The check on one draw given as data (a failing row's ``falsifying_example``)."""
+    return check_example(ctx, Draw(**example))
 
 
 def _run(ctx: PatternContext) -> Measurement:
@@ -645,13 +650,13 @@ def _run(ctx: PatternContext) -> Measurement:
         m = check_example(ctx, d)
         seen.append(m)
         if not m.passed:
-            raise _Failed(m)
+            raise _Failed(m, d)
 
     try:
         prop()
     except _Failed as failure:
         m = failure.measurement
-        return Measurement(m.max_abs_err, m.max_rel_err, m.tolerance, False, m.detail, examples=len(seen))
+        return replace(m, examples=len(seen), example=asdict(failure.draw))
     worst = max(seen, key=lambda m: m.ratio)
     return Measurement(worst.max_abs_err, worst.max_rel_err, worst.tolerance, True, "", examples=len(seen))
 
@@ -663,4 +668,5 @@ KIND = PatternKind(
     validate=_validate,
     run=_run,
     dtypes=("float64", "float32", "bfloat16", "float16"),
+    replay=replay,
 )

@@ -143,8 +143,6 @@ def test_runner_turns_a_compiled_mismatch_into_a_failure_with_a_working_repro(tm
         run_case(case, rows.append, settings(max_examples=5, derandomize=True, deadline=None, database=None))
     row = rows[-1]
     assert row["examples"] == 1 and row["tolerance"] and row["tolerance_basis"]
-    snippet = row["detail"].split("Reproduce with:\n", 1)[1]
-    assert "from conformance.patterns.checkpoint_compiled import check_compiled" in snippet
-    namespace: dict = {}
-    exec(snippet.replace("print(", "result = ("), namespace)  # the snippet runs and finds the same failure
-    assert not namespace["result"].passed
+    assert [layer["kind"] for layer in row["falsifying_example"]["layers"]] == ["linear", "batchnorm", "layernorm"]
+    with pytest.raises(CheckFailure):
+        exec(row["repro"], {})  # the snippet runs and finds the same failure

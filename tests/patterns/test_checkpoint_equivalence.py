@@ -315,11 +315,12 @@ def test_runner_turns_a_mismatch_into_a_check_failure(tmp_path: Path) -> None:
     with pytest.raises(CheckFailure, match="differ from the plain stack"):
         run_case(case, rows.append, settings(max_examples=20, derandomize=True, deadline=None, database=None))
     assert "Dropout(p=0.5)" in rows[-1]["detail"] and rows[-1]["examples"] >= 1
-    snippet = rows[-1]["detail"].split("Reproduce with:\n", 1)[1]
-    assert "check_equivalence(resolve(" in snippet and "StackPlan(layers=(" in snippet
-    namespace: dict = {}
-    exec(snippet.replace("print(", "result = ("), namespace)  # the snippet runs and finds the same failure
-    assert not namespace["result"].passed
+    example = rows[-1]["falsifying_example"]
+    assert any(layer["kind"] == "dropout" for layer in example["layers"]) and "seed" in example
+    snippet = rows[-1]["repro"]
+    assert "reproduce('ckpt'," in snippet and "check='checkpoint_equivalence:p'" in snippet
+    with pytest.raises(CheckFailure, match="differ from the plain stack"):
+        exec(snippet, {})  # the snippet runs and finds the same failure
 
 
 def test_one_intra_op_thread_restores_the_thread_count() -> None:

@@ -233,3 +233,7 @@ def test_a_failure_names_the_problem_and_the_example(tmp_path: Path) -> None:
     m = KIND.run(_context(GOOD, "float64", f"{path}:T"))
     assert not m.passed
     assert "returned losses vs the float64 reference loop" in m.detail and "example: {" in m.detail
+    # the failing draw travels as data, and the kind's replay finds the same failure on it
+    assert m.example is not None and m.example["optimizer"] in GOOD["optimizers"]
+    again = KIND.replay(_context(GOOD, "float64", f"{path}:T"), m.example)
+    assert not again.passed and again.max_abs_err == m.max_abs_err
