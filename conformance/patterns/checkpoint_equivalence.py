@@ -57,13 +57,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
 
 from conformance.dtype_helpers import DTYPES, to_numpy64, torch_dtype
 from conformance.patterns import PatternContext, PatternKind
 from conformance.patterns.saved_memory import distinct_bytes, saved_for_backward
+from conformance.patterns.search import search
 from conformance.tolerance import Measurement, Tolerance, max_abs
 
 PROPERTIES = ("equivalence", "saved_memory", "compiled")
@@ -527,12 +527,6 @@ def one_intra_op_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-class _Mismatch(AssertionError):
-    def __init__(self, measurement: Measurement, plan: StackPlan) -> None:
-        super().__init__(measurement.detail)
-        self.measurement, self.plan = measurement, plan
-
-
 def plan_to_dict(plan: StackPlan) -> dict[str, Any]:
     """A stack as JSON-able data: the ``falsifying_example`` of a failing row.
 
@@ -573,32 +567,14 @@ def run(ctx: PatternContext) -> Measurement:
     if options["property"] == "compiled":
         return run_compiled(ctx)
     totals: dict[str, int] = {}
-    seen: list[Measurement] = []
-
-    @settings(
-        ctx.settings,
-        deadline=None,
-        database=None,
-        report_multiple_bugs=False,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-    )
-    @given(plan=stack_plans(options))
-    def prop(plan: StackPlan) -> None:
-        m = check_plan(target, plan, ctx, totals)
-        seen.append(m)
-        if not m.passed:
-            raise _Mismatch(m, plan)
-
-    try:
-        with one_intra_op_thread():
-            prop()
-    except _Mismatch as exc:
-        return replace(exc.measurement, examples=len(seen), example=plan_to_dict(exc.plan))
-    worst = max(seen, key=lambda m: m.ratio)
-    summary = _summary(options, len(seen), totals)
+    with one_intra_op_thread():
+        m = search(ctx, stack_plans(options), lambda plan: check_plan(target, plan, ctx, totals), to_example=plan_to_dict)
+    if not m.passed:
+        return m
+    summary = _summary(options, m.examples, totals)
     if options["property"] == "saved_memory" and torch.device(ctx.device).type == "cuda":
         summary += "; " + cuda_peak_bytes(target, ctx.device, ctx.dtype)
-    return replace(worst, detail=summary, examples=len(seen))
+    return replace(m, detail=summary)
 
 
 def run_compiled(ctx: PatternContext) -> Measurement:

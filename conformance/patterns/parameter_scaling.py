@@ -37,7 +37,8 @@ from torch import nn
 
 from conformance.dtype_helpers import eps, smallest_normal, torch_dtype
 from conformance.patterns import PatternContext, PatternKind
-from conformance.patterns.init_statistics import bad, bound, evaluate_scalar, parse_call, parse_params, parse_scalar, search
+from conformance.patterns.option_helpers import bad, bound, evaluate_scalar, parse_call, parse_params, parse_scalar
+from conformance.patterns.search import search
 from conformance.tolerance import Measurement
 
 RELATIVE_ULPS = 2.0

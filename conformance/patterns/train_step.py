@@ -59,18 +59,18 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from conformance.dtype_helpers import max_value, torch_dtype
 from conformance.patterns import PatternContext, PatternKind
+from conformance.patterns.search import search
 from conformance.tolerance import Measurement, compare
 
 OPTIMIZERS = ("sgd", "sgd_momentum", "adamw")
@@ -620,12 +620,6 @@ def _verdict(params: Measurement | None, losses: Measurement | None, problems: l
 # --------------------------------------------------------------------------------------------- the kind
 
 
-class _Failed(Exception):
-    def __init__(self, measurement: Measurement, draw: Draw) -> None:
-        super().__init__(measurement.detail)
-        self.measurement, self.draw = measurement, draw
-
-
 def replay(ctx: PatternContext, example: Mapping[str, Any]) -> Measurement:
     """The check on one draw given as data (a failing row's ``falsifying_example``)."""
     return check_example(ctx, Draw(**example))
@@ -636,29 +630,7 @@ def _run(ctx: PatternContext) -> Measurement:
         raise RuntimeError(
             f"train_step needs torch >= 2.4 (device-generic autocast queries, torch.amp.GradScaler); found {torch.__version__}"
         )
-    seen: list[Measurement] = []
-
-    @settings(
-        ctx.settings,
-        deadline=None,
-        database=None,
-        report_multiple_bugs=False,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
-    @given(d=draws(ctx.options))
-    def prop(d: Draw) -> None:
-        m = check_example(ctx, d)
-        seen.append(m)
-        if not m.passed:
-            raise _Failed(m, d)
-
-    try:
-        prop()
-    except _Failed as failure:
-        m = failure.measurement
-        return replace(m, examples=len(seen), example=asdict(failure.draw))
-    worst = max(seen, key=lambda m: m.ratio)
-    return Measurement(worst.max_abs_err, worst.max_rel_err, worst.tolerance, True, "", examples=len(seen))
+    return search(ctx, draws(ctx.options), lambda d: check_example(ctx, d), to_example=asdict)
 
 
 KIND = PatternKind(
