@@ -10,7 +10,7 @@ import yaml
 from hypothesis import settings
 
 from conformance.checks import CheckFailure
-from conformance.patterns.checkpoint_compiled import REFERENCE_DTYPE, check_compiled, compiled_plans
+from conformance.patterns.checkpoint_compiled import check_compiled, compiled_plans
 from conformance.patterns.checkpoint_equivalence import LayerPlan, StackPlan, one_intra_op_thread, validate
 from conformance.runner import run_case
 from conformance.selection import Case
@@ -88,10 +88,6 @@ def test_one_fixed_stack_per_checkpoint_every() -> None:
         assert {layer.width_in for layer in plan.layers} == {7} and plan.batch == 4 and plan.input_requires_grad
         assert all(layer.activation for layer in plan.layers if layer.kind == "residual")
     assert compiled_plans(options) == plans  # fixed, not drawn
-
-
-def test_float64_reference_runs_at_float32() -> None:
-    assert REFERENCE_DTYPE == {"float64": "float32"}
 
 
 # --- the check ---------------------------------------------------------------------------------
