@@ -38,7 +38,7 @@ from conformance.invariants import INVARIANT_KINDS
 from conformance.references import REFERENCES
 from conformance.spec import EquationSpec
 from conformance.strategies import Example, cotangent, derive_inputs, materialize, shape_of
-from conformance.tolerance import Measurement, compare, derive, max_abs
+from conformance.tolerance import RESCALED_REFERENCE_DTYPE, Measurement, compare, derive, max_abs, rescaled_baseline
 
 BASE_CHECKS = ("oracle", "output_contract", "determinism")
 Outputs = tuple[np.ndarray, ...]
@@ -127,6 +127,9 @@ class Trial:
         self._callables: dict[tuple, Callable[[Mapping[str, torch.Tensor]], tuple[torch.Tensor, ...]]] = {}
         self.fn = self.callable_for(self.scalars)
         self.compute_dtype = self.spec.oracle.compute_dtype.get(self.dtype, self.dtype)
+        # Where the same-precision reference would be the float64 oracle itself (error 0 by construction),
+        # the reference runs at this lower dtype instead and its error is rescaled (tolerance.rescaled_baseline).
+        self.stand_in = RESCALED_REFERENCE_DTYPE.get(self.dtype) if self.compute_dtype == self.dtype else None
 
     def callable_for(self, scalars: Mapping[str, Any]) -> Callable[[Mapping[str, torch.Tensor]], tuple[torch.Tensor, ...]]:
         """The implementation called with these sizes and params (an invariant may change a param)."""
@@ -142,9 +145,9 @@ class Trial:
         return {name: _like(env.get(name, value), value) for name, value in self.scalars.items()}
 
     # -- inputs --------------------------------------------------------------------------------
-    def rounded(self, env: Mapping[str, Any]) -> dict[str, Any]:
+    def rounded(self, env: Mapping[str, Any], dtype: str | None = None) -> dict[str, Any]:
         """Inputs rounded to the tested dtype (what the implementation sees), still float64."""
-        return {k: dh.round_to(v, self.dtype) if k in self.spec.inputs else v for k, v in env.items()}
+        return {k: dh.round_to(v, dtype or self.dtype) if k in self.spec.inputs else v for k, v in env.items()}
 
     def tensors(
         self, env: Mapping[str, Any], dtype: str | None = None, device: str | None = None, requires_grad: tuple[str, ...] = ()
@@ -167,14 +170,30 @@ class Trial:
             return _reference_outputs(self.spec, env)
         return tuple(np.asarray(v, dtype=np.float64) for v in _expr_values(self.spec, dict(env), NumpyBackend()))
 
-    def reference(self, env: Mapping[str, Any]) -> Outputs | None:
+    def reference(self, env: Mapping[str, Any], dtype: str | None = None, compute_dtype: str | None = None) -> Outputs | None:
         """The same-precision reference: the expressions in the compute dtype, rounded to the dtype."""
         if not self.spec.oracle.exprs:
             return None
+        dtype, compute_dtype = dtype or self.dtype, compute_dtype or self.compute_dtype
         with torch.no_grad():
-            scope = {**self.scalars_of(env), **self.tensors(env, self.compute_dtype)}
-            values = _expr_values(self.spec, scope, TorchBackend(dh.torch_dtype(self.compute_dtype), self.device))
-            return tuple(dh.to_numpy64(v.to(dh.torch_dtype(self.dtype))) for v in values)
+            scope = {**self.scalars_of(env), **self.tensors(env, compute_dtype)}
+            values = _expr_values(self.spec, scope, TorchBackend(dh.torch_dtype(compute_dtype), self.device))
+            return tuple(dh.to_numpy64(v.to(dh.torch_dtype(dtype))) for v in values)
+
+    def baselines(self, env: Mapping[str, Any], expected: Outputs) -> list[float] | None:
+        """Per output, the same-precision reference's error against ``expected`` (the oracle at ``env``).
+
+        Where the reference would be the oracle itself (float64), the same comparison is made at the
+        stand-in dtype, on the inputs rounded to it, and that error is rescaled by the ratio of epsilons.
+        """
+        if self.stand_in is None:
+            reference = self.reference(env)
+            return None if reference is None else [max_abs(r, e) for r, e in zip(reference, expected)]
+        low = self.rounded(env, self.stand_in)
+        reference = self.reference(low, self.stand_in, self.stand_in)
+        if reference is None:
+            return None
+        return [rescaled_baseline(max_abs(r, e), self.stand_in, self.dtype) for r, e in zip(reference, self.oracle(low))]
 
 
 def noise_scales(spec: EquationSpec, env: Mapping[str, Any]) -> list[float | None] | None:
@@ -235,18 +254,24 @@ def _worst(measurements: Sequence[Measurement]) -> Measurement:
 
 
 def compare_outputs(
-    t: Trial, actual: Outputs, expected: Outputs, reference: Outputs | None, *, scales: Sequence[float | None] | None = None
+    t: Trial,
+    actual: Outputs,
+    expected: Outputs,
+    baselines: Sequence[float] | None,
+    *,
+    scales: Sequence[float | None] | None = None,
 ) -> Measurement:
     """Each output against its expected value; with several outputs the failing one is named.
 
+    ``baselines``: per output, the same-precision reference's error (:meth:`Trial.baselines`).
     ``scales``: per output, a noise scale declared by the spec (never below the result's magnitude).
     """
     several = len(t.outputs) > 1
     measurements = []
     for k, name in enumerate(t.outputs):
-        ref = None if reference is None else reference[k]
+        baseline = None if baselines is None else baselines[k]
         scale = _at_least_the_result(None if scales is None else scales[k], expected[k])
-        m = compare(actual[k], expected[k], dtype=t.dtype, rule=t.rule, reference=ref, scale=scale)
+        m = compare(actual[k], expected[k], dtype=t.dtype, rule=t.rule, baseline=baseline, scale=scale)
         measurements.append(_labelled(m, name if several else None))
     return _worst(measurements)
 
@@ -258,7 +283,7 @@ def check_oracle(t: Trial) -> Measurement | None:
     if not all(_representable(e, t.dtype) for e in expected):
         return None
     actual = t.implementation(env)
-    m = compare_outputs(t, actual, expected, t.reference(env), scales=noise_scales(t.spec, env))
+    m = compare_outputs(t, actual, expected, t.baselines(env, expected), scales=noise_scales(t.spec, env))
     return m if m.passed else _diagnose(t, env, actual, m)
 
 
@@ -271,7 +296,7 @@ def _diagnose(t: Trial, env: Mapping[str, Any], actual: Outputs, m: Measurement)
         alternative = {k: _like(evaluate(e, scalars, NumpyBackend()), scalars[k]) for k, e in d.alternative.items()}
         env_alt = {**env, **alternative}  # the same inputs: only the oracle's params change
         expected = t.oracle(env_alt)
-        if compare_outputs(t, actual, expected, t.reference(env_alt), scales=noise_scales(t.spec, env_alt)).passed:
+        if compare_outputs(t, actual, expected, t.baselines(env_alt, expected), scales=noise_scales(t.spec, env_alt)).passed:
             return replace(m, detail=f"{m.detail}; {d.say}")
     return m
 
@@ -413,15 +438,27 @@ def _compare_grads(
     """One output's vector-Jacobian products against the oracle's, for every ``wrt`` input."""
     only = None if output is None else (output,)
     expected = _expr_grads(t, env, cot64, "float64", "cpu", only=only)
-    reference = _expr_grads(t, env, cot64, t.compute_dtype, t.device, only=only)
     # the noise floor's scale: the summed magnitude of the terms (see conformance.error_bounds)
     bounds = _expr_grads(t, env, np.abs(cot64), "float64", "cpu", backend=AbsBoundBackend, only=only)
     measurements = []
-    for w, g, e, r, b in zip(t.spec.grad_wrt, grads, expected, reference, bounds):
+    for w, g, e, baseline, b in zip(t.spec.grad_wrt, grads, expected, _grad_baselines(t, env, cot64, expected, only), bounds):
         scale = max(float(np.max(np.abs(e), initial=0.0)), float(np.max(b, initial=0.0)))
-        m = compare(dh.to_numpy64(g), e, dtype=t.dtype, rule=t.rule, reference=dh.round_to(r, t.dtype), scale=scale)
+        m = compare(dh.to_numpy64(g), e, dtype=t.dtype, rule=t.rule, baseline=baseline, scale=scale)
         measurements.append(_labelled(m, f"∂/∂{w}" if output is None else f"{output} → ∂/∂{w}"))
     return _worst(measurements)
+
+
+def _grad_baselines(
+    t: Trial, env: Mapping[str, Any], cot64: np.ndarray, expected: list[np.ndarray], only: Sequence[str] | None
+) -> list[float]:
+    """The same-precision reference's error per ``wrt`` input (at float64: the stand-in's, rescaled; see Trial)."""
+    if t.stand_in is None:
+        reference = _expr_grads(t, env, cot64, t.compute_dtype, t.device, only=only)
+        return [max_abs(dh.round_to(r, t.dtype), e) for r, e in zip(reference, expected)]
+    low, cot_low = t.rounded(env, t.stand_in), dh.round_to(cot64, t.stand_in)
+    expected_low = _expr_grads(t, low, cot_low, "float64", "cpu", only=only)
+    reference = _expr_grads(t, low, cot_low, t.stand_in, t.device, only=only)
+    return [rescaled_baseline(max_abs(r, e), t.stand_in, t.dtype) for r, e in zip(reference, expected_low)]
 
 
 def _expr_grads(

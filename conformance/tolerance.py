@@ -7,6 +7,9 @@ the tested dtype), plus a noise floor of ``floor_ulps`` units of the dtype's eps
 scale (a pure ratio breaks when the reference happens to be exact). Invariants add *slack*: the
 float64 oracle's own violation of the relation (e.g. the ε in RMSNorm breaks exact scale
 invariance). Without a same-precision reference the bound is ``fallback_ulps`` epsilons at scale.
+At float64 the reference would be the oracle itself (error 0 by construction, leaving only the floor
+for computations of any depth), so a float32 stand-in's error, rescaled by the ratio of epsilons,
+is the baseline (:func:`rescaled_baseline`, ``RESCALED_REFERENCE_DTYPE``).
 
 Defaults: factor 2, floor 8 ulps, fallback 64 ulps. A spec may override factor/floor per dtype
 only with a written ``reason``.

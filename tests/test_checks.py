@@ -563,3 +563,36 @@ def test_noise_scale_applies_to_the_reference_cross_check_too(tmp_path: Path) ->
     spec = load_one(write_spec(tmp_path, data))
     m = check_oracle_agreement(spec, Example({"B": 2, "D": 3}, {}, {"hidden": 1.0, "memory_pred": 1.0}, {}, 4))
     assert m.passed and m.tolerance.floor == pytest.approx(64 * 2.0**-52 * 1000)
+
+
+# -- float64: the same-precision reference is the oracle itself, so a float32 stand-in sets the baseline ---------
+
+MHA_SMALL = Example({"B": 1, "L": 8, "H": 1, "D": 1}, {"dropout": 0.0}, dict.fromkeys(("x", "Wq", "Wk", "Wv", "Wo"), 0.01), {}, 0)
+
+
+@pytest.mark.parametrize("check", ["oracle", "gradient"])
+def test_float64_baseline_is_the_float32_stand_in_rescaled(check: str) -> None:
+    from conformance.checks import Trial
+
+    spec = shipped_specs()["multihead_attention"]
+    ref = "implementations.multihead_attention:PaperModule"
+    m64 = run_check(spec, ref, "cpu", "float64", check, MHA_SMALL)
+    m32 = run_check(spec, ref, "cpu", "float32", check, MHA_SMALL)
+    assert m64.passed and m32.passed
+    assert Trial(spec, ref, "cpu", "float64", MHA_SMALL).stand_in == "float32"
+    assert Trial(spec, ref, "cpu", "float32", MHA_SMALL).stand_in is None
+    # not 0 (the float64 reference would be the oracle itself), and about eps64/eps32 of a float32 error
+    assert 0 < m64.tolerance.baseline < 1e-6 * m32.tolerance.atol
+
+
+def test_a_wrong_float64_implementation_still_fails_with_the_stand_in(tmp_path: Path) -> None:
+    path = tmp_path / "wrong.py"
+    path.write_text(
+        "from implementations.multihead_attention import PaperModule\n"
+        "class M(PaperModule):\n"
+        "    def forward(self, x, mask=None):\n"
+        "        return super().forward(x, mask) * (1 + 2**-40)\n"
+    )
+    spec = shipped_specs()["multihead_attention"]
+    m = run_check(spec.with_implementations([f"{path}:M"]), f"{path}:M", "cpu", "float64", "oracle", EXAMPLES["multihead_attention"][0])
+    assert not m.passed  # 2⁻⁴⁰ relative is ~4000 float64 ulps: far above the rescaled float32 reference error
