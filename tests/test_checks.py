@@ -594,5 +594,6 @@ def test_a_wrong_float64_implementation_still_fails_with_the_stand_in(tmp_path: 
         "        return super().forward(x, mask) * (1 + 2**-40)\n"
     )
     spec = shipped_specs()["multihead_attention"]
-    m = run_check(spec.with_implementations([f"{path}:M"]), f"{path}:M", "cpu", "float64", "oracle", EXAMPLES["multihead_attention"][0])
+    wrong = f"{path}:M"
+    m = run_check(spec.with_implementations([wrong]), wrong, "cpu", "float64", "oracle", EXAMPLES["multihead_attention"][0])
     assert not m.passed  # 2⁻⁴⁰ relative is ~4000 float64 ulps: far above the rescaled float32 reference error
