@@ -109,7 +109,7 @@ def test_shipped_spec_details_are_read_as_written() -> None:
     att = specs["attention"]
     assert att.inputs["mask"].kind == "bool" and att.inputs["mask"].optional and att.inputs["mask"].rows_nonempty
     assert att.params["is_causal"].values == (False, True)
-    assert [name for name, _ in att.oracle.let] == ["allowed"]
+    assert [name for name, _ in att.oracle.let] == ["allowed", "weights"] and set(att.oracle.noise_scale) == {"out"}
     assert specs["surprise"].grad_order == 2
 
 
