@@ -65,6 +65,15 @@ def pattern_spec(kind: str, pattern: dict[str, Any], ref: str, spec_id: str = "s
     }
 
 
+def pattern_case(directory: Path, kind: str, pattern: dict[str, Any], ref: str, spec_id: str = "s") -> Any:
+    """The CPU float32 ``Case`` of check ``<kind>:p`` of a :func:`pattern_spec` file written to ``directory``."""
+    from conformance.selection import Case
+
+    file = write_spec(directory, pattern_spec(kind, pattern, ref, spec_id), name=f"{spec_id}.yaml")
+    spec = load_specs([file], default=False)[spec_id]
+    return Case(spec, ref, "cpu", "float32", f"{kind}:p")
+
+
 def with_key(data: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
     """``data`` with the value at ``path`` (keys and list indices) set to ``value``; returns ``data``."""
     target = data

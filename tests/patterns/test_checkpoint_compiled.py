@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from hypothesis import settings
 
 from conformance.checks import CheckFailure
@@ -14,9 +13,8 @@ from conformance.patterns.checkpoint_compiled import check_compiled, compiled_pl
 from conformance.patterns.checkpoint_equivalence import LayerPlan, StackPlan, one_intra_op_thread, validate
 from conformance.runner import run_case
 from conformance.selection import Case
-from conformance.spec import load_specs
 from implementations.checkpointing import CheckpointedModule
-from tests.spec_helpers import load_error, pattern_spec, write_spec
+from tests.spec_helpers import load_error, pattern_case, pattern_spec, write_spec
 
 MODES = ["train", "eval"]
 SMALL = StackPlan(
@@ -125,11 +123,7 @@ def _case(tmp_path: Path, ref: str) -> Case:
         "batch": {"min": 3, "max": 3},
         "layers": ["linear", "batchnorm", "layernorm"],
     }
-    data = _spec(pattern, ref)
-    file = tmp_path / "ckpt.yaml"
-    file.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    spec = load_specs([file], default=False)["ckpt"]
-    return Case(spec, ref, "cpu", "float32", "checkpoint_equivalence:p")
+    return pattern_case(tmp_path, "checkpoint_equivalence", pattern, ref, "ckpt")
 
 
 def test_runner_turns_a_compiled_mismatch_into_a_failure_with_a_working_repro(tmp_path: Path) -> None:

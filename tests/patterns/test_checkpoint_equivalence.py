@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from hypothesis import given, settings
 from torch import nn
 from torch.utils.checkpoint import checkpoint
@@ -30,7 +29,7 @@ from conformance.runner import run_case
 from conformance.selection import Case, build_cases
 from conformance.spec import load_specs
 from implementations.checkpointing import CheckpointedModule
-from tests.spec_helpers import load_error, pattern_spec, write_spec
+from tests.spec_helpers import load_error, pattern_case, pattern_spec, write_spec
 
 
 @pytest.fixture(autouse=True)
@@ -291,12 +290,7 @@ def test_totals_accumulate_train_mode_bytes() -> None:
 
 
 def _case(tmp_path: Path, ref: str, pattern: dict) -> Case:
-    data = _spec_with(pattern)
-    data["specs"][0]["implementations"] = [{"ref": ref}]
-    file = tmp_path / "ckpt.yaml"
-    file.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    spec = load_specs([file], default=False)["ckpt"]
-    return Case(spec, ref, "cpu", "float32", "checkpoint_equivalence:p")
+    return pattern_case(tmp_path, "checkpoint_equivalence", pattern, ref, "ckpt")
 
 
 def test_runner_reports_a_passing_row_with_the_measured_bytes(tmp_path: Path) -> None:
