@@ -12,7 +12,8 @@ and raise ``where.at("key").error("expected ...")``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,58 @@ class Where:
     @property
     def dotted(self) -> str:
         return dotted(self.path)
+
+
+@dataclass(frozen=True)
+class SpecContext:
+    """What a kind's ``validate(options, where, context)`` may consult: the spec declared around it.
+
+    ``names`` are the names an expression at that place may use (symbols, params and inputs; for an
+    invariant the outputs too). The mappings hold :mod:`conformance.model` records by name; a spec
+    of pattern checks only has none. :meth:`expression` parses one expression option and checks its
+    names, raising a :class:`SpecError` at ``where``.
+
+    >>> context = SpecContext("s.yaml", names=frozenset({"x"}))
+    >>> context.expression("x + 1", Where("s.yaml", ("lhs",)))
+    x + 1
+    >>> context.expression("y", Where("s.yaml", ("lhs",)))
+    Traceback (most recent call last):
+    ...
+    conformance.validation.SpecError: s.yaml: lhs: undeclared name(s) y; declared: x
+    """
+
+    file: str | Path
+    spec_id: str | None = None
+    symbols: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    names: frozenset[str] = frozenset()
+
+    @property
+    def base(self) -> Path:
+        """The directory of the spec file (relative refs are resolved from there)."""
+        return Path(self.file).parent
+
+    def expression(self, value: Any, where: Where, extra: Iterable[str] = ()) -> Any:
+        """``value`` parsed as an expression over :attr:`names` (plus ``extra``); YAML numbers and booleans allowed."""
+        from conformance import expr as expr_mod
+
+        if isinstance(value, bool):
+            value = "True" if value else "False"
+        elif isinstance(value, (int, float)):
+            value = repr(value)
+        if not isinstance(value, str):
+            raise where.error(f"expected an expression string, got {kind_of(value)} {value!r}")
+        try:
+            parsed = expr_mod.parse(value)
+        except expr_mod.ExprError as exc:
+            raise where.error(f"{exc}: {value!r}") from None
+        allowed = set(self.names) | set(extra)
+        unknown = sorted(expr_mod.names_in(parsed) - allowed)
+        if unknown:
+            raise where.error(f"undeclared name(s) {', '.join(unknown)}; declared: {', '.join(sorted(allowed)) or 'none'}")
+        return parsed
 
 
 def dotted(path: tuple[Any, ...]) -> str:
