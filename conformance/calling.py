@@ -1,6 +1,7 @@
 """Find an implementation by reference and call it the way its spec's ``interface`` says.
 
-A reference is ``package.module:attribute`` or ``path/to/file.py:attribute``. Functions are
+A reference is ``package.module:attribute`` or ``path/to/file.py:attribute``, resolved by
+:mod:`conformance.refs` (``resolve`` and ``ImplementationError`` are re-exported here). Functions are
 called with the spec's ``args``/``kwargs``; modules are built from ``init``, moved to the device
 and dtype, and called through :func:`torch.func.functional_call` so that ``state`` tensors
 (weights drawn by the harness, never only the default initialisation) can carry gradients.
@@ -11,12 +12,6 @@ and dtype, and called through :func:`torch.func.functional_call` so that ``state
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import importlib
-import importlib.util
-import os
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,56 +20,10 @@ import torch
 
 from conformance.dtype_helpers import torch_dtype
 from conformance.evaluate import NumpyBackend, evaluate
+from conformance.refs import ImplementationError, resolve
 from conformance.spec import EquationSpec
 
-
-class ImplementationError(ValueError):
-    """An implementation reference that cannot be imported or found."""
-
-
-def resolve(ref: str, base: Path | None = None) -> Any:
-    """Import the object named by ``ref``; a relative ``.py`` path is tried from the cwd, then ``base``."""
-    return _resolve(ref, str(base) if base else None, os.getcwd())
-
-
-@functools.cache
-def _resolve(ref: str, base: str | None, cwd: str) -> Any:  # cwd: part of the cache key only
-    if ":" not in ref:
-        raise ImplementationError(f"expected 'module:attribute' or 'file.py:attribute', got {ref!r}")
-    module_name, attr = ref.rsplit(":", 1)
-    try:
-        module = _import_file(module_name, base) if module_name.endswith(".py") else importlib.import_module(module_name)
-    except ImplementationError:
-        raise
-    except Exception as exc:  # an implementation's own import error, reported, not raised raw
-        raise ImplementationError(f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise ImplementationError(f"module {module_name!r} has no attribute {attr!r}") from None
-
-
-def _import_file(path_text: str, base: str | None) -> Any:
-    path = Path(path_text)
-    if not path.is_absolute() and not path.exists() and base is not None:
-        path = Path(base) / path
-    if not path.is_file():
-        raise ImplementationError(f"file {path_text!r} not found")
-    path = path.resolve()
-    name = "conformance_impl_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImplementationError(f"cannot load {path_text!r} as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]  # as importlib does: a failed import leaves nothing half-imported behind
-        raise
-    return module
+__all__ = ["ImplementationError", "build_callable", "call_interface", "resolve"]
 
 
 def call_interface(

@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-DTYPES: tuple[str, ...] = ("float64", "float32", "bfloat16", "float16")
-LOW_PRECISION = frozenset({"bfloat16", "float16"})
+from conformance.dtype_names import DTYPES, LOW_PRECISION
+
+__all__ = ["DTYPES", "LOW_PRECISION", "eps", "max_value", "round_to", "smallest_normal", "to_numpy64", "to_torch", "torch_dtype"]
 
 
 def torch_dtype(name: str) -> torch.dtype:

@@ -1,0 +1,371 @@
+"""The spec model: what a loaded spec is, as frozen dataclasses (no YAML, no torch, no validation).
+
+:mod:`conformance.loader` builds these records from a spec file and validates them; everything
+downstream (strategies, checks, reports) reads them. An implementation is named by its ref, a
+string (``package.module:attribute`` or ``path/file.py:attribute``); nothing here imports it.
+
+>>> Param("flip", values=(False, True)).allows(True)
+True
+>>> format_implementation("mod:fn", {"interleaved": True})
+'mod:fn[interleaved=true]'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import sympy
+
+
+@dataclass(frozen=True)
+class Paper:
+    title: str
+    authors: tuple[str, ...]
+    arxiv: str | None
+    year: int
+    url: str | None = None
+
+    @property
+    def short(self) -> str:
+        return f"{self.title} (arXiv {self.arxiv})" if self.arxiv else f"{self.title} ({self.url})"
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """A dimension: an integer drawn from ``[min, max]``."""
+
+    name: str
+    min: int
+    max: int
+
+
+# A dimension: a symbol's name, a positive integer, or an expression over symbols (``D // 2``).
+Dim = str | int | sympy.Basic
+
+
+@dataclass(frozen=True)
+class TensorInput:
+    """An input tensor: shape in symbols, value domain, and how it is generated.
+
+    A *derived* input (``derive``) is not drawn: its values are an expression over symbols, params
+    and the inputs declared before it, evaluated in float64 and rounded to the tested dtype like
+    any input (e.g. RoPE's cos/sin tables from drawn positions).
+    """
+
+    name: str
+    shape: tuple[Dim, ...]
+    kind: str = "real"  # real | bool
+    magnitude: tuple[float, float] = (1e-3, 1e3)
+    magnitude_by_dtype: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    optional: bool = False
+    rows_nonempty: bool = False  # bool masks: every row has a True at a column <= its row index
+    default: bool = True  # value of an absent bool input in the oracle
+    derive: sympy.Basic | None = None  # derived input: its value, from symbols, params and earlier inputs
+
+    @property
+    def drawn(self) -> bool:
+        """Whether Hypothesis draws the values (not derived)."""
+        return self.derive is None
+
+
+@dataclass(frozen=True)
+class Param:
+    """A non-tensor argument: a list of ``values``, or a range (floats, or integers with ``integer``).
+
+    A param with a ``default`` is an *implementation option* (a layout, say): never drawn; each
+    implementation is tested at the value its entry fixes (``params``), else at the default.
+    """
+
+    name: str
+    values: tuple[Any, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    default: Any = None
+
+    def allows(self, value: Any) -> bool:
+        """Whether ``value`` is in the param's domain (booleans and numbers are not mixed).
+
+        >>> Param("k", values=(False, True)).allows(1)
+        False
+        >>> Param("n", low=0, high=8, integer=True).allows(3)
+        True
+        """
+        if self.values:
+            return any(isinstance(v, bool) == isinstance(value, bool) and v == value for v in self.values)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        assert self.low is not None and self.high is not None
+        return self.low <= value <= self.high and (not self.integer or float(value).is_integer())
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    shape: tuple[Dim, ...]
+
+
+@dataclass(frozen=True)
+class Interface:
+    """How an implementation is called: a function, or a module built from ``init``."""
+
+    kind: str  # function | module
+    args: tuple[str, ...]
+    kwargs: Mapping[str, str]
+    init: Mapping[str, sympy.Basic]
+    state: Mapping[str, str]  # module attribute -> input name
+    train: bool = False
+
+
+@dataclass(frozen=True)
+class Oracle:
+    """The equation: one expression per output (``exprs``, in the outputs' order).
+
+    ``expr`` is the expression of a single-output spec (``None`` with several outputs or none).
+    ``noise_scale`` (per output, optional): the magnitude rounding errors scale with where that is
+    more than the result's own (an ill-conditioned equation): the oracle's noise floor is taken there.
+    ``reference`` is a registered reference name (:data:`conformance.registry.REFERENCES`) or a ref
+    (``my_refs.py:fn``, ``package.module:fn``), resolved relative to the spec file like an
+    implementation; :attr:`reference_is_ref` tells which. The loader checks a ref's syntax only.
+    """
+
+    expr: sympy.Basic | None
+    expr_text: str | Mapping[str, str] | None
+    let: tuple[tuple[str, sympy.Basic], ...]
+    reference: str | None
+    compute_dtype: Mapping[str, str]
+    line: int
+    exprs: Mapping[str, sympy.Basic] = field(default_factory=dict)
+    noise_scale: Mapping[str, sympy.Basic] = field(default_factory=dict)
+
+    @property
+    def reference_is_ref(self) -> bool:
+        """Whether ``reference`` is a ref to a function (``module:attr``) rather than a registered name."""
+        return self.reference is not None and ":" in self.reference
+
+
+@dataclass(frozen=True)
+class Invariant:
+    id: str
+    kind: str
+    description: str
+    options: Mapping[str, Any]
+    when: sympy.Basic | None
+    line: int
+
+
+@dataclass(frozen=True)
+class Fact:
+    id: str
+    kind: str  # gradient | identity
+    description: str
+    options: Mapping[str, Any]
+    line: int
+
+
+@dataclass(frozen=True)
+class PatternCheck:
+    """A behavioural check of a kind from :mod:`conformance.patterns` (``patterns`` in a spec)."""
+
+    id: str
+    kind: str
+    description: str
+    options: Mapping[str, Any]
+    devices: tuple[str, ...]
+    dtypes: tuple[str, ...]
+    line: int
+
+    @property
+    def check(self) -> str:
+        """The check's name in reports: ``<kind>:<id>``."""
+        return f"{self.kind}:{self.id}"
+
+
+@dataclass(frozen=True)
+class ToleranceRule:
+    factor: float = 2.0
+    floor_ulps: float = 8.0
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class XFail:
+    check: str
+    device: str | None
+    dtype: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """An alternative reading of the spec tried when a check fails (``diagnose`` in a spec).
+
+    When ``check`` fails and ``when`` holds, the oracle is evaluated again on the same inputs with
+    the params of ``alternative`` (expressions over symbols and params); if the implementation
+    matches that, ``say`` is appended to the failure's detail.
+    """
+
+    check: str
+    alternative: Mapping[str, sympy.Basic]
+    say: str
+    when: sympy.Basic | None
+    line: int
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """An implementation under test; ``params`` fixes some of the spec's params for it (its options).
+
+    ``id`` names it in cases and reports: the ref, followed by its params in brackets, as
+    ``--impl`` accepts it (``mod:fn[interleaved=true]``).
+    """
+
+    ref: str
+    xfail: tuple[XFail, ...] = ()
+    line: int = 0
+    params: Mapping[str, Any] = field(default_factory=dict)
+    label: str | None = None  # the id exactly as given on the command line
+
+    @property
+    def id(self) -> str:
+        if self.label is not None:
+            return self.label
+        return format_implementation(self.ref, self.params)
+
+
+_IMPL_ID_RE = re.compile(r"^(?P<ref>[^\[\]]+?)(?:\[(?P<params>[^\[\]]*)\])?$")
+
+
+def format_implementation(ref: str, params: Mapping[str, Any]) -> str:
+    """``ref`` with its fixed params in brackets.
+
+    >>> format_implementation("implementations.rope:apply_rotary_emb_interleaved", {"interleaved": True})
+    'implementations.rope:apply_rotary_emb_interleaved[interleaved=true]'
+    """
+    if not params:
+        return ref
+    text = ",".join(f"{k}={_format_value(v)}" for k, v in params.items())
+    return f"{ref}[{text}]"
+
+
+def _format_value(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else repr(value)
+
+
+def parse_implementation(text: str) -> tuple[str, dict[str, Any]]:
+    """Split ``mod:attr[name=value,...]`` into the ref and its params (booleans, integers, numbers).
+
+    >>> parse_implementation("implementations.rope:apply_rotary_emb_interleaved[interleaved=true]")
+    ('implementations.rope:apply_rotary_emb_interleaved', {'interleaved': True})
+    >>> parse_implementation("implementations.rmsnorm:RMSNorm")
+    ('implementations.rmsnorm:RMSNorm', {})
+    """
+    match = _IMPL_ID_RE.match(text.strip())
+    if match is None:
+        raise ValueError(f"expected REF or REF[name=value,...], got {text!r}")
+    params: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in (match["params"] or "").split(","))):
+        name, sep, raw = item.partition("=")
+        name, raw = name.strip(), raw.strip()
+        if not sep or not re.match(r"^[A-Za-z]\w*$", name) or not raw:
+            raise ValueError(f"expected name=value in {text!r}, got {item!r}")
+        params[name] = _option_value(raw, name, text)
+    return match["ref"].strip(), params
+
+
+def _option_value(raw: str, name: str, text: str) -> bool | int | float:
+    """``true``/``false`` (any case), an integer or a number; anything else is an error."""
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    for parse in (int, float):
+        try:
+            return parse(raw)
+        except ValueError:
+            pass
+    raise ValueError(f"the value of {name!r} in {text!r} must be true, false or a number, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Ambiguity:
+    question: str
+    choice: str
+
+
+@dataclass(frozen=True)
+class EquationSpec:
+    id: str
+    title: str
+    paper: Paper
+    equation: str
+    section: str | None
+    statement: str
+    ambiguities: tuple[Ambiguity, ...]
+    symbols: Mapping[str, Symbol]
+    constraints: tuple[tuple[str, sympy.Basic], ...]
+    inputs: Mapping[str, TensorInput]
+    params: Mapping[str, Param]
+    outputs: Mapping[str, Output]
+    interface: Interface | None  # None for a spec of pattern checks only
+    oracle: Oracle | None  # None for a spec of pattern checks only
+    invariants: tuple[Invariant, ...]
+    facts: tuple[Fact, ...]
+    grad_wrt: tuple[str, ...]
+    grad_order: int
+    tolerances: Mapping[str, ToleranceRule]
+    implementations: tuple[Implementation, ...]
+    file: str
+    line: int
+    patterns: tuple[PatternCheck, ...] = ()
+    diagnoses: tuple[Diagnosis, ...] = ()
+    index: int = 0  # the position in its file's ``specs`` list (key paths name it: ``specs[index]``)
+
+    def tolerance_rule(self, dtype: str) -> ToleranceRule:
+        return self.tolerances.get(dtype, ToleranceRule())
+
+    def with_implementations(self, refs: Iterable[str]) -> EquationSpec:
+        """The same spec with ``refs`` as its only implementations (``--impl``).
+
+        A ref may fix params in brackets, ``mod:fn[interleaved=true]`` (see :func:`parse_implementation`);
+        each names its implementation exactly as given.
+        """
+        impls = []
+        for text in refs:
+            ref, params = parse_implementation(text)
+            self.check_implementation_params(params)
+            impls.append(Implementation(ref=ref, params=params, label=text if params else None))
+        return replace(self, implementations=tuple(impls))
+
+    def check_implementation_params(self, params: Mapping[str, Any]) -> None:
+        """Raise ``ValueError`` unless every fixed param is declared and its value in the param's domain."""
+        for name, value in params.items():
+            if name not in self.params:
+                raise ValueError(f"{name!r} is not a param of spec {self.id!r} (params: {', '.join(self.params) or 'none'})")
+            if not self.params[name].allows(value):
+                raise ValueError(f"{name}={_format_value(value)} is outside the domain of param {name!r} of spec {self.id!r}")
+
+    def implementation(self, implementation_id: str) -> Implementation:
+        """The implementation called ``implementation_id`` (one of the spec's, or one parsed from the id)."""
+        for impl in self.implementations:
+            if impl.id == implementation_id:
+                return impl
+        ref, params = parse_implementation(implementation_id)
+        self.check_implementation_params(params)
+        return Implementation(ref=ref, params=params, label=implementation_id if params else None)
+
+    def fixed_params(self, implementation_id: str) -> dict[str, Any]:
+        """The params an implementation is tested at, whatever is drawn: its own, else the spec's defaults."""
+        fixed = {name: p.default for name, p in self.params.items() if p.default is not None}
+        fixed.update(self.implementation(implementation_id).params)
+        return fixed
+
+    def for_implementation(self, implementation_id: str) -> EquationSpec:
+        """The spec as one implementation is tested: its fixed params are no longer drawn."""
+        fixed = self.fixed_params(implementation_id)
+        if not fixed:
+            return self
+        params = {name: replace(p, default=fixed[name]) if name in fixed else p for name, p in self.params.items()}
+        return replace(self, params=params)
