@@ -18,11 +18,13 @@ tensor([4.], dtype=torch.float64)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from conformance.evaluate import TorchBackend
+from conformance.evaluate_torch import TorchBackend
+from conformance.functions import ExprFunction
 
 
 def _unbroadcast(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -116,34 +118,54 @@ class _AbsSin(torch.autograd.Function):
         return g * torch.cos(x).abs()
 
 
+def _abs_abs(b: Any, x: torch.Tensor) -> torch.Tensor:
+    return _AbsAbs.apply(x)
+
+
+def _abs_cos(b: Any, x: torch.Tensor) -> torch.Tensor:
+    return _AbsCos.apply(x)
+
+
+def _abs_sin(b: Any, x: torch.Tensor) -> torch.Tensor:
+    return _AbsSin.apply(x)
+
+
+def _abs_matmul(b: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return _AbsMatmul.apply(x, y)
+
+
+def _abs_softmax(b: Any, x: torch.Tensor, axis: int) -> torch.Tensor:
+    return _AbsSoftmax.apply(x, axis)
+
+
+# The ``abs_backward`` callables of conformance.functions.BUILTIN, by function name: fn(backend, *args).
+ABS_BACKWARD: dict[str, Callable[..., torch.Tensor]] = {
+    "abs": _abs_abs,
+    "cos": _abs_cos,
+    "sin": _abs_sin,
+    "matmul": _abs_matmul,
+    "softmax": _abs_softmax,
+}
+
+
 class AbsBoundBackend(TorchBackend):
     """:class:`TorchBackend` whose backward propagates absolute values of every partial.
 
-    Operations not overridden (add, sqrt, exp, tanh, sums, means, max/min, where, transposes)
-    already have non-negative backward maps, so a non-negative cotangent stays non-negative
-    (``log`` too on its domain, x > 0).
+    The operators ``*`` and ``**`` are overridden here; a function uses its record's ``abs_backward``
+    (:class:`~conformance.functions.ExprFunction`), or its plain ``torch`` callable where it has none:
+    those (add, sqrt, exp, tanh, sums, means, max/min, where, transposes) already have non-negative
+    backward maps, so a non-negative cotangent stays non-negative (``log`` too on its domain, x > 0).
     """
+
+    def implementation(self, fn: ExprFunction) -> Callable[..., Any]:
+        """``fn``'s ``abs_backward`` callable, or its ``torch`` one where the plain backward is already a bound."""
+        return fn.abs_backward if fn.abs_backward is not None else fn.torch
 
     def mul(self, a: Any, b: Any) -> Any:
         return _AbsMul.apply(*torch.broadcast_tensors(*self._tensors(a, b)))
 
     def power(self, base: Any, exponent: Any) -> Any:
         return _AbsPow.apply(*torch.broadcast_tensors(*self._tensors(base, exponent)))
-
-    def abs(self, x: Any) -> Any:
-        return _AbsAbs.apply(x)
-
-    def cos(self, x: Any) -> Any:
-        return _AbsCos.apply(x)
-
-    def sin(self, x: Any) -> Any:
-        return _AbsSin.apply(x)
-
-    def matmul(self, a: Any, b: Any) -> Any:
-        return _AbsMatmul.apply(a, b)
-
-    def softmax(self, x: Any, axis: int) -> Any:
-        return _AbsSoftmax.apply(x, axis)
 
     def _tensors(self, *values: Any) -> list[torch.Tensor]:
         return [v if isinstance(v, torch.Tensor) else torch.as_tensor(v, dtype=self.dtype, device=self.device) for v in values]

@@ -4,8 +4,14 @@ One walker, three backends:
 
 - :class:`NumpyBackend` — float64 NumPy, the oracle (independent of torch).
 - :class:`TorchBackend` — torch at a chosen dtype and device: the same-precision reference that
-  tolerances are derived from, and (in float64, with autograd) the gradient oracle.
+  tolerances are derived from, and (in float64, with autograd) the gradient oracle. It lives in
+  :mod:`conformance.evaluate_torch` (imported on first use of the name here), so that the NumPy and
+  SymPy parts of this module never import torch.
 - :class:`SymbolicBackend` — NumPy object arrays of SymPy scalars, used to prove symbolic facts.
+
+A backend implements the operators (``+ * ** % // ==``...) itself; every function (``softmax``, ``exp``,
+and ``@``, ``&``, ``|``, ``~``, which build functions) is an :class:`~conformance.functions.ExprFunction`
+in :data:`conformance.registry.FUNCTIONS`, and ``backend.implementation(record)`` picks its callable.
 
 >>> import numpy as np
 >>> from conformance.expr import parse
@@ -15,22 +21,42 @@ array([25.])
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import reduce
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import sympy
-import torch
-from sympy.core.function import AppliedUndef
 
 from conformance.expr import ExprError
+from conformance.functions import ExprFunction
+from conformance.registry import FUNCTIONS
+
+if TYPE_CHECKING:
+    from conformance.evaluate_torch import TorchBackend
+
+__all__ = ["NumpyBackend", "SymbolicBackend", "TorchBackend", "evaluate", "function_of"]
 
 Array = Any
 
 
+def __getattr__(name: str) -> Any:
+    """``TorchBackend`` from :mod:`conformance.evaluate_torch`, imported (with torch) on first use."""
+    if name == "TorchBackend":
+        from conformance.evaluate_torch import TorchBackend
+
+        return TorchBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 class NumpyBackend:
     """float64 NumPy arrays."""
+
+    kind = "numpy"
+
+    def implementation(self, fn: ExprFunction) -> Callable[..., Array]:
+        """The callable that evaluates ``fn`` here: its ``numpy`` one."""
+        return fn.numpy
 
     def const(self, value: float | bool) -> Array:
         return np.asarray(value, dtype=bool if isinstance(value, bool) else np.float64)
@@ -39,16 +65,6 @@ class NumpyBackend:
     mul = staticmethod(np.multiply)
     mod = staticmethod(np.mod)
     floor = staticmethod(np.floor)
-    matmul = staticmethod(np.matmul)
-    exp = staticmethod(np.exp)
-    log = staticmethod(np.log)
-    abs = staticmethod(np.abs)
-    tanh = staticmethod(np.tanh)
-    sqrt = staticmethod(np.sqrt)
-    logical_and = staticmethod(np.logical_and)
-    logical_or = staticmethod(np.logical_or)
-    logical_not = staticmethod(np.logical_not)
-    where = staticmethod(np.where)
 
     def power(self, base: Array, exponent: Array) -> Array:
         return np.power(np.asarray(base, dtype=np.float64), exponent)
@@ -58,165 +74,50 @@ class NumpyBackend:
             op
         ](a, b)
 
-    def reduce(self, kind: str, x: Array, axis: int, keepdim: bool) -> Array:
-        return getattr(np, kind)(np.asarray(x), axis=axis, keepdims=keepdim)
-
-    def softmax(self, x: Array, axis: int) -> Array:
-        shifted = x - np.max(x, axis=axis, keepdims=True)
-        e = np.exp(shifted)
-        return e / np.sum(e, axis=axis, keepdims=True)
-
-    def transpose(self, x: Array) -> Array:
-        return np.swapaxes(x, -1, -2)
-
-    def unsqueeze(self, x: Array, axis: int) -> Array:
-        return np.expand_dims(x, axis)
-
-    def tril(self, rows: int, cols: int) -> Array:
-        return np.tril(np.ones((rows, cols), dtype=bool))
-
-    cos = staticmethod(np.cos)
-    sin = staticmethod(np.sin)
-
-    def arange(self, n: int) -> Array:
-        return np.arange(n, dtype=np.float64)
-
-    def cat(self, a: Array, b: Array, axis: int) -> Array:
-        return np.concatenate(np.broadcast_arrays(a, b) if np.ndim(a) != np.ndim(b) else (a, b), axis=axis)
-
-    def interleave(self, a: Array, b: Array) -> Array:
-        stacked = np.stack(np.broadcast_arrays(a, b), axis=-1)  # (..., n, 2)
-        return stacked.reshape(*stacked.shape[:-2], -1)  # (..., 2n)
-
-    def split_heads(self, x: Array, heads: int) -> Array:
-        *lead, length, dim = np.shape(x)
-        return np.swapaxes(np.reshape(x, (*lead, length, heads, dim // heads)), -2, -3)  # (..., H, L, D/H)
-
-    def merge_heads(self, x: Array) -> Array:
-        *lead, heads, length, dh = np.shape(x)
-        return np.reshape(np.swapaxes(x, -2, -3), (*lead, length, heads * dh))  # (..., L, H·Dh)
-
-
-class TorchBackend:
-    """torch tensors at ``dtype`` on ``device``; inputs must already be tensors there."""
-
-    def __init__(self, dtype: torch.dtype, device: torch.device | str = "cpu") -> None:
-        self.dtype = dtype
-        self.device = torch.device(device)
-
-    def const(self, value: float | bool) -> Array:
-        dtype = torch.bool if isinstance(value, bool) else self.dtype
-        return torch.tensor(value, dtype=dtype, device=self.device)
-
-    add = staticmethod(torch.add)
-    mul = staticmethod(torch.mul)
-    mod = staticmethod(torch.remainder)
-    floor = staticmethod(torch.floor)
-    matmul = staticmethod(torch.matmul)
-    exp = staticmethod(torch.exp)
-    log = staticmethod(torch.log)
-    abs = staticmethod(torch.abs)
-    tanh = staticmethod(torch.tanh)
-    sqrt = staticmethod(torch.sqrt)
-    logical_and = staticmethod(torch.logical_and)
-    logical_or = staticmethod(torch.logical_or)
-    logical_not = staticmethod(torch.logical_not)
-    where = staticmethod(torch.where)
-
-    def power(self, base: Array, exponent: Array) -> Array:
-        return torch.pow(base, exponent)
-
-    def compare(self, op: str, a: Array, b: Array) -> Array:
-        return {"==": torch.eq, "!=": torch.ne, "<": torch.lt, "<=": torch.le, ">": torch.gt, ">=": torch.ge}[op](a, b)
-
-    def reduce(self, kind: str, x: Array, axis: int, keepdim: bool) -> Array:
-        if kind in ("max", "min"):
-            return getattr(torch, "amax" if kind == "max" else "amin")(x, dim=axis, keepdim=keepdim)
-        return getattr(torch, kind)(x, dim=axis, keepdim=keepdim)
-
-    def softmax(self, x: Array, axis: int) -> Array:
-        return torch.softmax(x, dim=axis)
-
-    def transpose(self, x: Array) -> Array:
-        return x.transpose(-1, -2)
-
-    def unsqueeze(self, x: Array, axis: int) -> Array:
-        return x.unsqueeze(axis)
-
-    def tril(self, rows: int, cols: int) -> Array:
-        return torch.ones(int(rows), int(cols), dtype=torch.bool, device=self.device).tril()
-
-    cos = staticmethod(torch.cos)
-    sin = staticmethod(torch.sin)
-
-    def arange(self, n: int) -> Array:
-        return torch.arange(n, dtype=self.dtype, device=self.device)
-
-    def cat(self, a: Array, b: Array, axis: int) -> Array:
-        return torch.cat(torch.broadcast_tensors(a, b) if a.dim() != b.dim() else (a, b), dim=axis)
-
-    def interleave(self, a: Array, b: Array) -> Array:
-        stacked = torch.stack(torch.broadcast_tensors(a, b), dim=-1)  # (..., n, 2)
-        return stacked.flatten(-2)  # (..., 2n)
-
-    def split_heads(self, x: Array, heads: int) -> Array:
-        *lead, length, dim = x.shape
-        return x.reshape(*lead, length, heads, dim // heads).transpose(-2, -3)  # (..., H, L, D/H)
-
-    def merge_heads(self, x: Array) -> Array:
-        *lead, heads, length, dh = x.shape
-        return x.transpose(-2, -3).reshape(*lead, length, heads * dh)  # (..., L, H·Dh)
-
 
 class SymbolicBackend(NumpyBackend):
     """NumPy object arrays whose elements are SymPy expressions (exact arithmetic)."""
+
+    kind = "symbolic"
+
+    def implementation(self, fn: ExprFunction) -> Callable[..., Array]:
+        """The callable that evaluates ``fn`` here: its ``symbolic`` one, if it has one."""
+        if fn.symbolic is None:
+            raise ExprError(f"function {fn.name!r} has no symbolic form (symbolic=None in its ExprFunction): no proof may use it")
+        return fn.symbolic
 
     def const(self, value: float | bool) -> Array:
         if isinstance(value, bool):
             return np.asarray(value, dtype=bool)
         return np.asarray(sympy.nsimplify(value), dtype=object)
 
-    exp = staticmethod(np.vectorize(sympy.exp, otypes=[object]))
-    log = staticmethod(np.vectorize(sympy.log, otypes=[object]))
-    abs = staticmethod(np.vectorize(sympy.Abs, otypes=[object]))
-    tanh = staticmethod(np.vectorize(sympy.tanh, otypes=[object]))
-    sqrt = staticmethod(np.vectorize(sympy.sqrt, otypes=[object]))
-    cos = staticmethod(np.vectorize(sympy.cos, otypes=[object]))
-    sin = staticmethod(np.vectorize(sympy.sin, otypes=[object]))
-
-    def arange(self, n: int) -> Array:
-        return np.array([sympy.Integer(i) for i in range(n)], dtype=object)
-
     def power(self, base: Array, exponent: Array) -> Array:
         return np.vectorize(lambda b, e: sympy.Pow(b, e), otypes=[object])(base, exponent)
 
-    def reduce(self, kind: str, x: Array, axis: int, keepdim: bool) -> Array:
-        x = np.asarray(x, dtype=object)
-        if kind in ("sum", "mean"):
-            total = np.sum(x, axis=axis, keepdims=keepdim)
-            return total / sympy.Integer(x.shape[axis]) if kind == "mean" else total
-        fn = sympy.Max if kind == "max" else sympy.Min
-        return (
-            np.apply_along_axis(lambda v: fn(*v), axis, x)
-            if not keepdim
-            else np.expand_dims(np.apply_along_axis(lambda v: fn(*v), axis, x), axis)
-        )
-
-    def softmax(self, x: Array, axis: int) -> Array:
-        e = self.exp(x)
-        return e / np.sum(e, axis=axis, keepdims=True)
-
 
 _COMPARE_OPS = {sympy.Eq: "==", sympy.Ne: "!=", sympy.Lt: "<", sympy.Le: "<=", sympy.Gt: ">", sympy.Ge: ">="}
-_ELEMENTWISE = {sympy.exp: "exp", sympy.log: "log", sympy.Abs: "abs", sympy.tanh: "tanh", sympy.cos: "cos", sympy.sin: "sin"}
 
 
 def evaluate(expr: sympy.Basic, env: Mapping[str, Array], backend: Any) -> Array:
     """Evaluate ``expr`` with names bound by ``env`` on ``backend``.
 
-    Raises :class:`ExprError` for a name that ``env`` does not bind.
+    Raises :class:`ExprError` for a name that ``env`` does not bind, or a function no registered
+    :class:`~conformance.functions.ExprFunction` evaluates.
     """
     return _Walker(env, backend).walk(expr)
+
+
+def function_of(func: Any) -> ExprFunction | None:
+    """The registered record that builds applied SymPy functions ``func(...)``, or ``None``.
+
+    >>> function_of(sympy.Abs).name, function_of(sympy.Function("softmax")).name
+    ('abs', 'softmax')
+    """
+    name = getattr(func, "__name__", None)
+    record = FUNCTIONS.get(name) if isinstance(name, str) else None
+    if record is not None and record.builds(func):
+        return record
+    return next((r for _, r in FUNCTIONS.items() if r.builds(func)), None)  # SymPy's own under another name (Abs)
 
 
 class _Walker:
@@ -251,10 +152,11 @@ class _Walker:
             return b.mod(self.walk(e.args[0]), self.walk(e.args[1]))
         if isinstance(e, sympy.floor):
             return b.floor(self.walk(e.args[0]))
-        if e.func in _ELEMENTWISE:
-            return getattr(b, _ELEMENTWISE[e.func])(self.walk(e.args[0]))
-        if isinstance(e, AppliedUndef):
-            return self._tensor_fn(e.func.__name__, e.args)
+        if isinstance(e, sympy.Function):
+            record = function_of(e.func)
+            if record is None:
+                raise ExprError(f"unknown function {e.func.__name__!r} (no registered ExprFunction builds it)")
+            return self._call(record, e.args)
         raise ExprError(f"cannot evaluate {type(e).__name__} ({e})")
 
     def _scalar(self, value: bool | int | float) -> Array:
@@ -264,38 +166,17 @@ class _Walker:
 
     def _pow(self, e: sympy.Pow) -> Array:
         base, exponent = e.args
-        x = self.walk(base)
         if exponent == sympy.Rational(1, 2):
-            return self.b.sqrt(x)
+            return self._call(FUNCTIONS["sqrt"], (base,))
         if exponent == sympy.Rational(-1, 2):
-            return self.b.power(self.b.sqrt(x), self.walk(sympy.Integer(-1)))
-        return self.b.power(x, self.walk(exponent))
+            return self.b.power(self._call(FUNCTIONS["sqrt"], (base,)), self.walk(sympy.Integer(-1)))
+        return self.b.power(self.walk(base), self.walk(exponent))
 
-    def _tensor_fn(self, name: str, args: tuple[sympy.Basic, ...]) -> Array:
-        b = self.b
-        if name in ("sum", "mean", "max", "min"):
-            return b.reduce(name, self.walk(args[0]), int(args[1]), bool(args[2]))
-        if name == "softmax":
-            return b.softmax(self.walk(args[0]), int(args[1]))
-        if name == "unsqueeze":
-            return b.unsqueeze(self.walk(args[0]), int(args[1]))
-        if name == "tril":
-            return b.tril(int(self.walk(args[0])), int(self.walk(args[1])))
-        if name == "arange":
-            return b.arange(int(self.walk(args[0])))
-        if name == "split_heads":
-            return b.split_heads(self.walk(args[0]), int(self.walk(args[1])))
-        if name in ("chunk", "strided"):
-            x, first, second = self.walk(args[0]), int(args[1]), int(args[2])
-            if name == "strided":  # elements start, start + step, ... of the last axis
-                return x[..., first::second]
-            size = x.shape[-1] // first  # part ``second`` of ``first`` equal parts of the last axis
-            return x[..., second * size : (second + 1) * size]
-        if name == "cat":
-            return b.cat(self.walk(args[0]), self.walk(args[1]), int(args[2]))
-        values = [self.walk(a) for a in args]
-        if name == "transpose":
-            return b.transpose(values[0])
-        if name in ("matmul", "where", "logical_and", "logical_or", "logical_not", "interleave", "merge_heads"):
-            return getattr(b, name)(*values)
-        raise ExprError(f"unknown function {name!r}")
+    def _call(self, record: ExprFunction, args: tuple[sympy.Basic, ...]) -> Array:
+        """``record``'s callable on this backend, on the arguments as its calling convention says."""
+        last = len(args) - 1
+        values = [
+            int(a) if i in record.int_args else bool(a) if record.keepdim and i == last else self.walk(a)
+            for i, a in enumerate(args)
+        ]
+        return self.b.implementation(record)(self.b, *values)

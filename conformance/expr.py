@@ -6,7 +6,10 @@ syntax tree: spec text never reaches ``eval``, ``exec``, ``sympify`` or ``parse_
 
 Arithmetic (``+ - * / **``) is elementwise with broadcasting, which is a commutative ring, so
 SymPy's automatic canonicalisation is sound for it. Tensor operations (``@``, reductions,
-``softmax``...) are opaque SymPy functions that SymPy never rewrites.
+``softmax``...) are opaque SymPy functions that SymPy never rewrites. Every function a spec may
+call is an :class:`~conformance.functions.ExprFunction` in :data:`conformance.registry.FUNCTIONS`
+(its arity, integer arguments and ``keepdim`` are checked here); a user adds one with
+``FUNCTIONS.register(record)`` without editing the package.
 
 >>> parse("x / sqrt(mean(x**2, -1, keepdim=True) + eps)")
 x/sqrt(eps + mean(x**2, -1, True))
@@ -21,10 +24,13 @@ from __future__ import annotations
 import ast
 import math
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import sympy
+
+from conformance.functions import RESERVED_NAMES, ExprFunction
+from conformance.registry import FUNCTIONS
 
 MAX_CHARS = 2000
 MAX_NODES = 400
@@ -40,55 +46,34 @@ class ExprError(ValueError):
     """Spec text that is not a valid expression; the message says what was expected."""
 
 
-@dataclass(frozen=True)
-class FunctionSig:
-    """Arity of a whitelisted function and which positional arguments must be integer constants."""
+class _FunctionView(Mapping[str, Any]):
+    """A live, read-only view of the registered functions (those ``select`` keeps), by name."""
 
-    min_args: int
-    max_args: int
-    int_args: tuple[int, ...] = ()
-    keepdim: bool = False
+    def __init__(self, select: Callable[[ExprFunction], bool], value: Callable[[ExprFunction], Any]) -> None:
+        self._select, self._value = select, value
+
+    def __getitem__(self, name: str) -> Any:
+        record = FUNCTIONS.get(name)
+        if record is None or not self._select(record):
+            raise KeyError(name)
+        return self._value(record)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([name for name, record in FUNCTIONS.items() if self._select(record)])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
-# Tensor functions: opaque to SymPy, evaluated by :mod:`conformance.evaluate`.
-TENSOR_FUNCTIONS: dict[str, FunctionSig] = {
-    "sum": FunctionSig(2, 2, int_args=(1,), keepdim=True),
-    "mean": FunctionSig(2, 2, int_args=(1,), keepdim=True),
-    "max": FunctionSig(2, 2, int_args=(1,), keepdim=True),
-    "min": FunctionSig(2, 2, int_args=(1,), keepdim=True),
-    "softmax": FunctionSig(2, 2, int_args=(1,)),
-    "transpose": FunctionSig(1, 1),
-    "unsqueeze": FunctionSig(2, 2, int_args=(1,)),
-    "where": FunctionSig(3, 3),
-    "tril": FunctionSig(2, 2),
-    "arange": FunctionSig(1, 1),
-    "cat": FunctionSig(3, 3, int_args=(2,)),
-    "chunk": FunctionSig(3, 3, int_args=(1, 2)),
-    "strided": FunctionSig(3, 3, int_args=(1, 2)),
-    "interleave": FunctionSig(2, 2),
-    "split_heads": FunctionSig(2, 2),
-    "merge_heads": FunctionSig(1, 1),
-    "matmul": FunctionSig(2, 2),
-    "logical_and": FunctionSig(2, 2),
-    "logical_or": FunctionSig(2, 2),
-    "logical_not": FunctionSig(1, 1),
-}
-# Elementwise functions that are SymPy's own.
-SCALAR_FUNCTIONS = {
-    "sqrt": sympy.sqrt,
-    "exp": sympy.exp,
-    "log": sympy.log,
-    "abs": sympy.Abs,
-    "tanh": sympy.tanh,
-    "cos": sympy.cos,
-    "sin": sympy.sin,
-}
-_INTERNAL = {"matmul", "logical_and", "logical_or", "logical_not"}
+# Every function is an ExprFunction in conformance.registry.FUNCTIONS; these are views of it.
+# Tensor functions: opaque to SymPy, evaluated by :mod:`conformance.evaluate` (name -> record).
+TENSOR_FUNCTIONS: Mapping[str, ExprFunction] = _FunctionView(lambda r: not r.elementwise, lambda r: r)
+# Elementwise functions that are SymPy's own (name -> SymPy function).
+SCALAR_FUNCTIONS: Mapping[str, Any] = _FunctionView(lambda r: r.elementwise, lambda r: r.sympy_function)
+# The SymPy function each tensor function builds (name -> sympy.Function).
+F: Mapping[str, Any] = _FunctionView(lambda r: not r.elementwise, lambda r: r.constructor)
 CONSTANTS = {"inf": sympy.oo, "pi": sympy.pi, "True": sympy.true, "False": sympy.false}
-
-# commutative=True: an applied tensor function is an elementwise factor under ``*`` whatever its
-# arguments (a True/False keepdim argument would otherwise make SymPy treat it as non-commutative).
-F = {name: sympy.Function(name, commutative=True) for name in TENSOR_FUNCTIONS}
+assert set(CONSTANTS) <= RESERVED_NAMES  # no function may take a constant's name
 
 
 def parse(text: str) -> sympy.Basic:
@@ -224,32 +209,32 @@ class _Builder:
         # The callee is refused before its arguments are looked at: eval('...') names eval.
         if name.startswith("_"):
             raise ExprError(f"name {name!r} is not allowed: names must not start with '_'")
-        sig = TENSOR_FUNCTIONS.get(name)
-        if name not in SCALAR_FUNCTIONS and (sig is None or name in _INTERNAL):
-            allowed = sorted(set(SCALAR_FUNCTIONS) | set(TENSOR_FUNCTIONS) - _INTERNAL)
+        record = FUNCTIONS.get(name)
+        if record is None or record.operator_only:
+            allowed = sorted(n for n, r in FUNCTIONS.items() if not r.operator_only)
             raise ExprError(f"function {name!r} is not allowed; allowed: {', '.join(allowed)}")
         args = [self.build(a, depth) for a in node.args]
-        if name in SCALAR_FUNCTIONS:
+        if record.elementwise:
             if len(args) != 1 or node.keywords:
                 raise ExprError(f"{name}() takes exactly one argument")
             if isinstance(args[0], _NOT_NUMBERS):
                 raise ExprError(f"{name}() needs a number or tensor, not True/False or a comparison")
-            return _arithmetic(f"{name}()", lambda: SCALAR_FUNCTIONS[name](args[0]))
-        assert sig is not None
-        if not sig.min_args <= len(args) <= sig.max_args:
-            raise ExprError(f"{name}() takes {sig.min_args} argument(s), got {len(args)}")
-        for index in sig.int_args:
+            return _arithmetic(f"{name}()", lambda: record.constructor(args[0]))
+        assert record.max_args is not None
+        if not record.min_args <= len(args) <= record.max_args:
+            raise ExprError(f"{name}() takes {record.arity()}, got {len(args)}")
+        for index in record.int_args:
             if not isinstance(args[index], sympy.Integer):
                 raise ExprError(f"argument {index + 1} of {name}() must be an integer constant")
-        keepdim = self._keepdim(node, name, sig)
-        if sig.keepdim:
+        keepdim = self._keepdim(node, name, record)
+        if record.keepdim:
             args.append(sympy.true if keepdim else sympy.false)
-        return F[name](*args)
+        return record.constructor(*args)
 
-    def _keepdim(self, node: ast.Call, name: str, sig: FunctionSig) -> bool:
+    def _keepdim(self, node: ast.Call, name: str, record: ExprFunction) -> bool:
         keepdim = False
         for keyword in node.keywords:
-            if keyword.arg != "keepdim" or not sig.keepdim:
+            if keyword.arg != "keepdim" or not record.keepdim:
                 raise ExprError(f"keyword {keyword.arg!r} is not allowed in {name}()")
             if not isinstance(keyword.value, ast.Constant) or not isinstance(keyword.value.value, bool):
                 raise ExprError(f"keepdim of {name}() must be True or False")
@@ -294,7 +279,7 @@ def _symbol(name: str) -> sympy.Basic:
         raise ExprError(f"name {name!r} is not allowed: names must not start with '_'")
     if not _NAME_RE.match(name):
         raise ExprError(f"name {name!r} is not allowed: letters, digits and '_' only, at most 64")
-    if name in SCALAR_FUNCTIONS or name in TENSOR_FUNCTIONS:
+    if name in FUNCTIONS:
         raise ExprError(f"name {name!r} is a function and must be called")
     return sympy.Symbol(name)
 

@@ -1,22 +1,64 @@
-"""Plain float64 NumPy reference functions, named by a spec's ``oracle.reference``.
+"""Plain float64 NumPy reference oracles, named by a spec's ``oracle.reference``.
 
 Each is written independently of the spec's ``expr`` (different formulation, no torch), so that
-where a spec has both, the cross-check between them means something. A reference receives the
-example's values by their spec names (inputs, params, symbols) and returns float64.
+where a spec has both, the cross-check between them (``oracle_agreement``) means something. A
+reference receives the example's values by their spec names (inputs, params, symbols) as keyword
+arguments and returns float64 (a tuple, one per output, where the spec has several).
+
+A reference is a :class:`Reference` record in :data:`conformance.registry.REFERENCES` (the harness's
+own are :data:`BUILTIN`; a user adds one with ``REFERENCES.register(Reference(...))`` or an entry point
+in ``conformance.references``), or, with no registration at all, a ref written in the spec:
+``oracle.reference: my_refs.py:fn`` (a file, relative to the spec's file) or ``my_pkg.refs:fn``.
+:func:`reference_function` turns either into the function.
 
 >>> import numpy as np
 >>> surprise(hidden=np.array([[1.0, 2.0]]), memory_pred=np.array([[0.0, 0.0]]))
 array([5.])
+>>> REFERENCES["surprise"].doc
+'Titans Eq. 12 per token: ‖h − M(k)‖²₂ as a sum over features (not a mean).'
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-Reference = Callable[..., np.ndarray]
+from conformance.registry import REFERENCES
+
+__all__ = ["BUILTIN", "REFERENCES", "Reference", "attention", "is_ref", "reference_function", "rmsnorm", "surprise"]
+
+ReferenceFn = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A float64 reference oracle: ``function(**values)``; ``doc`` says what it computes and cites its source.
+
+    A record is callable as its function, so ``REFERENCES[name](**values)`` evaluates it.
+    """
+
+    name: str
+    function: ReferenceFn
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        if not callable(self.function):
+            raise TypeError(f"reference oracle {self.name!r}: 'function' must be callable, got {type(self.function).__name__}")
+        if ":" in self.name:
+            raise ValueError(f"reference oracle {self.name!r}: a registered name has no ':' (that is a ref, 'file.py:fn')")
+
+    def __call__(self, *args: Any, **values: Any) -> Any:
+        return self.function(*args, **values)
+
+    @classmethod
+    def of(cls, function: ReferenceFn, name: str | None = None) -> Reference:
+        """A record of ``function`` under its own name, its docstring's first line as ``doc``."""
+        doc = (function.__doc__ or "").strip().splitlines()
+        return cls(name or function.__name__, function, doc[0] if doc else "")
 
 
 def attention(
@@ -48,8 +90,37 @@ def surprise(hidden: np.ndarray, memory_pred: np.ndarray, **_: Any) -> np.ndarra
     return np.einsum("...d,...d->...", diff, diff)
 
 
-REFERENCES: dict[str, Reference] = {
-    "attention": attention,
-    "rmsnorm": rmsnorm,
-    "surprise": surprise,
-}
+BUILTIN: tuple[Reference, ...] = (Reference.of(attention), Reference.of(rmsnorm), Reference.of(surprise))
+
+
+def is_ref(reference: str) -> bool:
+    """Whether ``oracle.reference`` is a ref (``file.py:fn``, ``pkg.mod:fn``) rather than a registered name."""
+    return ":" in reference
+
+
+def reference_function(spec: Any) -> ReferenceFn:
+    """The float64 function a spec's ``oracle.reference`` names: a registered name, or a ref resolved from the spec's file.
+
+    Raises ``KeyError`` for an unknown name (the loader refuses those first) and the resolver's error
+    for a ref that cannot be imported.
+    """
+    reference = spec.oracle.reference
+    if reference is None:
+        raise ValueError(f"spec {spec.id!r} names no oracle.reference")
+    if not is_ref(reference):
+        return REFERENCES[reference].function
+    value = _resolve(reference, Path(spec.file).parent)
+    if isinstance(value, Reference):
+        return value.function
+    if not callable(value):
+        raise TypeError(f"{spec.file}: oracle.reference {reference!r} is a {type(value).__name__}, not a function")
+    return value
+
+
+def _resolve(ref: str, base: Path) -> Any:
+    """Import what ``ref`` names, relative to ``base`` (conformance.refs where present: torch-free, no stdlib refs)."""
+    try:
+        from conformance.refs import resolve
+    except ImportError:  # before conformance.refs exists: the implementation resolver
+        from conformance.calling import resolve
+    return resolve(ref, base)

@@ -1,0 +1,106 @@
+"""The torch backend of :mod:`conformance.evaluate`, and the torch callables of the builtin functions.
+
+:class:`TorchBackend` evaluates at a chosen dtype and device: the same-precision reference that
+tolerances are derived from, and (in float64, with autograd) the gradient oracle. It lives apart
+from the NumPy and SymPy backends so that those never import torch.
+
+>>> import torch
+>>> from conformance.evaluate import evaluate
+>>> from conformance.expr import parse
+>>> evaluate(parse("sum(x**2, -1)"), {"x": torch.tensor([[3.0, 4.0]])}, TorchBackend(torch.float32))
+tensor([25.])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from conformance.functions import ExprFunction
+
+Array = Any
+
+
+class TorchBackend:
+    """torch tensors at ``dtype`` on ``device``; inputs must already be tensors there."""
+
+    kind = "torch"
+
+    def __init__(self, dtype: torch.dtype, device: torch.device | str = "cpu") -> None:
+        self.dtype = dtype
+        self.device = torch.device(device)
+
+    def implementation(self, fn: ExprFunction) -> Callable[..., Array]:
+        """The callable that evaluates ``fn`` here: its ``torch`` one."""
+        return fn.torch
+
+    def const(self, value: float | bool) -> Array:
+        dtype = torch.bool if isinstance(value, bool) else self.dtype
+        return torch.tensor(value, dtype=dtype, device=self.device)
+
+    add = staticmethod(torch.add)
+    mul = staticmethod(torch.mul)
+    mod = staticmethod(torch.remainder)
+    floor = staticmethod(torch.floor)
+
+    def power(self, base: Array, exponent: Array) -> Array:
+        return torch.pow(base, exponent)
+
+    def compare(self, op: str, a: Array, b: Array) -> Array:
+        return {"==": torch.eq, "!=": torch.ne, "<": torch.lt, "<=": torch.le, ">": torch.gt, ">=": torch.ge}[op](a, b)
+
+
+def _cat(b: TorchBackend, x: Array, y: Array, axis: int) -> Array:
+    return torch.cat(torch.broadcast_tensors(x, y) if x.dim() != y.dim() else (x, y), dim=axis)
+
+
+def _interleave(b: TorchBackend, x: Array, y: Array) -> Array:
+    stacked = torch.stack(torch.broadcast_tensors(x, y), dim=-1)  # (..., n, 2)
+    return stacked.flatten(-2)  # (..., 2n)
+
+
+def _split_heads(b: TorchBackend, x: Array, heads: Array) -> Array:
+    *lead, length, dim = x.shape
+    heads = int(heads)
+    return x.reshape(*lead, length, heads, dim // heads).transpose(-2, -3)  # (..., H, L, D/H)
+
+
+def _merge_heads(b: TorchBackend, x: Array) -> Array:
+    *lead, heads, length, dh = x.shape
+    return x.transpose(-2, -3).reshape(*lead, length, heads * dh)  # (..., L, H·Dh)
+
+
+def _tril(b: TorchBackend, rows: Array, cols: Array) -> Array:
+    return torch.ones(int(rows), int(cols), dtype=torch.bool, device=b.device).tril()
+
+
+# The ``torch`` callables of conformance.functions.BUILTIN, by function name: fn(backend, *args).
+TORCH_FUNCTIONS: dict[str, Callable[..., Array]] = {
+    "sqrt": lambda b, x: torch.sqrt(x),
+    "exp": lambda b, x: torch.exp(x),
+    "log": lambda b, x: torch.log(x),
+    "abs": lambda b, x: torch.abs(x),
+    "tanh": lambda b, x: torch.tanh(x),
+    "cos": lambda b, x: torch.cos(x),
+    "sin": lambda b, x: torch.sin(x),
+    "sum": lambda b, x, axis, keepdim: torch.sum(x, dim=axis, keepdim=keepdim),
+    "mean": lambda b, x, axis, keepdim: torch.mean(x, dim=axis, keepdim=keepdim),
+    "max": lambda b, x, axis, keepdim: torch.amax(x, dim=axis, keepdim=keepdim),
+    "min": lambda b, x, axis, keepdim: torch.amin(x, dim=axis, keepdim=keepdim),
+    "softmax": lambda b, x, axis: torch.softmax(x, dim=axis),
+    "transpose": lambda b, x: x.transpose(-1, -2),
+    "unsqueeze": lambda b, x, axis: x.unsqueeze(axis),
+    "where": lambda b, c, x, y: torch.where(c, x, y),
+    "tril": _tril,
+    "arange": lambda b, n: torch.arange(int(n), dtype=b.dtype, device=b.device),
+    "cat": _cat,
+    "interleave": _interleave,
+    "split_heads": _split_heads,
+    "merge_heads": _merge_heads,
+    "matmul": lambda b, x, y: torch.matmul(x, y),
+    "logical_and": lambda b, x, y: torch.logical_and(x, y),
+    "logical_or": lambda b, x, y: torch.logical_or(x, y),
+    "logical_not": lambda b, x: torch.logical_not(x),
+}

@@ -1,0 +1,301 @@
+"""Expression functions as open records: one :class:`ExprFunction` per function a spec may call.
+
+A record holds everything the harness needs about one function: its arity (which positional
+arguments must be integer constants, whether it takes ``keepdim=``), its SymPy constructor, and one
+callable per backend of :mod:`conformance.evaluate`:
+
+- ``numpy`` — float64 NumPy, the oracle (required);
+- ``torch`` — torch at the backend's dtype and device: the same-precision reference, and the
+  gradient oracle through autograd (required);
+- ``symbolic`` — NumPy object arrays of SymPy scalars, for proofs (``None``: the function has no
+  symbolic form, and a fact that uses it is refused with that message);
+- ``abs_backward`` — a torch callable whose backward propagates absolute values of the partials,
+  for :mod:`conformance.error_bounds` (``None``: the plain torch backward already maps a non-negative
+  cotangent to a non-negative one, so it is a bound as it is).
+
+Every callable is called as ``fn(backend, *args)``: ``backend`` is the evaluating backend (torch's
+has ``dtype`` and ``device``), the arguments come in the order the spec wrote them, the integer
+arguments (``int_args``) as Python ints, and where ``keepdim`` is allowed its value comes last as a
+Python bool.
+
+The harness's own records are :data:`BUILTIN`; :data:`conformance.registry.FUNCTIONS` holds them and
+any a user adds (``FUNCTIONS.register(record)`` or an entry point in ``conformance.functions``).
+Importing this module does not import torch: the torch callables of the builtins are
+:class:`LazyCallable` refs into :mod:`conformance.evaluate_torch` and :mod:`conformance.error_bounds`.
+
+>>> FUNCTIONS_BY_NAME = {f.name: f for f in BUILTIN}
+>>> FUNCTIONS_BY_NAME["softmax"].int_args, FUNCTIONS_BY_NAME["sum"].keepdim
+((1,), True)
+>>> ExprFunction("pi", numpy=np.abs, torch=np.abs)
+Traceback (most recent call last):
+...
+conformance.registry.RegistryError: expression function 'pi': the name is a constant of the expression language
+"""
+
+from __future__ import annotations
+
+import importlib
+import keyword
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sympy
+
+from conformance.registry import RegistryError
+
+Array = Any
+BackendFn = Callable[..., Array]
+
+_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+# Names the expression language gives another meaning (see conformance.expr.CONSTANTS).
+RESERVED_NAMES = frozenset({"inf", "pi", "True", "False", "None"})
+
+
+@dataclass(frozen=True)
+class LazyCallable:
+    """A callable named by ``"module:attribute"`` (optionally an item ``key`` of that attribute), imported on first call.
+
+    It lets a record name a torch callable without importing torch when the record is built.
+    """
+
+    ref: str
+    key: str | None = None
+
+    def resolve(self) -> BackendFn:
+        module, _, attr = self.ref.partition(":")
+        value = getattr(importlib.import_module(module), attr)
+        return value[self.key] if self.key is not None else value
+
+    def __call__(self, *args: Any) -> Array:
+        return self.resolve()(*args)
+
+
+@dataclass(frozen=True)
+class ExprFunction:
+    """One function of the expression language (see the module docstring for the calling convention).
+
+    ``sympy_function``: SymPy's own elementwise function (``sympy.exp``): the parser builds it, so SymPy
+    may simplify it, and its one argument must be a number or tensor. ``None`` (the default): an opaque
+    SymPy function of this name that SymPy never rewrites, the right choice for tensor operations.
+    ``operator_only``: reached only through an operator (``@``, ``&``, ``|``, ``~``), not callable by name.
+    """
+
+    name: str
+    numpy: BackendFn
+    torch: BackendFn
+    symbolic: BackendFn | None = None
+    abs_backward: BackendFn | None = None
+    min_args: int = 1
+    max_args: int | None = None  # None: the same as min_args
+    int_args: tuple[int, ...] = ()
+    keepdim: bool = False
+    sympy_function: Callable[..., sympy.Basic] | None = None
+    operator_only: bool = False
+    doc: str = ""
+    _undefined: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.max_args is None:
+            object.__setattr__(self, "max_args", self.min_args)
+        object.__setattr__(self, "int_args", tuple(self.int_args))
+        self._check()
+        if self.sympy_function is None:
+            # commutative=True: an applied tensor function is an elementwise factor under ``*`` whatever its
+            # arguments (a True/False keepdim argument would otherwise make SymPy treat it as non-commutative).
+            object.__setattr__(self, "_undefined", sympy.Function(self.name, commutative=True))
+
+    @property
+    def constructor(self) -> Callable[..., sympy.Basic]:
+        """What the parser applies to the arguments: SymPy's own function or the opaque one of this name."""
+        return self.sympy_function if self.sympy_function is not None else self._undefined
+
+    @property
+    def elementwise(self) -> bool:
+        """A function that is SymPy's own (one number or tensor argument, elementwise)."""
+        return self.sympy_function is not None
+
+    def builds(self, func: Any) -> bool:
+        """Whether an applied SymPy function ``func(...)`` is this record's."""
+        if self.sympy_function is not None:
+            return func is self.sympy_function
+        return isinstance(func, sympy.core.function.UndefinedFunction) and func.__name__ == self.name
+
+    def arity(self) -> str:
+        """``"2 argument(s)"`` or ``"1 to 3 arguments"``, for messages."""
+        if self.min_args == self.max_args:
+            return f"{self.min_args} argument(s)"
+        return f"{self.min_args} to {self.max_args} arguments"
+
+    def _check(self) -> None:
+        def fail(message: str) -> RegistryError:
+            return RegistryError(f"expression function {self.name!r}: {message}")
+
+        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
+            raise fail("a name is a letter, then letters, digits and '_' (at most 64)")
+        if self.name in RESERVED_NAMES or keyword.iskeyword(self.name):
+            raise fail("the name is a constant of the expression language" if self.name in RESERVED_NAMES else "a Python keyword")
+        for slot in ("numpy", "torch"):
+            if not callable(getattr(self, slot)):
+                raise fail(f"'{slot}' must be a callable fn(backend, *args)")
+        for slot in ("symbolic", "abs_backward", "sympy_function"):
+            if getattr(self, slot) is not None and not callable(getattr(self, slot)):
+                raise fail(f"'{slot}' must be a callable or None")
+        max_args = self.max_args if self.max_args is not None else self.min_args
+        if not 0 <= self.min_args <= max_args:
+            raise fail(f"expected 0 <= min_args <= max_args, got {self.min_args} and {max_args}")
+        if any(not isinstance(i, int) or not 0 <= i < self.min_args for i in self.int_args):
+            raise fail(f"int_args must be indices of required arguments (below {self.min_args}), got {self.int_args}")
+        if self.sympy_function is not None and (max_args != 1 or self.min_args != 1 or self.int_args or self.keepdim):
+            raise fail("a SymPy elementwise function takes exactly one argument (no int_args, no keepdim)")
+
+
+# -- the harness's own functions -------------------------------------------------------------------
+def _torch(name: str) -> LazyCallable:
+    return LazyCallable("conformance.evaluate_torch:TORCH_FUNCTIONS", name)
+
+
+def _abs_bound(name: str) -> LazyCallable:
+    return LazyCallable("conformance.error_bounds:ABS_BACKWARD", name)
+
+
+def _sym(fn: Callable[[Any], sympy.Basic]) -> BackendFn:
+    """An elementwise SymPy function on object arrays."""
+    vectorized = np.vectorize(fn, otypes=[object])
+    return lambda b, x: vectorized(x)
+
+
+def _np_reduce(kind: str) -> BackendFn:
+    return lambda b, x, axis, keepdim: getattr(np, kind)(np.asarray(x), axis=axis, keepdims=keepdim)
+
+
+def _sym_reduce(kind: str) -> BackendFn:
+    def run(b: Any, x: Array, axis: int, keepdim: bool) -> Array:
+        x = np.asarray(x, dtype=object)
+        if kind in ("sum", "mean"):
+            total = np.sum(x, axis=axis, keepdims=keepdim)
+            return total / sympy.Integer(x.shape[axis]) if kind == "mean" else total
+        fn = sympy.Max if kind == "max" else sympy.Min
+        reduced = np.apply_along_axis(lambda v: fn(*v), axis, x)
+        return np.expand_dims(reduced, axis) if keepdim else reduced
+
+    return run
+
+
+def _np_softmax(b: Any, x: Array, axis: int) -> Array:
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+_sym_exp = np.vectorize(sympy.exp, otypes=[object])
+
+
+def _sym_softmax(b: Any, x: Array, axis: int) -> Array:
+    e = _sym_exp(x)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _np_cat(b: Any, x: Array, y: Array, axis: int) -> Array:
+    return np.concatenate(np.broadcast_arrays(x, y) if np.ndim(x) != np.ndim(y) else (x, y), axis=axis)
+
+
+def _np_interleave(b: Any, x: Array, y: Array) -> Array:
+    stacked = np.stack(np.broadcast_arrays(x, y), axis=-1)  # (..., n, 2)
+    return stacked.reshape(*stacked.shape[:-2], -1)  # (..., 2n)
+
+
+def _np_split_heads(b: Any, x: Array, heads: Array) -> Array:
+    *lead, length, dim = np.shape(x)
+    heads = int(heads)
+    return np.swapaxes(np.reshape(x, (*lead, length, heads, dim // heads)), -2, -3)  # (..., H, L, D/H)
+
+
+def _np_merge_heads(b: Any, x: Array) -> Array:
+    *lead, heads, length, dh = np.shape(x)
+    return np.reshape(np.swapaxes(x, -2, -3), (*lead, length, heads * dh))  # (..., L, H·Dh)
+
+
+def _chunk(b: Any, x: Array, parts: int, index: int) -> Array:
+    """Part ``index`` of ``parts`` equal parts of the last axis (any backend: plain slicing)."""
+    size = x.shape[-1] // parts
+    return x[..., index * size : (index + 1) * size]
+
+
+def _strided(b: Any, x: Array, start: int, step: int) -> Array:
+    """Elements ``start, start + step, ...`` of the last axis (any backend: plain slicing)."""
+    return x[..., start::step]
+
+
+def _np_tril(b: Any, rows: Array, cols: Array) -> Array:
+    return np.tril(np.ones((int(rows), int(cols)), dtype=bool))
+
+
+def _np_arange(b: Any, n: Array) -> Array:
+    return np.arange(int(n), dtype=np.float64)
+
+
+def _sym_arange(b: Any, n: Array) -> Array:
+    return np.array([sympy.Integer(i) for i in range(int(n))], dtype=object)
+
+
+def _same(fn: Callable[..., Array]) -> BackendFn:
+    """A NumPy function applied to the arguments (the backend unused)."""
+    return lambda b, *args: fn(*args)
+
+
+def _elementwise(
+    name: str, sympy_function: Callable[..., sympy.Basic], numpy_fn: Callable[..., Array], **extra: Any
+) -> ExprFunction:
+    return ExprFunction(
+        name,
+        numpy=_same(numpy_fn),
+        torch=_torch(name),
+        symbolic=_sym(sympy_function),
+        sympy_function=sympy_function,
+        **extra,
+    )
+
+
+def _reduction(name: str) -> ExprFunction:
+    return ExprFunction(
+        name, numpy=_np_reduce(name), torch=_torch(name), symbolic=_sym_reduce(name), min_args=2, int_args=(1,), keepdim=True
+    )
+
+
+def _tensor(name: str, numpy_fn: BackendFn, *, symbolic: BackendFn | None = None, **extra: Any) -> ExprFunction:
+    """A tensor function whose symbolic form is its NumPy form on object arrays unless given."""
+    return ExprFunction(name, numpy=numpy_fn, torch=_torch(name), symbolic=symbolic or numpy_fn, **extra)
+
+
+BUILTIN: tuple[ExprFunction, ...] = (
+    # elementwise functions that are SymPy's own
+    _elementwise("sqrt", sympy.sqrt, np.sqrt, doc="square root (parsed as x**(1/2))"),
+    _elementwise("exp", sympy.exp, np.exp),
+    _elementwise("log", sympy.log, np.log),
+    _elementwise("abs", sympy.Abs, np.abs, abs_backward=_abs_bound("abs")),
+    _elementwise("tanh", sympy.tanh, np.tanh),
+    _elementwise("cos", sympy.cos, np.cos, abs_backward=_abs_bound("cos")),
+    _elementwise("sin", sympy.sin, np.sin, abs_backward=_abs_bound("sin")),
+    # reductions over one axis: f(x, axis, keepdim=False)
+    *(_reduction(name) for name in ("sum", "mean", "max", "min")),
+    # tensor functions, opaque to SymPy
+    _tensor("softmax", _np_softmax, symbolic=_sym_softmax, abs_backward=_abs_bound("softmax"), min_args=2, int_args=(1,)),
+    _tensor("transpose", lambda b, x: np.swapaxes(x, -1, -2), doc="swap the last two axes"),
+    _tensor("unsqueeze", lambda b, x, axis: np.expand_dims(x, axis), min_args=2, int_args=(1,)),
+    _tensor("where", _same(np.where), min_args=3),
+    _tensor("tril", _np_tril, min_args=2, doc="a (rows, cols) boolean mask, True on and below the diagonal"),
+    _tensor("arange", _np_arange, symbolic=_sym_arange),
+    _tensor("cat", _np_cat, min_args=3, int_args=(2,)),
+    ExprFunction("chunk", numpy=_chunk, torch=_chunk, symbolic=_chunk, min_args=3, int_args=(1, 2)),
+    ExprFunction("strided", numpy=_strided, torch=_strided, symbolic=_strided, min_args=3, int_args=(1, 2)),
+    _tensor("interleave", _np_interleave, min_args=2, doc="(..., n) and (..., n) to (..., 2n): x0, y0, x1, y1, ..."),
+    _tensor("split_heads", _np_split_heads, min_args=2, doc="(..., L, D) to (..., H, L, D/H)"),
+    _tensor("merge_heads", _np_merge_heads, doc="(..., H, L, Dh) to (..., L, H·Dh)"),
+    # reached through operators only: @, &, |, ~
+    _tensor("matmul", _same(np.matmul), abs_backward=_abs_bound("matmul"), min_args=2, operator_only=True),
+    _tensor("logical_and", _same(np.logical_and), min_args=2, operator_only=True),
+    _tensor("logical_or", _same(np.logical_or), min_args=2, operator_only=True),
+    _tensor("logical_not", _same(np.logical_not), operator_only=True),
+)
