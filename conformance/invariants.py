@@ -12,7 +12,10 @@ for every one), unless the plan is ``joint``: then it receives tuples of all out
 order (``identity`` names them in its expressions). A plan with a ``feed`` chains two calls: the
 second call's input is an output of a first call (``composition``).
 
->>> sorted(INVARIANT_KINDS)
+The kinds are :class:`InvariantKind` records (:data:`BUILTIN`), looked up through the open
+registry :data:`conformance.registry.INVARIANT_KINDS` (re-exported here), where a user adds more.
+
+>>> sorted(kind.name for kind in BUILTIN)
 ['bounds', 'causality', 'composition', 'homogeneity', 'identity', 'permutation']
 """
 
@@ -25,6 +28,10 @@ from typing import Any
 import numpy as np
 
 from conformance.evaluate import NumpyBackend, evaluate
+from conformance.registry import INVARIANT_KINDS
+from conformance.validation import SpecContext, Where
+
+__all__ = ["BUILTIN", "INVARIANT_KINDS", "Feed", "InvariantKind", "Plan", "original_names"]
 
 Env = dict[str, Any]
 Relate = Callable[[np.ndarray, np.ndarray, Env, Env], tuple[np.ndarray, np.ndarray]]
@@ -54,54 +61,67 @@ class Plan:
     feed: Feed | None = None
 
 
+Validate = Callable[[Mapping[str, Any], Where, SpecContext], dict]
+Planner = Callable[[Mapping[str, Any], Env, np.random.Generator, Any], Plan]
+
+
 @dataclass(frozen=True)
-class Kind:
+class InvariantKind:
+    """A kind of invariant: its option keys, their validation and the plan of one check.
+
+    ``validate(options, where, context)`` returns the normalised options or raises
+    ``where.at(key).error(...)``; ``where`` is the invariant entry, ``context`` the spec around it
+    (its names include the outputs). ``plan(options, env, rng, output_name)`` plans one example.
+    A user adds a kind with ``INVARIANT_KINDS.register(InvariantKind(...))`` or an entry point.
+    """
+
+    name: str
     required: frozenset[str]
     optional: frozenset[str]
-    validate: Callable[..., dict]
-    plan: Callable[[Mapping[str, Any], Env, np.random.Generator, str], Plan]
+    validate: Validate
+    plan: Planner
 
 
-def _bad(key: str, message: str) -> KeyError:
-    """Validation errors carry the key path relative to the invariant and a message."""
-    return KeyError((key,), message)
-
-
-def _axis_map(options: Mapping, key: str, inputs: Mapping) -> dict[str, int]:
+def _axis_map(options: Mapping, key: str, where: Where, inputs: Mapping) -> dict[str, int]:
     value = options[key]
     if not isinstance(value, dict) or not value:
-        raise _bad(key, "expected a mapping input name -> axis")
+        raise where.at(key).error("expected a mapping input name -> axis")
     out = {}
     for name, axis in value.items():
         if name not in inputs:
-            raise _bad(key, f"{name!r} is not a declared input")
+            raise where.at(key).error(f"{name!r} is not a declared input")
         rank = len(inputs[name].shape)
         if not isinstance(axis, int) or isinstance(axis, bool) or not -rank <= axis < rank:
-            raise _bad(key, f"axis {axis!r} of {name!r} is out of range for its rank {rank}")
+            raise where.at(key).error(f"axis {axis!r} of {name!r} is out of range for its rank {rank}")
         out[name] = axis % rank
     dims = {inputs[n].shape[a] for n, a in out.items()}
     if len(dims) != 1:
-        raise _bad(key, f"the permuted/perturbed axes must share one size, got {sorted(map(str, dims))}")
+        raise where.at(key).error(f"the permuted/perturbed axes must share one size, got {sorted(map(str, dims))}")
     return out
 
 
-def _output_axis(options: Mapping, outputs: Mapping, required: bool) -> int | None:
+def _output_axis(options: Mapping, where: Where, outputs: Mapping, required: bool) -> int | None:
     """An axis of every output (several outputs must share its rank)."""
     axis = options.get("output_axis")
     if axis is None and not required:
         return None
     ranks = {len(out.shape) for out in outputs.values()}
     if len(ranks) != 1:
-        raise _bad("output_axis", f"the outputs have different ranks {sorted(ranks)}: one output_axis cannot apply to all")
+        raise where.at("output_axis").error(
+            f"the outputs have different ranks {sorted(ranks)}: one output_axis cannot apply to all"
+        )
     (rank,) = ranks
     if not isinstance(axis, int) or isinstance(axis, bool) or not -rank <= axis < rank:
-        raise _bad("output_axis", f"expected an axis of the output (rank {rank}), got {axis!r}")
+        raise where.at("output_axis").error(f"expected an axis of the output (rank {rank}), got {axis!r}")
     return axis % rank
 
 
 # -- permutation ----------------------------------------------------------------------------------
-def _validate_permutation(options: Mapping, *, inputs: Mapping, outputs: Mapping, **_: Any) -> dict:
-    return {"permute": _axis_map(options, "permute", inputs), "output_axis": _output_axis(options, outputs, False)}
+def _validate_permutation(options: Mapping, where: Where, context: SpecContext) -> dict:
+    return {
+        "permute": _axis_map(options, "permute", where, context.inputs),
+        "output_axis": _output_axis(options, where, context.outputs, False),
+    }
 
 
 def _plan_permutation(options: Mapping, env: Env, rng: np.random.Generator, out_name: str) -> Plan:
@@ -120,18 +140,23 @@ def _plan_permutation(options: Mapping, env: Env, rng: np.random.Generator, out_
 
 
 # -- homogeneity ----------------------------------------------------------------------------------
-def _validate_homogeneity(options: Mapping, *, inputs: Mapping, **_: Any) -> dict:
+MAX_POWER = 8  # of the factor 2**k, |k| <= 16: c**power stays within float64's range
+
+
+def _validate_homogeneity(options: Mapping, where: Where, context: SpecContext) -> dict:
+    inputs = context.inputs
     scale = options["scale"]
     if not isinstance(scale, dict) or not scale or any(n not in inputs or inputs[n].kind != "real" for n in scale):
-        raise _bad("scale", "expected a mapping real input name -> power of the factor")
-    if not all(isinstance(p, int) and not isinstance(p, bool) for p in scale.values()):
-        raise _bad("scale", "powers must be integers")
+        raise where.at("scale").error("expected a mapping real input name -> power of the factor")
+    if not all(isinstance(p, int) and not isinstance(p, bool) and abs(p) <= MAX_POWER for p in scale.values()):
+        raise where.at("scale").error(f"powers must be integers of at most {MAX_POWER} in absolute value")
     degree = options.get("degree", 0)
-    if not isinstance(degree, int) or isinstance(degree, bool):
-        raise _bad("degree", f"expected an integer, got {degree!r}")
+    if not isinstance(degree, int) or isinstance(degree, bool) or abs(degree) > MAX_POWER:
+        raise where.at("degree").error(f"expected an integer of at most {MAX_POWER} in absolute value, got {degree!r}")
     log2 = options.get("log2_factor", [-3, 3])
-    if not (isinstance(log2, list) and len(log2) == 2 and all(isinstance(v, int) for v in log2) and log2[0] < log2[1]):
-        raise _bad("log2_factor", f"expected [low, high] integers, low < high, got {log2!r}")
+    ok = isinstance(log2, list) and len(log2) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in log2)
+    if not (ok and log2[0] < log2[1] and max(abs(log2[0]), abs(log2[1])) <= 16):
+        raise where.at("log2_factor").error(f"expected [low, high] integers, low < high, within [-16, 16], got {log2!r}")
     return {"scale": dict(scale), "degree": degree, "log2_factor": tuple(log2)}
 
 
@@ -151,8 +176,11 @@ def _plan_homogeneity(options: Mapping, env: Env, rng: np.random.Generator, out_
 
 
 # -- causality ------------------------------------------------------------------------------------
-def _validate_causality(options: Mapping, *, inputs: Mapping, outputs: Mapping, **_: Any) -> dict:
-    return {"perturb": _axis_map(options, "perturb", inputs), "output_axis": _output_axis(options, outputs, True)}
+def _validate_causality(options: Mapping, where: Where, context: SpecContext) -> dict:
+    return {
+        "perturb": _axis_map(options, "perturb", where, context.inputs),
+        "output_axis": _output_axis(options, where, context.outputs, True),
+    }
 
 
 def _plan_causality(options: Mapping, env: Env, rng: np.random.Generator, out_name: str) -> Plan:
@@ -175,14 +203,10 @@ def _plan_causality(options: Mapping, env: Env, rng: np.random.Generator, out_na
 
 
 # -- bounds ---------------------------------------------------------------------------------------
-def _validate_bounds(options: Mapping, *, names: set, parse: Callable, **_: Any) -> dict:
+def _validate_bounds(options: Mapping, where: Where, context: SpecContext) -> dict:
     if not ({"lower", "upper"} & set(options)):
-        raise _bad("lower", "expected 'lower' and/or 'upper'")
-    out = {}
-    for key in ("lower", "upper"):
-        if key in options:
-            out[key] = _expression(options[key], key, names, parse)
-    return out
+        raise where.at("lower").error("expected 'lower' and/or 'upper'")
+    return {key: context.expression(options[key], where.at(key)) for key in ("lower", "upper") if key in options}
 
 
 def _plan_bounds(options: Mapping, env: Env, rng: np.random.Generator, out_name: str) -> Plan:
@@ -208,27 +232,25 @@ def original_names(outputs: Mapping | tuple[str, ...]) -> dict[str, str]:
     return names
 
 
-def _validate_identity(
-    options: Mapping, *, names: set, inputs: Mapping, outputs: Mapping, parse: Callable, params: Mapping | None = None, **_: Any
-) -> dict:
-    out_names = names | set(outputs) | set(original_names(tuple(outputs)))
+def _validate_identity(options: Mapping, where: Where, context: SpecContext) -> dict:
+    originals = tuple(original_names(tuple(context.outputs)))
     return {
-        "set": _substitutions(options, "set", names, inputs, params or {}, parse),
-        "lhs": _expression(options["lhs"], "lhs", out_names, parse),
-        "rhs": _expression(options["rhs"], "rhs", out_names, parse),
+        "set": _substitutions(options, "set", where, context),
+        "lhs": context.expression(options["lhs"], where.at("lhs"), originals),
+        "rhs": context.expression(options["rhs"], where.at("rhs"), originals),
     }
 
 
-def _substitutions(options: Mapping, key: str, names: set, inputs: Mapping, params: Mapping, parse: Callable) -> dict:
+def _substitutions(options: Mapping, key: str, where: Where, context: SpecContext) -> dict:
     """``{input or param: expression}``: values replaced for one call (a derived input follows its params)."""
     subs = options.get(key, {})
     if not isinstance(subs, dict):
-        raise _bad(key, "expected a mapping input name -> expression")
+        raise where.at(key).error("expected a mapping input name -> expression")
     parsed = {}
     for name, text in subs.items():
-        if name not in inputs and name not in params:
-            raise _bad(key, f"{name!r} is not a declared input or param")
-        parsed[name] = _expression(text, key, names, parse)
+        if name not in context.inputs and name not in context.params:
+            raise where.at(key, name).error(f"{name!r} is not a declared input or param")
+        parsed[name] = context.expression(text, where.at(key, name))
     return parsed
 
 
@@ -261,24 +283,23 @@ def _plan_identity(options: Mapping, env: Env, rng: np.random.Generator, out_nam
 
 
 # -- composition ----------------------------------------------------------------------------------
-def _validate_composition(
-    options: Mapping, *, names: set, inputs: Mapping, outputs: Mapping, parse: Callable, params: Mapping | None = None, **_: Any
-) -> dict:
+def _validate_composition(options: Mapping, where: Where, context: SpecContext) -> dict:
+    inputs, outputs, at = context.inputs, context.outputs, where.at("feed")
     feed = options["feed"]
     if not isinstance(feed, dict) or len(feed) != 1:
-        raise _bad("feed", "expected one pair input name -> output name (the first call's output feeds that input)")
+        raise at.error("expected one pair input name -> output name (the first call's output feeds that input)")
     ((target, source),) = feed.items()
     if target not in inputs or inputs[target].kind != "real":
-        raise _bad("feed", f"{target!r} is not a declared real input")
+        raise at.error(f"{target!r} is not a declared real input")
     if source not in outputs:
-        raise _bad("feed", f"{source!r} is not a declared output")
+        raise at.error(f"{source!r} is not a declared output")
     shapes = [list(map(str, outputs[source].shape)), list(map(str, inputs[target].shape))]
     if shapes[0] != shapes[1]:
-        raise _bad("feed", f"output {source!r} {shapes[0]} cannot feed input {target!r} {shapes[1]} (shapes differ)")
+        raise at.error(f"output {source!r} {shapes[0]} cannot feed input {target!r} {shapes[1]} (shapes differ)")
     return {
         "feed": (target, source),
-        "first": _substitutions(options, "first", names, inputs, params or {}, parse),
-        "second": _substitutions(options, "second", names, inputs, params or {}, parse),
+        "first": _substitutions(options, "first", where, context),
+        "second": _substitutions(options, "second", where, context),
     }
 
 
@@ -293,30 +314,15 @@ def _plan_composition(options: Mapping, env: Env, rng: np.random.Generator, out_
     return Plan(env, _substitute(options["second"], env), relate, feed=feed)
 
 
-def _expression(text: Any, key: str, names: set, parse: Callable) -> Any:
-    from conformance.expr import ExprError, names_in
-
-    if isinstance(text, bool):
-        text = "True" if text else "False"
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        text = repr(text)
-    if not isinstance(text, str):
-        raise _bad(key, f"expected an expression string, got {text!r}")
-    try:
-        parsed = parse(text)
-    except ExprError as exc:
-        raise _bad(key, f"{exc}: {text!r}") from None
-    unknown = sorted(names_in(parsed) - names)
-    if unknown:
-        raise _bad(key, f"undeclared name(s) {', '.join(unknown)}")
-    return parsed
+def _kind(name: str, required: set[str], optional: set[str], validate: Validate, plan: Planner) -> InvariantKind:
+    return InvariantKind(name, frozenset(required), frozenset(optional), validate, plan)
 
 
-INVARIANT_KINDS: dict[str, Kind] = {
-    "permutation": Kind(frozenset({"permute"}), frozenset({"output_axis"}), _validate_permutation, _plan_permutation),
-    "homogeneity": Kind(frozenset({"scale"}), frozenset({"degree", "log2_factor"}), _validate_homogeneity, _plan_homogeneity),
-    "causality": Kind(frozenset({"perturb", "output_axis"}), frozenset(), _validate_causality, _plan_causality),
-    "bounds": Kind(frozenset(), frozenset({"lower", "upper"}), _validate_bounds, _plan_bounds),
-    "identity": Kind(frozenset({"lhs", "rhs"}), frozenset({"set"}), _validate_identity, _plan_identity),
-    "composition": Kind(frozenset({"feed"}), frozenset({"first", "second"}), _validate_composition, _plan_composition),
-}
+BUILTIN: list[InvariantKind] = [
+    _kind("permutation", {"permute"}, {"output_axis"}, _validate_permutation, _plan_permutation),
+    _kind("homogeneity", {"scale"}, {"degree", "log2_factor"}, _validate_homogeneity, _plan_homogeneity),
+    _kind("causality", {"perturb", "output_axis"}, set(), _validate_causality, _plan_causality),
+    _kind("bounds", set(), {"lower", "upper"}, _validate_bounds, _plan_bounds),
+    _kind("identity", {"lhs", "rhs"}, {"set"}, _validate_identity, _plan_identity),
+    _kind("composition", {"feed"}, {"first", "second"}, _validate_composition, _plan_composition),
+]

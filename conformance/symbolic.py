@@ -6,9 +6,13 @@ must hold for every element. A proof is therefore exact for every real value at 
 (the report says which). A claim SymPy cannot reduce to zero is tested at random points: a
 nonzero difference there *refutes* it; otherwise it is reported as not proved.
 
->>> from conformance.expr import parse
+The kinds are :class:`FactKind` records (:data:`BUILTIN`), looked up through the open registry
+:data:`conformance.registry.FACT_KINDS` (re-exported here).
+
+>>> from conformance.validation import SpecContext, Where
 >>> fact = FACT_KINDS["identity"].validate({"lhs": "sum(softmax(s, -1), -1)", "rhs": "1",
-...                                          "shapes": {"s": ["N"]}, "sizes": {"N": [1, 2, 3]}})
+...                                          "shapes": {"s": ["N"]}, "sizes": {"N": [1, 2, 3]}},
+...                                         Where("s.yaml", ("facts", 0)), SpecContext("s.yaml"))
 >>> prove("identity", fact).proved
 True
 """
@@ -24,10 +28,15 @@ import numpy as np
 import sympy
 
 from conformance.evaluate import SymbolicBackend, evaluate
-from conformance.expr import ExprError, names_in, parse
+from conformance.expr import MAX_CONSTANT_MAGNITUDE, MAX_INT, ExprError, names_in, parse
+from conformance.registry import FACT_KINDS
+from conformance.validation import SpecContext, Where
+
+__all__ = ["BUILTIN", "FACT_KINDS", "FactKind", "FactResult", "prove"]
 
 MAX_SIZE_COMBINATIONS = 16
 MAX_ELEMENTS = 64
+MAX_SIZE = 8
 
 
 @dataclass(frozen=True)
@@ -37,89 +46,102 @@ class FactResult:
     detail: str
 
 
+Pairs = Callable[[Mapping[str, Any], dict[str, Any]], list[tuple[sympy.Basic, sympy.Basic]]]
+
+
 @dataclass(frozen=True)
 class FactKind:
+    """A kind of symbolic fact: its option keys, their validation, and the pairs to prove equal.
+
+    ``validate(options, where, context)`` returns the normalised options or raises
+    ``where.at(key).error(...)`` (``where`` is the fact entry). ``pairs(fact, env)`` gives, for one
+    lowering of the fact's tensors to SymPy symbols, the (lhs, rhs) scalars that must be equal;
+    :func:`prove` checks them at every listed size.
+    """
+
+    name: str
     required: frozenset[str]
     optional: frozenset[str]
-    validate: Callable[[Mapping[str, Any]], dict]
+    validate: Callable[[Mapping[str, Any], Where, SpecContext], dict]
+    pairs: Pairs
 
 
-def _bad(key: str, message: str) -> KeyError:
-    return KeyError((key,), message)
-
-
-def _expr(options: Mapping, key: str) -> sympy.Basic:
+def _expr(options: Mapping, key: str, where: Where) -> sympy.Basic:
     text = options[key]
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         text = repr(text)
     if not isinstance(text, str):
-        raise _bad(key, f"expected an expression string, got {text!r}")
+        raise where.at(key).error(f"expected an expression string, got {text!r}")
     try:
         return parse(text)
     except ExprError as exc:
-        raise _bad(key, f"{exc}: {text!r}") from None
+        raise where.at(key).error(f"{exc}: {text!r}") from None
 
 
-def _validate_common(options: Mapping, keys: tuple[str, ...]) -> dict:
+def _validate_common(options: Mapping, keys: tuple[str, ...], where: Where) -> dict:
     shapes = options["shapes"]
     sizes = options["sizes"]
     if not isinstance(sizes, dict) or not all(
-        isinstance(v, list) and v and all(isinstance(n, int) and 1 <= n <= 8 for n in v) for v in sizes.values()
+        isinstance(v, list) and v and all(isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_SIZE for n in v)
+        for v in sizes.values()
     ):
-        raise _bad("sizes", "expected a mapping size name -> non-empty list of integers in [1, 8]")
+        raise where.at("sizes").error(f"expected a mapping size name -> non-empty list of integers in [1, {MAX_SIZE}]")
     if not isinstance(shapes, dict) or not all(isinstance(s, list) for s in shapes.values()):
-        raise _bad("shapes", "expected a mapping tensor name -> shape (list of size names or integers)")
+        raise where.at("shapes").error("expected a mapping tensor name -> shape (list of size names or integers)")
     for name, shape in shapes.items():
         for dim in shape:
-            if not (isinstance(dim, int) and dim > 0) and dim not in sizes:
-                raise _bad("shapes", f"dimension {dim!r} of {name!r} is neither an integer nor a key of 'sizes'")
+            fixed = isinstance(dim, int) and not isinstance(dim, bool) and 0 < dim <= MAX_ELEMENTS
+            if not fixed and (not isinstance(dim, str) or dim not in sizes):
+                raise where.at("shapes", name).error(
+                    f"dimension {dim!r} of {name!r} is neither an integer in [1, {MAX_ELEMENTS}] nor a key of 'sizes'"
+                )
     combos = int(np.prod([len(v) for v in sizes.values()])) if sizes else 1
     if combos > MAX_SIZE_COMBINATIONS:
-        raise _bad("sizes", f"{combos} size combinations (at most {MAX_SIZE_COMBINATIONS})")
-    where = options.get("where", {})
-    if not isinstance(where, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in where.values()):
-        raise _bad("where", "expected a mapping scalar name -> number")
+        raise where.at("sizes").error(f"{combos} size combinations (at most {MAX_SIZE_COMBINATIONS})")
     positive = options.get("positive", [])
     if not isinstance(positive, list) or not all(isinstance(v, str) for v in positive):
-        raise _bad("positive", "expected a list of scalar names")
-    out = {"shapes": shapes, "sizes": sizes, "where": where, "positive": positive}
-    out.update({k: _expr(options, k) for k in keys})
+        raise where.at("positive").error("expected a list of scalar names")
+    out = {"shapes": shapes, "sizes": sizes, "where": _values(options.get("where", {}), where.at("where")), "positive": positive}
+    out.update({k: _expr(options, k, where) for k in keys})
     return out
 
 
-def _validate_identity(options: Mapping) -> dict:
-    return _validate_common(options, ("lhs", "rhs"))
+def _values(values: Any, where: Where) -> dict[str, int | float]:
+    """``where``: scalar name -> number, bounded as constants in expressions are (:mod:`conformance.expr`)."""
+    if not isinstance(values, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values.values()):
+        raise where.error("expected a mapping scalar name -> number")
+    for name, value in values.items():
+        if isinstance(value, int) and abs(value) > MAX_INT:
+            raise where.at(name).error(f"integers are bounded by {MAX_INT} in absolute value, got {value}")
+        if isinstance(value, float) and not (np.isfinite(value) and abs(value) <= MAX_CONSTANT_MAGNITUDE):
+            bound = f"{MAX_CONSTANT_MAGNITUDE:g}"
+            raise where.at(name).error(f"expected a finite number of at most {bound} in magnitude, got {value}")
+    return dict(values)
 
 
-def _validate_gradient(options: Mapping) -> dict:
-    out = _validate_common(options, ("of", "equals"))
-    if options["wrt"] not in options["shapes"]:
-        raise _bad("wrt", f"{options['wrt']!r} is not a tensor named in 'shapes'")
+def _validate_identity(options: Mapping, where: Where, context: SpecContext) -> dict:
+    return _validate_common(options, ("lhs", "rhs"), where)
+
+
+def _validate_gradient(options: Mapping, where: Where, context: SpecContext) -> dict:
+    out = _validate_common(options, ("of", "equals"), where)
+    if not isinstance(options["wrt"], str) or options["wrt"] not in options["shapes"]:
+        raise where.at("wrt").error(f"{options['wrt']!r} is not a tensor named in 'shapes'")
     cot = options.get("cotangent", "g")
     if not isinstance(cot, str):
-        raise _bad("cotangent", "expected a name")
+        raise where.at("cotangent").error("expected a name")
     out.update({"wrt": options["wrt"], "cotangent": cot})
     return out
 
 
-_COMMON = frozenset({"shapes", "sizes"})
-FACT_KINDS: dict[str, FactKind] = {
-    "identity": FactKind(_COMMON | {"lhs", "rhs"}, frozenset({"where", "positive"}), _validate_identity),
-    "gradient": FactKind(_COMMON | {"of", "wrt", "equals"}, frozenset({"cotangent", "where", "positive"}), _validate_gradient),
-}
-
-
-def prove(kind: str, fact: Mapping[str, Any]) -> FactResult:
+def prove(kind: str | FactKind, fact: Mapping[str, Any]) -> FactResult:
     """Prove the fact at every size combination; the first failure is returned as not proved."""
+    record = FACT_KINDS[kind] if isinstance(kind, str) else kind
     sizes = fact["sizes"]
     combos = [dict(zip(sizes, values)) for values in itertools.product(*sizes.values())] or [{}]
     for combo in combos:
         env = _lower(fact, combo)
-        if kind == "identity":
-            pairs = _identity_pairs(fact, env)
-        else:
-            pairs = _gradient_pairs(fact, env)
-        for lhs, rhs in pairs:
+        for lhs, rhs in record.pairs(fact, env):
             if sympy.simplify(lhs - rhs) != 0:
                 refuted = _refuted(lhs - rhs)
                 verdict = "refuted" if refuted else "not proved (SymPy could not reduce the difference to 0)"
@@ -142,7 +164,7 @@ def _lower(fact: Mapping, combo: Mapping[str, int]) -> dict[str, Any]:
     scalars = set().union(*(names_in(e) for e in exprs)) - set(env) - {fact.get("cotangent", "")}
     for name in scalars:
         if name in fact["where"]:
-            env[name] = np.asarray(sympy.nsimplify(fact["where"][name]), dtype=object)
+            env[name] = np.asarray(sympy.Rational(repr(fact["where"][name])), dtype=object)  # exact: 1e-300 is not 0
         else:
             env[name] = np.asarray(sympy.Symbol(name, real=True, positive=name in fact["positive"] or None), dtype=object)
     env.update({k: int(v) for k, v in combo.items()})
@@ -174,3 +196,18 @@ def _refuted(difference: sympy.Basic, trials: int = 5) -> bool:
         if abs(value) > 1e-9:
             return True
     return False
+
+
+_COMMON = {"shapes", "sizes"}
+BUILTIN: list[FactKind] = [
+    FactKind(
+        "identity", frozenset(_COMMON | {"lhs", "rhs"}), frozenset({"where", "positive"}), _validate_identity, _identity_pairs
+    ),
+    FactKind(
+        "gradient",
+        frozenset(_COMMON | {"of", "wrt", "equals"}),
+        frozenset({"cotangent", "where", "positive"}),
+        _validate_gradient,
+        _gradient_pairs,
+    ),
+]

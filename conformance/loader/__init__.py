@@ -1,0 +1,74 @@
+"""Loading spec files: bounded YAML, the schema key by key, then the spec's meaning; nothing executed.
+
+:func:`load_specs` reads every ``*.yaml`` spec of some paths (plus the shipped ``specs/``),
+:func:`load_file` one file. Each file is read by :mod:`conformance.safe_yaml` (size, aliases,
+depth, integer digits, duplicate keys), parsed by :class:`~conformance.loader.parser.SpecParser`
+(the schema; kinds from the open registries) and checked by :mod:`conformance.loader.meaning`
+(memory budget, satisfiable constraints, oracle shapes). Any problem raises one
+:class:`~conformance.validation.SpecError` naming the file, the key path and what was expected.
+No implementation is imported: :func:`conformance.refs.resolve_implementations` does that.
+
+>>> specs = load_specs(["specs"])
+>>> specs["rmsnorm"].paper.arxiv
+'1910.07467'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from conformance.loader.meaning import MAX_EXAMPLE_BYTES, MAX_SIZE_GRID
+from conformance.loader.parser import SCHEMA_VERSION, SpecParser
+from conformance.model import EquationSpec
+from conformance.safe_yaml import load_yaml
+from conformance.validation import SpecError
+
+__all__ = ["MAX_EXAMPLE_BYTES", "MAX_SIZE_GRID", "MAX_SPEC_BYTES", "SCHEMA_VERSION", "load_file", "load_specs"]
+
+MAX_SPEC_BYTES = 256 * 1024
+DEFAULT_SPEC_DIR = Path(__file__).resolve().parent.parent.parent / "specs"
+
+
+def load_specs(paths: Iterable[str | Path] = (), *, default: bool = True) -> dict[str, EquationSpec]:
+    """Load every ``*.yaml`` spec under ``paths`` (plus the shipped ``specs/`` when ``default``).
+
+    Raises :class:`SpecError` for the first problem found; duplicate ids across files too.
+    """
+    files: list[Path] = []
+    roots = ([DEFAULT_SPEC_DIR] if default and DEFAULT_SPEC_DIR.is_dir() else []) + [Path(p) for p in paths]
+    for root in roots:
+        if root.is_file():
+            files.append(root)
+        elif root.is_dir():
+            files.extend(sorted(root.glob("*.yaml")) + sorted(root.glob("*.yml")))
+        else:
+            raise SpecError(root, "", "expected a spec file or a directory of *.yaml specs; not found")
+    specs: dict[str, EquationSpec] = {}
+    seen: set[Path] = set()
+    for file in files:
+        if file.resolve() in seen:
+            continue
+        seen.add(file.resolve())
+        for spec in load_file(file):
+            if spec.id in specs:
+                raise SpecError(file, f"specs[id={spec.id}]", f"duplicate id, already defined in {specs[spec.id].file}")
+            specs[spec.id] = spec
+    return dict(sorted(specs.items()))
+
+
+def load_file(file: str | Path) -> list[EquationSpec]:
+    """Load and validate one paper's spec file."""
+    file = Path(file)
+    raw = file.read_bytes()
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(file, "", f"file is {len(raw)} bytes (at most {MAX_SPEC_BYTES})")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(file, "", "expected UTF-8 text") from None
+    document = load_yaml(text, file)
+    try:
+        return SpecParser(file, document.lines).parse(document.data)
+    except RecursionError:
+        raise SpecError(file, "", "nested too deeply to validate") from None
