@@ -1,9 +1,12 @@
-"""The ``conformance`` command.
+"""The ``conformance`` command: a driver of the engine, as the pytest plugin is another.
 
-- ``conformance run [PYTEST ARGS...]`` — run the conformance suite (same as ``pytest conformance``
-  from a checkout, but works from any directory once the package is installed).
-- ``conformance validate [SPEC_FILE_OR_DIR...]`` — load and check specs against the schema, print
-  one line per equation, exit 1 with the schema error otherwise.
+- ``conformance run [--impl SPEC=REF]... [--spec-dir DIR]... [--report-dir DIR] [--hypothesis-profile NAME]
+  [-n N] [-k TEXT]`` — run the conformance cases through :mod:`conformance.engine` (no pytest), write
+  ``conformance.json`` and ``conformance.md``, exit 1 if any check failed or raised. Works from any
+  directory: the shipped specs are found from the package, relative paths from the working directory.
+- ``conformance validate [PATH...] [--resolve]`` — load and check spec files (default: the shipped
+  specs) and print one line per equation; exit 1 with the spec error otherwise. It imports neither torch
+  nor any implementation; ``--resolve`` also imports every implementation the specs name.
 """
 
 from __future__ import annotations
@@ -14,31 +17,80 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="conformance", description="Paper-to-code conformance harness for PyTorch.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the conformance suite (extra arguments go to pytest)")
-    run.add_argument("pytest_args", nargs=argparse.REMAINDER)
-    validate = sub.add_parser("validate", help="check spec files against the schema")
-    validate.add_argument("paths", nargs="*", help="spec files or directories (default: the shipped specs)")
-    validate.add_argument("--only", action="store_true", help="check only PATHS, not the shipped specs too")
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "run":
-        return _run(args.pytest_args)
-    return _validate(args.paths, include_default=not args.only)
+        return _run(args, list(sys.argv[1:] if argv is None else argv))
+    return _validate(args.paths, resolve=args.resolve)
 
 
-def _run(pytest_args: list[str]) -> int:
-    import pytest
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="conformance", description="Paper-to-code conformance harness for PyTorch.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the conformance suite (the engine, without pytest) and write the report")
+    run.add_argument("--impl", action="append", default=[], metavar="SPEC_ID=MODULE:ATTR",
+                     help="test only these implementations (module:attr or path/file.py:attr, [name=value,...]); repeatable")
+    run.add_argument("--spec-dir", action="append", default=[], metavar="DIR",
+                     help="also load the *.yaml specs in DIR (or one spec file); repeatable")
+    run.add_argument("--report-dir", default="reports/latest", metavar="DIR",
+                     help="where conformance.json and conformance.md are written (default: reports/latest)")
+    run.add_argument("--hypothesis-profile", default=None, metavar="NAME",
+                     help="conformance-dev (default), conformance-ci (default when CI is set) or conformance-thorough")
+    run.add_argument("-n", "--workers", type=int, default=1, metavar="N", help="run cases in N worker processes (default 1)")
+    run.add_argument("-k", dest="select", action="append", default=[], metavar="TEXT",
+                     help="only cases whose id contains TEXT (repeatable: all must match)")
+    run.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
+    validate = sub.add_parser("validate", help="check spec files: schema, meaning, limits (imports no implementation)")
+    validate.add_argument("paths", nargs="*", help="spec files or directories (default: the shipped specs)")
+    validate.add_argument("--resolve", action="store_true", help="also import every implementation the specs name")
+    validate.add_argument("--only", action="store_true", help=argparse.SUPPRESS)  # the former flag: now the default
+    return parser
 
-    suite = Path(__file__).resolve().parent / "test_conformance.py"
-    return int(pytest.main([str(suite), *pytest_args]))
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    from conformance import engine, profiles
+    from conformance.refs import ImplementationError
+    from conformance.report import write_reports
+    from conformance.validation import SpecError
+
+    profile = profiles.choose(args.hypothesis_profile)
+    if profile not in profiles.PROFILES:
+        print(f"conformance run: unknown profile {profile!r}; known: {', '.join(profiles.PROFILES)}", file=sys.stderr)
+        return 2
+    plan = engine.Plan(tuple(args.spec_dir), tuple(args.impl), profile, tuple(args.select))
+    try:
+        cases = plan.cases()
+    except (SpecError, ImplementationError, ValueError) as exc:
+        print(f"conformance run: {exc}", file=sys.stderr)
+        return 2
+    if args.workers < 1:
+        print("conformance run: -n must be at least 1", file=sys.stderr)
+        return 2
+
+    def show(result: engine.Result) -> None:
+        if not result.ok or not args.quiet:
+            line = f"{result.outcome.upper():8} {' '.join(result.key)}"
+            print(line + (f"\n         {result.message.splitlines()[0]}" if result.message and not result.ok else ""))
+
+    results = engine.run(plan, workers=args.workers, on_result=show, cases=cases)
+    written = write_reports(results, Path.cwd() / args.report_dir, profile=profile, argv=["conformance", *argv])
+    counts = {o: sum(1 for r in results if r.outcome == o) for o in ("passed", "failed", "error", "skipped", "xfailed")}
+    print(f"{len(results)} rows: " + ", ".join(f"{n} {o}" for o, n in counts.items() if n))
+    for path in written:
+        print(f"written: {path}")
+    return 1 if engine.failed(results) else 0
 
 
-def _validate(paths: list[str], include_default: bool) -> int:
-    from conformance.spec import SpecError, load_specs
+def _validate(paths: list[str], *, resolve: bool) -> int:
+    from conformance.spec import load_specs
+    from conformance.validation import SpecError
 
     try:
-        specs = load_specs(paths, default=include_default)
+        specs = load_specs(paths, default=not paths)
+        if resolve:
+            from conformance.refs import resolve_implementations
+
+            resolve_implementations(list(specs.values()))
     except SpecError as exc:
         print(f"invalid spec: {exc}", file=sys.stderr)
         return 1
@@ -48,7 +100,7 @@ def _validate(paths: list[str], include_default: bool) -> int:
             f"{spec.id}: {spec.paper.title} Eq. {spec.equation} — {len(spec.invariants)} invariants, "
             f"{len(spec.facts)} facts; implementations: {impls} ({spec.file}:{spec.line})"
         )
-    print(f"{len(specs)} spec(s) valid")
+    print(f"{len(specs)} spec(s) valid" + (" (implementations resolved)" if resolve else ""))
     return 0
 
 

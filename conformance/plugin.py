@@ -1,11 +1,18 @@
-"""The pytest plugin (entry point ``pytest11: conformance``).
+"""The pytest driver of the engine (entry point ``pytest11: conformance``).
 
-- Options: ``--impl SPEC_ID=MODULE:ATTR`` (repeatable), ``--spec-dir DIR``, ``--report-dir DIR``.
-- Generates one test per (spec, implementation, device, dtype, check) for the suite's
-  ``conformance_case`` parameter, plus per-spec cases (symbolic facts, oracle cross-check).
-- Collects each test's row from ``report.user_properties`` (which pytest-xdist carries to the
-  controller) and writes ``conformance.json`` and ``conformance.md`` at the end of the session,
-  whatever the outcome.
+It stays out of the way of every other test session: importing it imports only pytest, and nothing
+else is imported, no Hypothesis profile registered and no CUDA touched unless conformance cases are
+collected (a test asking for ``conformance_case``, i.e. ``pytest conformance``). It adds no fixture
+an unrelated test could pick up by name; the testing fixtures ``device`` and ``sample_batch`` are
+opt-in (``pytest_plugins = ["conformance.fixtures"]``).
+
+- Options: ``--impl SPEC_ID=MODULE:ATTR`` (repeatable), ``--spec-dir DIR``, ``--report-dir DIR``;
+  Hypothesis's ``--hypothesis-profile`` picks one of the ``conformance-*`` profiles.
+- Generates one test per case (:func:`conformance.selection.build_cases`); each runs the case with
+  :func:`conformance.engine.run_case` and turns the result's outcome into pytest's.
+- Collects each test's :class:`conformance.results.Result` from ``report.user_properties`` (which
+  pytest-xdist carries to the controller) and writes ``conformance.json`` and ``conformance.md`` at the
+  end of the session, whatever the outcome.
 """
 
 from __future__ import annotations
@@ -16,30 +23,34 @@ from typing import Any
 
 import pytest
 
-from conformance import profiles
-from conformance.testing import device, sample_batch  # noqa: F401  (fixtures for users' own tests)
-
-profiles.register()
 CASE_KEY = "conformance.case"
 RESULT_KEY = "conformance.result"
+PROFILE_PREFIX = "conformance-"
 
 
 class ConformanceSession:
-    """Per-run state: the generated cases, the collected rows, the written report files."""
+    """Per-run state: the generated cases, the collected results, the written report files."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.rows: dict[str, dict[str, Any]] = {}
+        self.results: dict[str, Any] = {}  # nodeid -> Result
         self.cases: list | None = None
         self.written: list[Path] = []
-        self.profile = profiles.choose(config.getoption("hypothesis_profile", None))
+
+    @property
+    def profile(self) -> str:
+        from conformance import profiles
+
+        return profiles.choose(self.config.getoption("hypothesis_profile", None))
 
     def cases_for_run(self) -> list:
         if self.cases is None:
-            from conformance.calling import ImplementationError
+            from conformance import profiles
+            from conformance.refs import ImplementationError
             from conformance.selection import build_cases, parse_impl_options
             from conformance.spec import SpecError, load_specs
 
+            profiles.register()
             try:
                 specs = load_specs(self.config.getoption("spec_dir"))
                 overrides = parse_impl_options(self.config.getoption("impl"), specs)
@@ -54,26 +65,25 @@ class ConformanceSession:
             return
         from conformance.report.rows import merge_phase
 
-        self.rows[report.nodeid] = merge_phase(self.rows.get(report.nodeid), report, props[CASE_KEY], props.get(RESULT_KEY))
+        self.results[report.nodeid] = merge_phase(self.results.get(report.nodeid), report, props[CASE_KEY], props.get(RESULT_KEY))
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if hasattr(self.config, "workerinput") or not self.rows:
+        if hasattr(self.config, "workerinput") or not self.results:
             return  # an xdist worker (the controller writes the report), or no conformance tests ran
         from conformance.report import write_reports
 
         out_dir = Path(self.config.invocation_params.dir) / self.config.getoption("report_dir")
-        self.written = write_reports(
-            list(self.rows.values()), out_dir, profile=self.profile, argv=[str(a) for a in self.config.invocation_params.args]
-        )
+        argv = ["pytest", *(str(a) for a in self.config.invocation_params.args)]
+        self.written = write_reports(list(self.results.values()), out_dir, profile=self.profile, argv=argv)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.written:
             return
         counts: dict[str, int] = {}
-        for row in self.rows.values():
-            counts[row["outcome"]] = counts.get(row["outcome"], 0) + 1
+        for result in self.results.values():
+            counts[result.outcome] = counts.get(result.outcome, 0) + 1
         terminalreporter.write_sep("-", "conformance report")
-        terminalreporter.write_line(f"{len(self.rows)} rows: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+        terminalreporter.write_line(f"{len(self.results)} rows: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
         for path in self.written:
             terminalreporter.write_line(f"written: {path}")
 
@@ -105,29 +115,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     session = ConformanceSession(config)
     config.stash[_SESSION] = session
     config.pluginmanager.register(session, "conformance-session")
+    if str(config.getoption("hypothesis_profile", None) or "").startswith(PROFILE_PREFIX):
+        from conformance import profiles
+
+        profiles.register()  # before Hypothesis's own plugin loads the profile named
     if config.getoption("impl") or config.getoption("spec_dir"):
         session.cases_for_run()  # bad options are usage errors now, before any collection
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Warm CUDA up so the first example does not pay for context creation."""
-    import torch
-
-    if torch.cuda.is_available():
-        x = torch.randn(64, 64, device="cuda")
-        (x @ x).sum().item()
-        torch.cuda.synchronize()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "conformance_case" not in metafunc.fixturenames:
         return
     cases = metafunc.config.stash[_SESSION].cases_for_run()
-    metafunc.parametrize("conformance_case", [pytest.param(c, id=c.id, marks=_marks(c)) for c in cases])
+    metafunc.parametrize("conformance_case", [pytest.param(c, id=c.id) for c in cases])
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -135,23 +140,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and "conformance_case" in callspec.params:
-            item.user_properties.append((CASE_KEY, callspec.params["conformance_case"].row()))
+            item.user_properties.append((CASE_KEY, callspec.params["conformance_case"].identity()))
 
 
 @pytest.fixture
-def conformance_settings(request: pytest.FixtureRequest) -> Any:
-    """The Hypothesis settings of this run's profile (see :mod:`conformance.profiles`)."""
-    return profiles.settings_for(request.config.stash[_SESSION].profile)
+def conformance_run(request: pytest.FixtureRequest) -> Callable[[Any], Any]:
+    """Run a case through the engine, record its result on the test's report, and give pytest its outcome."""
+
+    def run(case: Any) -> Any:
+        from conformance import engine, profiles
+
+        result = engine.run_case(case, profiles.settings_for(request.config.stash[_SESSION].profile))
+        request.node.user_properties.append((RESULT_KEY, result.to_json()))
+        _as_pytest_outcome(result)
+        return result
+
+    return run
 
 
-@pytest.fixture
-def conformance_record(request: pytest.FixtureRequest) -> Callable[[dict[str, Any]], None]:
-    """Record a case's measured fields on its test's report."""
-    return lambda fields: request.node.user_properties.append((RESULT_KEY, fields))
-
-
-def _marks(case: Any) -> list:
-    from conformance.selection import xfail_for
-
-    xf = xfail_for(case)
-    return [pytest.mark.xfail(reason=xf.reason, strict=True)] if xf else []
+def _as_pytest_outcome(result: Any) -> None:
+    if result.outcome == "skipped":
+        pytest.skip(result.message or "skipped")
+    if result.outcome == "xfailed":
+        pytest.xfail(result.message or "expected failure")
+    if result.outcome == "failed":
+        pytest.fail(result.message or "failed", pytrace=False)
+    if result.outcome == "error":
+        pytest.fail(f"{result.message}\n{result.traceback or ''}".rstrip(), pytrace=False)

@@ -1,15 +1,17 @@
-"""Hypothesis profiles: ``dev`` (quick), ``ci`` (derandomized, what CI runs), ``thorough``.
+"""Hypothesis profiles: ``conformance-dev`` (quick), ``conformance-ci`` (derandomized, what CI runs),
+``conformance-thorough``. Named for the project, so they never shadow a user's own ``dev`` or ``ci``.
 
 No deadline anywhere: the first CUDA call and gradcheck's slow mode would trip it. No example
 database: every case shares one inner test function, and the reproduction snippet replaces it.
 
-The plugin registers the profiles but loads none globally, so other Hypothesis tests in the same
-session keep their own settings. The conformance suite uses the profile named by
-``--hypothesis-profile``, else ``ci`` when the ``CI`` environment variable is set, else ``dev``.
+The plugin registers them only when conformance cases are collected (or ``--hypothesis-profile``
+names one of them) and loads none globally, so other Hypothesis tests in the same session keep their
+own settings. The conformance suite uses the profile named by ``--hypothesis-profile``, else
+``conformance-ci`` when the ``CI`` environment variable is set, else ``conformance-dev``.
 
 >>> choose(None, environ={"CI": "true"})
-'ci'
->>> settings_for("thorough").max_examples
+'conformance-ci'
+>>> settings_for("conformance-thorough").max_examples
 200
 """
 
@@ -21,10 +23,11 @@ from collections.abc import Mapping
 from hypothesis import HealthCheck, settings
 
 _COMMON = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+PREFIX = "conformance-"
 PROFILES = {
-    "dev": dict(max_examples=10, derandomize=False, print_blob=False, **_COMMON),
-    "ci": dict(max_examples=20, derandomize=True, print_blob=True, **_COMMON),
-    "thorough": dict(max_examples=200, derandomize=False, print_blob=False, **_COMMON),
+    "conformance-dev": dict(max_examples=10, derandomize=False, print_blob=False, **_COMMON),
+    "conformance-ci": dict(max_examples=20, derandomize=True, print_blob=True, **_COMMON),
+    "conformance-thorough": dict(max_examples=200, derandomize=False, print_blob=False, **_COMMON),
 }
 
 
@@ -32,7 +35,7 @@ def register() -> None:
     """Register the three profiles with Hypothesis (loading none).
 
     Each derives from Hypothesis's ``default`` profile, not from whatever is loaded: under ``CI``
-    Hypothesis loads its own ``ci`` profile, whose settings must not leak into ``dev`` or ``thorough``.
+    Hypothesis loads its own ``ci`` profile, whose settings must not leak into ours.
     """
     base = settings.get_profile("default")
     for name, options in PROFILES.items():
@@ -40,10 +43,10 @@ def register() -> None:
 
 
 def choose(explicit: str | None, environ: Mapping[str, str] = os.environ) -> str:
-    """The profile a run uses: the one asked for, else ``ci`` under CI, else ``dev``."""
+    """The profile a run uses: the one asked for, else ``conformance-ci`` under CI, else ``conformance-dev``."""
     if explicit:
         return explicit
-    return "ci" if environ.get("CI") else "dev"
+    return "conformance-ci" if environ.get("CI") else "conformance-dev"
 
 
 def settings_for(name: str) -> settings:

@@ -1,8 +1,12 @@
-"""Drive one case with Hypothesis and turn what happened into a report row.
+"""Drive one case's check: draw examples with Hypothesis, judge each, keep what the report needs.
 
-A case is one (spec, implementation, device, dtype, check), or a per-spec case (a symbolic fact,
-the oracle cross-check). The runner keeps the worst measurement over all examples; on failure it
-keeps the shrunk falsifying example and a copy-pasteable reproduction.
+The check's record (:mod:`conformance.check_defs`) says how: a check with ``draw`` is a property —
+Hypothesis draws examples and ``judge(case, example)`` judges each; the runner keeps the worst
+measurement over all examples and, on failure, the shrunk falsifying example and a copy-pasteable
+reproduction. A check without ``draw`` (a symbolic fact, a pattern kind) runs whole.
+
+:func:`run_case` raises :class:`conformance.checks.CheckFailure` for a failing check and lets an
+implementation's exception through; :mod:`conformance.engine` turns either into a result.
 """
 
 from __future__ import annotations
@@ -12,13 +16,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from hypothesis import HealthCheck, given, note, reject, settings
 
-from conformance.checks import CheckFailure, check_oracle_agreement, run_check
+from conformance.checks import CheckFailure
 from conformance.selection import Case
-from conformance.strategies import Example, examples
-from conformance.symbolic import prove
+from conformance.strategies import Example
 from conformance.tolerance import Measurement
 
 
@@ -39,6 +41,8 @@ class Tracker:
 
 
 def cuda_skip_reason(device: str) -> str | None:
+    import torch
+
     if device == "cuda" and not torch.cuda.is_available():
         return "CUDA not available (torch.cuda.is_available() is False)"
     return None
@@ -51,13 +55,12 @@ def run_case(case: Case, record: Callable[[dict[str, Any]], None], hypothesis_se
     """
     tracker = Tracker()
     start = time.perf_counter()
+    definition = case.ref.definition_record()
     try:
-        if case.check.startswith("fact:"):
-            _run_fact(case, tracker)
-        elif any(p.check == case.check for p in case.spec.patterns):
-            _run_pattern(case, tracker, hypothesis_settings or settings())
+        if definition.draw is None:
+            _run_whole(case, definition.judge_fn(), tracker, hypothesis_settings or settings())
         else:
-            _run_property(case, tracker, hypothesis_settings or settings())
+            _run_property(case, definition.draw_fn(), definition.judge_fn(), tracker, hypothesis_settings or settings())
     except CheckFailure:
         raise
     except Exception as exc:
@@ -67,37 +70,20 @@ def run_case(case: Case, record: Callable[[dict[str, Any]], None], hypothesis_se
         record(_fields(case, tracker, time.perf_counter() - start))
 
 
-def _run_fact(case: Case, tracker: Tracker) -> None:
-    fact = next(f for f in case.spec.facts if f.id == case.check.split(":", 1)[1])
-    result = prove(fact.kind, fact.options)
-    tracker.extra["proof"] = result.detail
-    tracker.examples = 1
-    if not result.proved:
-        tracker.failure = Measurement(float("nan"), float("nan"), None, False, f"{fact.description}: {result.detail}")
-        raise CheckFailure(tracker.failure.detail)
-    tracker.worst = Measurement(0.0, 0.0, None, True, result.detail)
-
-
-def _run_pattern(case: Case, tracker: Tracker, hypothesis_settings: settings) -> None:
-    from conformance.patterns import PatternContext, kinds
-
-    pattern = next(p for p in case.spec.patterns if p.check == case.check)
-    ctx = PatternContext(case.spec, case.implementation, case.device, case.dtype, pattern.options, hypothesis_settings)
-    m = kinds()[pattern.kind].run(ctx)
+def _run_whole(case: Case, judge: Callable[..., Any], tracker: Tracker, hypothesis_settings: settings) -> None:
+    """A check that runs whole: one measurement (and, for some, report fields such as a fact's proof)."""
+    outcome = judge(case, hypothesis_settings)
+    m, fields = outcome if isinstance(outcome, tuple) else (outcome, {})
+    tracker.extra.update(fields)
     tracker.examples = max(tracker.examples, m.examples)
     if not m.passed:
         tracker.failure = m
         snippet = f"\nReproduce with:\n{repro(case, m.example)}" if m.example is not None else ""
-        raise CheckFailure(f"{case.check} failed: {pattern.description}: {m.detail}{snippet}")
+        raise CheckFailure(f"{case.check} failed: {m.detail}{snippet}")
     tracker.worst = m
 
 
-def _run_property(case: Case, tracker: Tracker, parent: settings) -> None:
-    inv_when = None
-    if case.check.startswith("invariant:"):
-        inv_when = next(i.when for i in case.spec.invariants if i.id == case.check.split(":", 1)[1])
-    strategy = examples(case.spec, case.dtype, when=inv_when, for_gradcheck=case.check in ("gradcheck", "gradgradcheck"))
-
+def _run_property(case: Case, draw: Callable[..., Any], judge: Callable[..., Any], tracker: Tracker, parent: settings) -> None:
     @settings(
         parent,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -105,13 +91,10 @@ def _run_property(case: Case, tracker: Tracker, parent: settings) -> None:
         database=None,
         report_multiple_bugs=False,  # one failure per row: the shrunk falsifying example
     )
-    @given(example=strategy)
+    @given(example=draw(case))
     def prop(example: Example) -> None:
         try:
-            if case.check == "oracle_agreement":
-                m: Measurement | None = check_oracle_agreement(case.spec, example)
-            else:
-                m = run_check(case.spec, case.implementation, case.device, case.dtype, case.check, example)
+            m: Measurement | None = judge(case, example)
         except Exception:
             tracker.failing_example = example  # an implementation that raises: keep the example and repro too
             note(f"Reproduce with:\n{repro(case, example)}")

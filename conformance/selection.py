@@ -1,8 +1,10 @@
-"""Which cases a run generates: specs × implementations × devices × dtypes × checks.
+"""Cases: which checks a run generates, specs × implementations × devices × dtypes × checks.
 
-``--impl SPEC_ID=REF`` replaces a spec's implementations (several per spec allowed) and restricts
-the run to the specs named. Per-spec cases (symbolic facts, the oracle cross-check) are generated
-once per selected spec.
+Each check definition (:data:`conformance.registry.CHECKS`, see :mod:`conformance.check_defs`) says when
+it applies; a :class:`Case` carries a typed :class:`~conformance.check_defs.CheckRef` to its check.
+``--impl SPEC_ID=REF`` replaces a spec's implementations (several per spec allowed) and restricts the
+run to the specs named. Per-spec checks (symbolic facts, the oracle cross-check) give one case per spec.
+Building cases imports no implementation; :func:`resolve_cases` does, before a run.
 
 >>> from conformance.spec import load_specs
 >>> specs = load_specs()
@@ -20,31 +22,57 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conformance.calling import ImplementationError, resolve
-from conformance.checks import checks_for, source_line
-from conformance.dtype_helpers import DTYPES
-from conformance.spec import EquationSpec, XFail, parse_implementation
+from conformance.check_defs import CheckDef, CheckRef
+from conformance.dtype_names import DTYPES
+from conformance.model import EquationSpec, XFail, parse_implementation
+from conformance.registry import CHECKS
 
 DEVICES = ("cpu", "cuda")
 IMPL_SYMPY = "sympy"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Case:
+    """One (spec, implementation, device, dtype, check). ``ref`` is the typed check; ``check`` its report name."""
+
     spec: EquationSpec
     implementation: str
     device: str
     dtype: str
-    check: str
+    ref: CheckRef
+
+    def __init__(self, spec: EquationSpec, implementation: str, device: str, dtype: str, check: CheckRef | str) -> None:
+        object.__setattr__(self, "spec", spec)
+        object.__setattr__(self, "implementation", implementation)
+        object.__setattr__(self, "device", device)
+        object.__setattr__(self, "dtype", dtype)
+        object.__setattr__(self, "ref", check if isinstance(check, CheckRef) else find_check(spec, check))
+
+    @property
+    def check(self) -> str:
+        """The check's name in reports (``oracle``, ``invariant:<id>``, ``<kind>:<id>``...)."""
+        return self.ref.name
+
+    @property
+    def definition(self) -> CheckDef:
+        return self.ref.definition_record()
 
     @property
     def id(self) -> str:
         return f"{self.spec.id}-{self.implementation}-{self.device}-{self.dtype}-{self.check}"
 
-    def row(self) -> dict[str, Any]:
-        """The row's identity: what the report needs even if the test never runs."""
+    @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        return (self.spec.id, self.implementation, self.device, self.dtype, self.check)
+
+    def identity(self) -> dict[str, Any]:
+        """The row's identity and provenance: what the report needs even if the check never runs."""
         return {
             "spec": self.spec.id,
+            "implementation": self.implementation,
+            "device": self.device,
+            "dtype": self.dtype,
+            "check": self.check,
             "title": self.spec.title,
             "paper": self.spec.paper.title,
             "arxiv": self.spec.paper.arxiv,
@@ -52,16 +80,31 @@ class Case:
             "equation": self.spec.equation,
             "spec_file": _display_path(self.spec.file),
             "spec_line": self.line(),
-            "implementation": self.implementation,
-            "device": self.device,
-            "dtype": self.dtype,
-            "check": self.check,
+            "family": self.definition.family,
         }
 
+    row = identity  # the former name
+
     def line(self) -> int:
-        if self.check.startswith("fact:"):
-            return next(f.line for f in self.spec.facts if f.id == self.check.split(":", 1)[1])
-        return source_line(self.spec, self.check)
+        return self.definition.line(self.spec, self.ref)
+
+
+def find_check(spec: EquationSpec, name: str) -> CheckRef:
+    """The check of ``spec`` whose report name is ``name`` (looked up among the spec's checks, not parsed)."""
+    for definition in _definitions():
+        refs: Iterable[CheckRef]
+        if definition.scope == "spec":
+            refs = definition.applies(spec, definition.spec_device, definition.spec_dtype)
+        else:
+            refs = (r for device in DEVICES for dtype in DTYPES for r in definition.applies(spec, device, dtype))
+        for ref in refs:
+            if ref.name == name:
+                return ref
+    raise ValueError(f"spec {spec.id!r} has no check {name!r}")
+
+
+def _definitions() -> list[CheckDef]:
+    return sorted((d for _, d in CHECKS.items()), key=lambda d: d.order)
 
 
 def _display_path(file: str) -> str:
@@ -79,6 +122,8 @@ def parse_impl_options(options: Iterable[str], specs: Mapping[str, EquationSpec]
     A ref may fix params of its spec in brackets, ``rope_apply=my.mod:rope[interleaved=true]``
     (its declared options); without them an implementation is tested at the spec's defaults.
     """
+    from conformance.refs import ImplementationError, resolve
+
     overrides: dict[str, list[str]] = {}
     for option in options:
         spec_id, sep, ref = option.partition("=")
@@ -100,27 +145,32 @@ def parse_impl_options(options: Iterable[str], specs: Mapping[str, EquationSpec]
 
 def build_cases(specs: Mapping[str, EquationSpec], overrides: Mapping[str, list[str]]) -> list[Case]:
     """Every case of the run, in a stable order (xdist workers must agree on it)."""
+    definitions = _definitions()
     cases: list[Case] = []
     for spec_id, spec in sorted(specs.items()):
         if overrides and spec_id not in overrides:
             continue
         if spec_id in overrides:
             spec = spec.with_implementations(overrides[spec_id])
-        for fact in spec.facts:
-            cases.append(Case(spec, IMPL_SYMPY, "cpu", "exact", f"fact:{fact.id}"))
-        if spec.oracle is not None and spec.oracle.exprs and spec.oracle.reference:
-            cases.append(Case(spec, f"reference:{spec.oracle.reference}", "cpu", "float64", "oracle_agreement"))
+        for d in definitions:
+            if d.scope == "spec" and d.subject is not None:
+                refs = list(d.applies(spec, d.spec_device, d.spec_dtype))
+                cases.extend(Case(spec, d.subject(spec), d.spec_device, d.spec_dtype, r) for r in refs)
         for impl in spec.implementations:
             tested = spec.for_implementation(impl.id)  # its fixed params (options) are not drawn
             for device in DEVICES:
                 for dtype in DTYPES:
-                    cases.extend(Case(tested, impl.id, device, dtype, check) for check in checks_for(spec, dtype))
-                    cases.extend(
-                        Case(tested, impl.id, device, dtype, p.check)
-                        for p in spec.patterns
-                        if device in p.devices and dtype in p.dtypes
-                    )
+                    for d in definitions:
+                        if d.scope == "implementation":
+                            cases.extend(Case(tested, impl.id, device, dtype, r) for r in d.applies(spec, device, dtype))
     return cases
+
+
+def resolve_cases(specs: Mapping[str, EquationSpec]) -> None:
+    """Import every implementation the specs name; a keyed :class:`~conformance.validation.SpecError` if one fails."""
+    from conformance.refs import resolve_implementations
+
+    resolve_implementations(list(specs.values()))
 
 
 def xfail_for(case: Case) -> XFail | None:

@@ -39,7 +39,7 @@ WRONG_NORM = CORRECT_NORM.replace(
 
 def run_suite(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict]:
     result = pytester.runpytest_subprocess(
-        SUITE, "-p", "no:cacheprovider", "--report-dir", "rep", "--hypothesis-profile", "ci", *args
+        SUITE, "-p", "no:cacheprovider", "--report-dir", "rep", "--hypothesis-profile", "conformance-ci", *args
     )
     report_path = pytester.path / "rep" / "conformance.json"
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
@@ -191,8 +191,8 @@ def test_report_schema_fields(pytester: pytest.Pytester) -> None:
     _, report = run_suite(
         pytester, "--impl", "surprise=implementations.surprise:compute_surprise", "-k", "(cpu and float64) or sympy"
     )
-    assert report["schema"] == "conformance-report" and report["schema_version"] == "1.0"
-    assert report["hypothesis"]["profile"] == "ci" and report["hypothesis"]["derandomize"] is True
+    assert report["schema"] == "conformance-report" and report["schema_version"] == "1.1"
+    assert report["hypothesis"]["profile"] == "conformance-ci" and report["hypothesis"]["derandomize"] is True
     assert {"python", "torch", "devices"} <= set(report["environment"])
     required = {
         "spec",
@@ -215,3 +215,51 @@ def test_report_schema_fields(pytester: pytest.Pytester) -> None:
     facts = [r for r in report["results"] if r["check"].startswith("fact:")]
     assert facts and all(r["outcome"] == "passed" and "proved" in r["proof"] for r in facts)
     assert report["summary"]["rows"] == len(report["results"])
+
+
+UNRELATED_TEST = """
+import sys
+
+def test_unrelated():
+    heavy = sorted(m for m in ("torch", "sympy", "numpy", "hypothesis", "conformance.selection", "conformance.spec")
+                   if m in sys.modules)
+    assert heavy == [], heavy
+"""
+
+
+def test_an_unrelated_session_imports_nothing_of_the_harness(pytester: pytest.Pytester) -> None:
+    """The plugin is loaded (entry point) but imports only pytest until conformance cases are collected."""
+    pytester.makepyfile(test_other=UNRELATED_TEST)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:benchmark")
+    result.assert_outcomes(passed=1)
+    assert "conformance" in pytester.runpytest_subprocess("--trace-config", "--co", "-q").stdout.str()
+
+
+def test_an_unrelated_test_asking_for_device_gets_fixture_not_found(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_other="def test_needs_device(device):\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'device' not found*"])
+
+
+def test_the_testing_fixtures_are_opt_in(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest('pytest_plugins = ["conformance.fixtures"]\n')
+    pytester.makepyfile(test_other="def test_needs_device(device, sample_batch):\n    assert device.type in ('cpu', 'cuda')\n")
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_hypothesis_profiles_are_not_registered_in_an_unrelated_session(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_other="""
+from hypothesis import settings
+
+def test_profiles():
+    for name in ("dev", "ci", "thorough", "conformance-dev", "conformance-ci"):
+        try:
+            settings.get_profile(name)
+        except Exception:
+            continue
+        assert name == "ci", f"profile {name!r} is registered"  # Hypothesis registers its own 'ci'
+"""
+    )
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)

@@ -13,5 +13,5 @@ print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch
 if torch.cuda.is_available():
     print("device", torch.cuda.get_device_name(0))
 PY
-python3 -m pytest conformance -p conformance.plugin -p no:cacheprovider --hypothesis-profile ci \
+python3 -m pytest conformance -p conformance.plugin -p no:cacheprovider --hypothesis-profile conformance-ci \
   --report-dir "$out" -n "$workers" -q "${@:2}"

@@ -13,23 +13,27 @@ from typing import Any
 
 from conformance.report.environment import environment
 from conformance.report.markdown import render_markdown
-from conformance.report.rows import OUTCOMES, sort_rows
+from conformance.report.rows import sort_rows
+from conformance.results import OUTCOMES, Result
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
-def build_report(rows: list[dict[str, Any]], *, profile: str, argv: list[str]) -> dict[str, Any]:
-    """The report document: environment, Hypothesis settings, summary and sorted rows."""
+def build_report(rows: list[Result] | list[dict[str, Any]], *, profile: str, argv: list[str]) -> dict[str, Any]:
+    """The report document: environment, Hypothesis settings, summary and sorted rows.
+
+    ``rows``: results (or their JSON rows); ``argv``: the command that ran, as given.
+    """
     from conformance.profiles import settings_for
 
-    rows = sort_rows(rows)
+    rows = sort_rows([r.to_json() if isinstance(r, Result) else dict(r) for r in rows])
     summary = {o: sum(1 for r in rows if r["outcome"] == o) for o in OUTCOMES}
     current = settings_for(profile)
     return {
         "schema": "conformance-report",
         "schema_version": SCHEMA_VERSION,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": ["pytest", *argv],
+        "command": list(argv),
         "environment": environment(),
         "hypothesis": {"profile": profile, "max_examples": current.max_examples, "derandomize": current.derandomize},
         "summary": {"rows": len(rows), **summary},
@@ -37,7 +41,7 @@ def build_report(rows: list[dict[str, Any]], *, profile: str, argv: list[str]) -
     }
 
 
-def write_reports(rows: list[dict[str, Any]], out_dir: Path, *, profile: str, argv: list[str]) -> list[Path]:
+def write_reports(rows: list[Result] | list[dict[str, Any]], out_dir: Path, *, profile: str, argv: list[str]) -> list[Path]:
     """Write ``conformance.json`` and ``conformance.md`` under ``out_dir``; return their paths.
 
     Each file is replaced atomically, so an interrupted run never leaves a half-written report

@@ -63,12 +63,12 @@ def _spec_section(rows: list[dict[str, Any]]) -> list[str]:
         f"Spec: `{first['spec_file']}:{_spec_line(rows)}`",
         "",
     ]
-    facts = [r for r in rows if r["check"].startswith("fact:")]
+    facts = [r for r in rows if r.get("family") == "fact"]
     for r in facts:
         lines.append(f"- {SYMBOL[r['outcome']]} **{r['check']}** — {r.get('proof') or r.get('message') or ''}")
     if facts:
         lines.append("")
-    matrix = [r for r in rows if not r["check"].startswith("fact:")]
+    matrix = [r for r in rows if r.get("family") != "fact"]
     columns = sorted(
         {(r["device"], r["dtype"]) for r in matrix}, key=lambda c: (c[0], _DTYPES.index(c[1]) if c[1] in _DTYPES else 9)
     )

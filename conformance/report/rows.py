@@ -1,53 +1,38 @@
-"""Report rows: one per (spec, implementation, device, dtype, check), merged from pytest phases.
+"""Report rows from the pytest driver's phases, and the report's row order.
 
-Outcomes: ``passed``, ``failed`` (a check's error exceeded its tolerance, or a stale xfail),
-``error`` (the implementation or the harness raised), ``skipped`` (with the reason), ``xfailed``
-(a reviewed expected failure from the spec).
+Each conformance test records its :class:`conformance.results.Result` (made by the engine) on its call
+phase's report; :func:`merge_phase` keeps it, and makes the row of a test that never reached the engine
+(an error in setup, say) from the case's identity. Outcomes: ``passed``, ``failed`` (a check's error
+exceeded its tolerance, or a stale xfail), ``error`` (the implementation or the harness raised),
+``skipped`` (with the reason), ``xfailed`` (a reviewed expected failure from the spec).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed")
+from conformance.results import OUTCOMES, Result, make_result
+
 ROW_ORDER = ("spec", "implementation", "device", "dtype", "check")
 _DTYPE_ORDER = {"exact": 0, "float64": 1, "float32": 2, "bfloat16": 3, "float16": 4}
 
 
-def merge_phase(row: dict[str, Any] | None, report: Any, case: dict[str, Any], result: dict[str, Any] | None) -> dict[str, Any]:
+def merge_phase(row: Result | None, report: Any, identity: Mapping[str, Any], result: Mapping[str, Any] | None) -> Result:
     """Fold one phase's report (setup, call or teardown) into the row.
 
-    ``message`` says why a row is not a plain pass: the failure's measured error and tolerance,
-    the error raised, the skip reason or the xfail's reviewed reason.
+    The call phase carries the engine's result; a failing setup or teardown (a fixture, the harness)
+    makes or turns the row into ``error`` with pytest's reason, unless the row already failed.
     """
-    row = dict(row) if row else {**case, "nodeid": report.nodeid, "outcome": "passed", "message": None}
-    if result:
-        row.update(result)
-    outcome = _outcome(report, result)
-    if outcome is None or (report.when != "call" and outcome == "passed"):
+    if result is not None:
+        row = Result.from_json(result).with_nodeid(report.nodeid)
+    if row is None:
+        row = make_result(identity, outcome="passed").with_nodeid(report.nodeid)
+    if report.when == "call" or not (report.failed or report.skipped) or row.outcome in ("failed", "error"):
         return row
-    if report.when == "teardown" and row["outcome"] in ("failed", "error"):
-        return row  # keep the call's failure; a teardown error after it adds nothing
-    row["outcome"] = outcome
-    detail = (result or {}).get("error") or (result or {}).get("detail")
-    if outcome == "xfailed":
-        row["message"] = f"expected failure: {report.wasxfail}" + (f" ({detail})" if detail else "")
-    elif outcome in ("failed", "error"):
-        longrepr = _reason(report)
-        row["message"] = longrepr if "stale xfail" in longrepr else (detail or longrepr)
-    elif outcome == "skipped":
-        row["message"] = _reason(report)
-    return row
-
-
-def _outcome(report: Any, result: dict[str, Any] | None) -> str | None:
-    if report.skipped:  # an expected failure arrives as a skip with ``wasxfail``, in setup too
-        return "xfailed" if hasattr(report, "wasxfail") else "skipped"
-    if report.when != "call":
-        return "error" if report.failed else None
-    if report.failed:
-        return "error" if result and result.get("error") else "failed"
-    return "passed"
+    if report.skipped:
+        return make_result(identity, outcome="skipped", message=_reason(report)).with_nodeid(report.nodeid)
+    return make_result(identity, outcome="error", message=_reason(report)).with_nodeid(report.nodeid)
 
 
 def _reason(report: Any) -> str:
@@ -55,13 +40,15 @@ def _reason(report: Any) -> str:
     if isinstance(longrepr, tuple) and len(longrepr) == 3:
         return str(longrepr[2]).removeprefix("Skipped: ")
     text = str(getattr(report, "longreprtext", "") or longrepr or "")
-    if "XPASS(strict)" in text:
-        return f"stale xfail: the check passes now; remove the spec's xfail entry ({text.strip()})"
     lines = [ln for ln in text.splitlines() if ln.startswith("E ")]
     return "\n".join(ln[2:].strip() for ln in lines[-6:]) or text[-500:]
 
 
-_CHECK_ORDER = {"oracle": 0, "output_contract": 1, "determinism": 2, "gradient": 3, "gradcheck": 4, "gradgradcheck": 5}
+def _check_order(row: Mapping[str, Any]) -> int:
+    from conformance.registry import CHECKS
+
+    definition = CHECKS.get(row["check"])
+    return definition.order if definition is not None else 6
 
 
 def sort_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -75,8 +62,11 @@ def sort_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row["device"],
             _DTYPE_ORDER.get(row["dtype"], 9),
             row["dtype"],
-            _CHECK_ORDER.get(check, 6),
+            _check_order(row),
             check,
         )
 
     return sorted(rows, key=key)
+
+
+__all__ = ["OUTCOMES", "ROW_ORDER", "merge_phase", "sort_rows"]

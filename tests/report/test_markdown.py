@@ -50,6 +50,7 @@ def row(base: dict[str, Any], impl: str, device: str, dtype: str, check: str, ou
         "device": device,
         "dtype": dtype,
         "check": check,
+        "family": "fact" if impl == "sympy" else "equation",
         "outcome": outcome,
         "message": None,
         "max_abs_err": None,
@@ -98,7 +99,7 @@ def report_of(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 {"name": "cuda", "available": False, "skip_reason": CUDA_REASON},
             ],
         },
-        "hypothesis": {"profile": "ci", "max_examples": 20, "derandomize": True},
+        "hypothesis": {"profile": "conformance-ci", "max_examples": 20, "derandomize": True},
         "summary": {"rows": len(rows), **{o: sum(r["outcome"] == o for r in rows) for o in OUTCOMES}},
         "results": rows,
     }

@@ -83,23 +83,25 @@ def no_step_summary(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # -- build_report ----------------------------------------------------------------------------------
 def test_build_report_schema_and_summary() -> None:
-    report = build_report(list(reversed(ROWS)), profile="ci", argv=ARGV)
+    report = build_report(list(reversed(ROWS)), profile="conformance-ci", argv=ARGV)
     assert report["schema"] == "conformance-report" and report["schema_version"] == SCHEMA_VERSION == "1.0"
-    assert report["command"] == ["pytest", *ARGV]
+    assert report["command"] == ARGV
     assert report["summary"] == {"rows": 8, "passed": 3, "failed": 1, "error": 1, "skipped": 2, "xfailed": 1}
     assert set(report["summary"]) == {"rows", *OUTCOMES}
     assert report["results"] == sort_rows(ROWS)
     assert dt.datetime.fromisoformat(report["created"]).tzinfo is not None
 
 
-@pytest.mark.parametrize(("profile", "max_examples", "derandomize"), [("ci", 20, True), ("thorough", 200, False)])
+@pytest.mark.parametrize(
+    ("profile", "max_examples", "derandomize"), [("conformance-ci", 20, True), ("conformance-thorough", 200, False)]
+)
 def test_build_report_records_the_profile_it_was_given(profile: str, max_examples: int, derandomize: bool) -> None:
     report = build_report(ROWS, profile=profile, argv=ARGV)
     assert report["hypothesis"] == {"profile": profile, "max_examples": max_examples, "derandomize": derandomize}
 
 
 def test_build_report_environment_names_both_devices() -> None:
-    env = build_report(ROWS, profile="ci", argv=ARGV)["environment"]
+    env = build_report(ROWS, profile="conformance-ci", argv=ARGV)["environment"]
     assert env["torch"] == torch.__version__ and env["python"]
     devices = {d["name"]: d for d in env["devices"]}
     assert list(devices) == ["cpu", "cuda"]
@@ -114,7 +116,7 @@ def test_build_report_environment_names_both_devices() -> None:
 # -- write_reports ---------------------------------------------------------------------------------
 def test_write_reports_writes_strict_json_and_the_markdown(tmp_path: Path, no_step_summary: None) -> None:
     out_dir = tmp_path / "nested" / "out"
-    paths = write_reports(ROWS, out_dir, profile="ci", argv=ARGV)
+    paths = write_reports(ROWS, out_dir, profile="conformance-ci", argv=ARGV)
     assert paths == [out_dir / "conformance.json", out_dir / "conformance.md"]
     assert sorted(p.name for p in out_dir.iterdir()) == ["conformance.json", "conformance.md"], "no temporary files left"
     report = strict_json(paths[0])
@@ -129,8 +131,8 @@ def test_write_reports_writes_strict_json_and_the_markdown(tmp_path: Path, no_st
 
 
 def test_write_reports_replaces_a_previous_report(tmp_path: Path, no_step_summary: None) -> None:
-    write_reports(ROWS, tmp_path, profile="ci", argv=ARGV)
-    json_path, _ = write_reports(ROWS[:2], tmp_path, profile="ci", argv=ARGV)
+    write_reports(ROWS, tmp_path, profile="conformance-ci", argv=ARGV)
+    json_path, _ = write_reports(ROWS[:2], tmp_path, profile="conformance-ci", argv=ARGV)
     assert strict_json(json_path)["summary"]["rows"] == 2
 
 
@@ -143,7 +145,7 @@ def test_write_reports_appends_the_markdown_to_the_github_job_summary(tmp_path: 
     summary = tmp_path / "step_summary.md"
     summary.write_text("earlier step\n", encoding="utf-8")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    _, md_path = write_reports(ROWS, tmp_path / "out", profile="ci", argv=ARGV)
+    _, md_path = write_reports(ROWS, tmp_path / "out", profile="conformance-ci", argv=ARGV)
     assert summary.read_text(encoding="utf-8") == "earlier step\n" + md_path.read_text(encoding="utf-8")
 
 
@@ -151,7 +153,7 @@ def test_job_summary_is_truncated_to_its_limit(tmp_path: Path, monkeypatch: pyte
     summary = tmp_path / "step_summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     monkeypatch.setattr(report_mod, "_STEP_SUMMARY_LIMIT", 1000)
-    _, md_path = write_reports(ROWS, tmp_path / "out", profile="ci", argv=ARGV)
+    _, md_path = write_reports(ROWS, tmp_path / "out", profile="conformance-ci", argv=ARGV)
     text = summary.read_text(encoding="utf-8")
     assert len(text.encode()) <= 1000 < len(md_path.read_bytes())
     assert text.rstrip().endswith("the full report is conformance.md in the report directory.")

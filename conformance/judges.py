@@ -1,0 +1,113 @@
+"""How each check definition draws its examples and judges one (the ``draw``/``judge`` refs of
+:mod:`conformance.check_defs`).
+
+Drawing: :func:`conformance.strategies.examples` from the spec's symbols, with an invariant's ``when``
+and gradcheck's small sizes where they apply. Judging one example returns a
+:class:`conformance.tolerance.Measurement` (``None`` rejects the example); checks that run whole (facts,
+pattern kinds) get the Hypothesis settings instead and return the one measurement.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from conformance import checks
+from conformance.strategies import Example, examples
+from conformance.tolerance import Measurement
+
+if TYPE_CHECKING:
+    from hypothesis import settings
+    from hypothesis.strategies import SearchStrategy
+
+    from conformance.selection import Case
+
+
+# -- drawing ---------------------------------------------------------------------------------------
+def draw(case: Case) -> SearchStrategy[Example]:
+    return examples(case.spec, case.dtype)
+
+
+def draw_gradcheck(case: Case) -> SearchStrategy[Example]:
+    return examples(case.spec, case.dtype, for_gradcheck=True)
+
+
+def draw_invariant(case: Case) -> SearchStrategy[Example]:
+    invariant = next(i for i in case.spec.invariants if i.id == case.ref.item)
+    return examples(case.spec, case.dtype, when=invariant.when)
+
+
+# -- judging one example ---------------------------------------------------------------------------
+def _trial(case: Case, example: Example) -> checks.Trial:
+    return checks.Trial(case.spec, case.implementation, case.device, case.dtype, example)
+
+
+def oracle(case: Case, example: Example) -> Measurement | None:
+    return checks.check_oracle(_trial(case, example))
+
+
+def output_contract(case: Case, example: Example) -> Measurement:
+    return checks.check_output_contract(_trial(case, example))
+
+
+def determinism(case: Case, example: Example) -> Measurement:
+    return checks.check_determinism(_trial(case, example))
+
+
+def gradient(case: Case, example: Example) -> Measurement:
+    return checks.check_gradient(_trial(case, example))
+
+
+def gradcheck(case: Case, example: Example) -> Measurement:
+    return checks.check_gradcheck(_trial(case, example), 1)
+
+
+def gradgradcheck(case: Case, example: Example) -> Measurement:
+    return checks.check_gradcheck(_trial(case, example), 2)
+
+
+def invariant(case: Case, example: Example) -> Measurement | None:
+    assert case.ref.item is not None
+    return checks.check_invariant(_trial(case, example), case.ref.item)
+
+
+def oracle_agreement(case: Case, example: Example) -> Measurement:
+    return checks.check_oracle_agreement(case.spec, example)
+
+
+# -- checks that run whole ---------------------------------------------------------------------------
+def fact(case: Case, hypothesis_settings: settings) -> tuple[Measurement, dict[str, Any]]:
+    """Prove the fact; the report's ``proof`` field says what SymPy proved, and at which sizes."""
+    from conformance.symbolic import prove
+
+    entry = next(f for f in case.spec.facts if f.id == case.ref.item)
+    result = prove(entry.kind, entry.options)
+    fields = {"proof": result.detail}
+    if not result.proved:
+        return Measurement(float("nan"), float("nan"), None, False, f"{entry.description}: {result.detail}"), fields
+    return Measurement(0.0, 0.0, None, True, result.detail), fields
+
+
+def pattern(case: Case, hypothesis_settings: settings) -> Measurement:
+    from conformance.patterns import PatternContext
+    from conformance.registry import PATTERN_KINDS
+
+    entry = next(p for p in case.spec.patterns if p.id == case.ref.item)
+    context = PatternContext(case.spec, case.implementation, case.device, case.dtype, entry.options, hypothesis_settings)
+    return PATTERN_KINDS[entry.kind].run(context)
+
+
+def replay(case: Case, example: Any) -> Measurement:
+    """Re-run a whole-running check on one example it reported (what reproduction snippets call)."""
+    from hypothesis import settings as _settings
+
+    from conformance.patterns import PatternContext
+    from conformance.registry import PATTERN_KINDS
+
+    if case.ref.definition != "pattern":
+        raise ValueError(f"{case.check} runs whole: re-run the check itself to reproduce it")
+    entry = next(p for p in case.spec.patterns if p.id == case.ref.item)
+    kind = PATTERN_KINDS[entry.kind]
+    if kind.replay is None:
+        raise ValueError(f"pattern kind {kind.name!r} has no replay: run the check itself to reproduce it")
+    context = PatternContext(case.spec, case.implementation, case.device, case.dtype, entry.options, _settings())
+    return kind.replay(context, example)
