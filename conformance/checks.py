@@ -38,7 +38,7 @@ from conformance.invariants import INVARIANT_KINDS
 from conformance.references import reference_function
 from conformance.spec import EquationSpec
 from conformance.strategies import Example, cotangent, derive_inputs, materialize, shape_of
-from conformance.tolerance import RESCALED_REFERENCE_DTYPE, Measurement, compare, derive, max_abs, rescaled_baseline
+from conformance.tolerance import Measurement, compare, derive, max_abs, reference_baselines, worst
 
 BASE_CHECKS = ("oracle", "output_contract", "determinism")
 Outputs = tuple[np.ndarray, ...]
@@ -128,8 +128,9 @@ class Trial:
         self.fn = self.callable_for(self.scalars)
         self.compute_dtype = self.spec.oracle.compute_dtype.get(self.dtype, self.dtype)
         # Where the same-precision reference would be the float64 oracle itself (error 0 by construction),
-        # the reference runs at this lower dtype instead and its error is rescaled (tolerance.rescaled_baseline).
-        self.stand_in = RESCALED_REFERENCE_DTYPE.get(self.dtype) if self.compute_dtype == self.dtype else None
+        # it runs at a stand-in dtype and its error is rescaled (tolerance.reference_baselines); not where
+        # a declared compute dtype makes the reference another computation anyway.
+        self.stand_in = self.compute_dtype == self.dtype
 
     def callable_for(self, scalars: Mapping[str, Any]) -> Callable[[Mapping[str, torch.Tensor]], tuple[torch.Tensor, ...]]:
         """The implementation called with these sizes and params (an invariant may change a param)."""
@@ -186,14 +187,16 @@ class Trial:
         Where the reference would be the oracle itself (float64), the same comparison is made at the
         stand-in dtype, on the inputs rounded to it, and that error is rescaled by the ratio of epsilons.
         """
-        if self.stand_in is None:
-            reference = self.reference(env)
-            return None if reference is None else [max_abs(r, e) for r, e in zip(reference, expected)]
-        low = self.rounded(env, self.stand_in)
-        reference = self.reference(low, self.stand_in, self.stand_in)
-        if reference is None:
-            return None
-        return [rescaled_baseline(max_abs(r, e), self.stand_in, self.dtype) for r, e in zip(reference, self.oracle(low))]
+
+        def error_at(at: str) -> list[float] | None:
+            if at == self.dtype:
+                reference = self.reference(env)
+                return None if reference is None else [max_abs(r, e) for r, e in zip(reference, expected)]
+            low = self.rounded(env, at)
+            reference = self.reference(low, at, at)
+            return None if reference is None else [max_abs(r, e) for r, e in zip(reference, self.oracle(low))]
+
+        return reference_baselines(self.dtype, error_at, stand_in=self.stand_in)
 
 
 def noise_scales(spec: EquationSpec, env: Mapping[str, Any]) -> list[float | None] | None:
@@ -248,11 +251,6 @@ def _labelled(m: Measurement, name: str | None) -> Measurement:
     return replace(m, detail=f"{name}: {m.detail}")
 
 
-def _worst(measurements: Sequence[Measurement]) -> Measurement:
-    """The measurement that decides a row: a failure first, else the largest error over tolerance."""
-    return max(measurements, key=lambda m: (not m.passed, m.ratio))
-
-
 def compare_outputs(
     t: Trial,
     actual: Outputs,
@@ -273,7 +271,7 @@ def compare_outputs(
         scale = _at_least_the_result(None if scales is None else scales[k], expected[k])
         m = compare(actual[k], expected[k], dtype=t.dtype, rule=t.rule, baseline=baseline, scale=scale)
         measurements.append(_labelled(m, name if several else None))
-    return _worst(measurements)
+    return worst(measurements)
 
 
 # -- the checks -----------------------------------------------------------------------------------
@@ -336,7 +334,7 @@ def check_determinism(t: Trial) -> Measurement:
         same = bool(np.array_equal(a, b, equal_nan=True))
         detail = "" if same else f"two calls differ by up to {err:.4g} (bitwise equality expected)"
         measurements.append(_labelled(Measurement(err, err, None, same, detail), name if len(t.outputs) > 1 else None))
-    return _worst(measurements)
+    return worst(measurements)
 
 
 def check_invariant(t: Trial, invariant_id: str) -> Measurement | None:
@@ -386,7 +384,7 @@ def check_invariant(t: Trial, invariant_id: str) -> Measurement | None:
         detail = f"{inv.description}: {where}|lhs − rhs| {err:.4g} > tolerance {tol.atol:.4g} = {tol.describe()}"
         detail = "" if passed else detail
         measurements.append(Measurement(err, err / scale if scale > 0 else err, tol, passed, detail))
-    return _worst(measurements)
+    return worst(measurements)
 
 
 class _Unrepresentable(Exception):
@@ -429,7 +427,7 @@ def check_gradient(t: Trial) -> Measurement:
             per_output = torch.autograd.grad(outs[k], leaves, cots[k], allow_unused=True, retain_graph=True)
         zeros = [torch.zeros_like(x) if g is None else g for x, g in zip(leaves, per_output)]
         measurements.append(_compare_grads(t, env, zeros, cots64[k], name))
-    return _worst(measurements)
+    return worst(measurements)
 
 
 def _compare_grads(
@@ -445,20 +443,24 @@ def _compare_grads(
         scale = max(float(np.max(np.abs(e), initial=0.0)), float(np.max(b, initial=0.0)))
         m = compare(dh.to_numpy64(g), e, dtype=t.dtype, rule=t.rule, baseline=baseline, scale=scale)
         measurements.append(_labelled(m, f"∂/∂{w}" if output is None else f"{output} → ∂/∂{w}"))
-    return _worst(measurements)
+    return worst(measurements)
 
 
 def _grad_baselines(
     t: Trial, env: Mapping[str, Any], cot64: np.ndarray, expected: list[np.ndarray], only: Sequence[str] | None
 ) -> list[float]:
     """The same-precision reference's error per ``wrt`` input (at float64: the stand-in's, rescaled; see Trial)."""
-    if t.stand_in is None:
-        reference = _expr_grads(t, env, cot64, t.compute_dtype, t.device, only=only)
-        return [max_abs(dh.round_to(r, t.dtype), e) for r, e in zip(reference, expected)]
-    low, cot_low = t.rounded(env, t.stand_in), dh.round_to(cot64, t.stand_in)
-    expected_low = _expr_grads(t, low, cot_low, "float64", "cpu", only=only)
-    reference = _expr_grads(t, low, cot_low, t.stand_in, t.device, only=only)
-    return [rescaled_baseline(max_abs(r, e), t.stand_in, t.dtype) for r, e in zip(reference, expected_low)]
+
+    def error_at(at: str) -> list[float]:
+        if at == t.dtype:
+            reference = _expr_grads(t, env, cot64, t.compute_dtype, t.device, only=only)
+            return [max_abs(dh.round_to(r, t.dtype), e) for r, e in zip(reference, expected)]
+        low, cot_low = t.rounded(env, at), dh.round_to(cot64, at)
+        expected_low = _expr_grads(t, low, cot_low, "float64", "cpu", only=only)
+        reference = _expr_grads(t, low, cot_low, at, t.device, only=only)
+        return [max_abs(r, e) for r, e in zip(reference, expected_low)]
+
+    return reference_baselines(t.dtype, error_at, stand_in=t.stand_in) or []
 
 
 def _expr_grads(
@@ -536,4 +538,4 @@ def check_oracle_agreement(spec: EquationSpec, example: Example) -> Measurement:
     measurements = [
         compare(a, e, dtype="float64", rule=rule, scale=_at_least_the_result(s, e)) for a, e, s in zip(actual, expected, scales)
     ]
-    return _worst([_labelled(m, name if several else None) for name, m in zip(spec.outputs, measurements)])
+    return worst([_labelled(m, name if several else None) for name, m in zip(spec.outputs, measurements)])

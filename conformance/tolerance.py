@@ -9,11 +9,14 @@ float64 oracle's own violation of the relation (e.g. the ε in RMSNorm breaks ex
 invariance). Without a same-precision reference the bound is ``fallback_ulps`` epsilons at scale.
 At float64 the reference would be the oracle itself (error 0 by construction, leaving only the floor
 for computations of any depth), so a float32 stand-in's error, rescaled by the ratio of epsilons,
-is the baseline (:func:`rescaled_baseline`, ``RESCALED_REFERENCE_DTYPE``).
+is the baseline. That rule is written once, :func:`reference_baselines` (and
+:func:`reference_tolerance` for one comparison); every check and pattern kind that compares numbers
+goes through it. :func:`worst` picks the measurement that decides a row of several.
 
 Defaults: factor 2, floor 8 ulps, fallback 64 ulps. A spec may override factor/floor per dtype
 only with a written ``reason``.
 
+>>> from conformance.model import ToleranceRule
 >>> tol = derive("float32", baseline=1e-7, scale=1.0, rule=ToleranceRule())
 >>> round(tol.atol, 12)  # 2 × 1e-7 + 8 × eps(float32)
 1.153674e-06
@@ -21,14 +24,16 @@ only with a written ``reason``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from conformance.dtype_helpers import eps
-from conformance.spec import ToleranceRule
+
+if TYPE_CHECKING:
+    from conformance.model import ToleranceRule
 
 FALLBACK_ULPS = 64.0
 
@@ -101,6 +106,71 @@ def rescaled_baseline(error: float, measured_at: str, dtype: str) -> float:
     True
     """
     return error * eps(dtype) / eps(measured_at)
+
+
+def stand_in_dtype(dtype: str) -> str | None:
+    """Where the same-precision reference at ``dtype`` would be the oracle itself: the dtype it runs at instead.
+
+    >>> stand_in_dtype("float64"), stand_in_dtype("float32")
+    ('float32', None)
+    """
+    return RESCALED_REFERENCE_DTYPE.get(dtype)
+
+
+def reference_baselines(
+    dtype: str, error_at: Callable[[str], Sequence[float] | None], *, stand_in: bool = True
+) -> list[float] | None:
+    """The same-precision reference's error per compared result, at the tested ``dtype``.
+
+    ``error_at(at)`` measures the reference's errors (one per result) with the reference run at dtype
+    ``at``, or returns ``None`` where there is no reference. It is called once: at ``dtype`` itself,
+    or — where the reference at ``dtype`` would be the expected computation itself (float64) and
+    ``stand_in`` allows it — at the stand-in dtype, whose errors are carried to ``dtype`` by the
+    ratio of epsilons (:func:`rescaled_baseline`). ``stand_in=False`` where the reference is computed
+    differently from the oracle anyway (a declared compute dtype).
+
+    >>> reference_baselines("float64", lambda at: [1.0] if at == "float32" else [0.0]) == [2.0**-29]
+    True
+    >>> reference_baselines("float32", lambda at: [3e-7])
+    [3e-07]
+    """
+    at = stand_in_dtype(dtype) if stand_in else None
+    errors = error_at(at or dtype)
+    if errors is None:
+        return None
+    return [rescaled_baseline(e, at, dtype) for e in errors] if at else [float(e) for e in errors]
+
+
+def reference_tolerance(
+    dtype: str, rule: ToleranceRule, error_at: Callable[[str], float | None], *, scale: float, slack: float = 0.0
+) -> Tolerance:
+    """The tolerance of one comparison whose same-precision reference's error ``error_at(at)`` measures.
+
+    :func:`reference_baselines` for a single result, then :func:`derive` under the spec's ``rule``.
+
+    >>> from conformance.model import ToleranceRule
+    >>> tol = reference_tolerance("float64", ToleranceRule(), lambda at: 2.0**-20, scale=1.0)
+    >>> tol.baseline == 2.0**-49
+    True
+    """
+    found = reference_baselines(dtype, lambda at: _one(error_at(at)))
+    return derive(dtype, baseline=None if found is None else found[0], scale=scale, rule=rule, slack=slack)
+
+
+def _one(error: float | None) -> list[float] | None:
+    return None if error is None else [error]
+
+
+def worst(measurements: Iterable[Measurement]) -> Measurement:
+    """The measurement that decides a row of several: a failure first, else the largest error over tolerance.
+
+    Ties keep the first. Raises ``ValueError`` on no measurements.
+
+    >>> a, b = Measurement(1.0, 1.0, None, True), Measurement(2.0, 2.0, None, False)
+    >>> worst([a, b]) is b
+    True
+    """
+    return max(measurements, key=lambda m: (not m.passed, m.ratio))
 
 
 def max_abs(a: np.ndarray, b: np.ndarray) -> float:
