@@ -40,7 +40,6 @@ from conformance.spec import EquationSpec
 from conformance.strategies import Example, cotangent, derive_inputs, materialize, shape_of
 from conformance.tolerance import Measurement, compare, derive, max_abs, reference_baselines, worst
 
-BASE_CHECKS = ("oracle", "output_contract", "determinism")
 Outputs = tuple[np.ndarray, ...]
 
 
@@ -53,29 +52,21 @@ class OutputCountError(TypeError):
 
 
 def checks_for(spec: EquationSpec, dtype: str) -> list[str]:
-    """Every check generated for one implementation at ``dtype``, in report order."""
-    if spec.oracle is None:
-        return []  # a spec of pattern checks only (see conformance.patterns)
-    names = list(BASE_CHECKS) + [f"invariant:{inv.id}" for inv in spec.invariants]
-    if spec.grad_wrt and spec.oracle.exprs:
-        names.append("gradient")
-    if spec.grad_wrt and dtype == "float64":
-        names.append("gradcheck")
-        if spec.grad_order >= 2:
-            names.append("gradgradcheck")
-    return names
+    """The names of the property checks generated for one implementation at ``dtype``, in report order.
+
+    Read from the check definitions (:mod:`conformance.check_defs`); pattern checks are the spec's own list.
+    """
+    from conformance.selection import implementation_checks
+
+    return [ref.name for ref in implementation_checks(spec, "cpu", dtype) if ref.definition != "pattern"]
 
 
 def source_line(spec: EquationSpec, check: str) -> int:
-    """The spec line a check comes from."""
-    if check.startswith("invariant:"):
-        return next(inv.line for inv in spec.invariants if inv.id == check.split(":", 1)[1])
-    pattern = next((p for p in spec.patterns if p.check == check), None)
-    if pattern is not None:
-        return pattern.line
-    if check in ("oracle", "oracle_agreement", "gradient") and spec.oracle is not None:
-        return spec.oracle.line or spec.line
-    return spec.line
+    """The spec line the check named ``check`` comes from (its definition says where)."""
+    from conformance.selection import find_check
+
+    ref = find_check(spec, check)
+    return ref.definition_record().line(spec, ref)
 
 
 # -- calling an implementation of one or several outputs ------------------------------------------
@@ -505,26 +496,20 @@ def check_gradcheck(t: Trial, order: int) -> Measurement:
 
 
 def run_check(spec: EquationSpec, ref: str, device: str, dtype: str, check: str, example: Example) -> Measurement | None:
-    """Run one named check on one example; ``None`` rejects the example (not applicable).
+    """Judge one example by the check named ``check`` (its definition's ``judge``); ``None`` rejects the example.
 
     ``ref`` is the implementation's id: a reference, optionally with fixed params in brackets.
     """
-    t = Trial(spec, ref, device, dtype, example)
-    if check == "oracle":
-        return check_oracle(t)
-    if check == "output_contract":
-        return check_output_contract(t)
-    if check == "determinism":
-        return check_determinism(t)
-    if check == "gradient":
-        return check_gradient(t)
-    if check == "gradcheck":
-        return check_gradcheck(t, 1)
-    if check == "gradgradcheck":
-        return check_gradcheck(t, 2)
-    if check.startswith("invariant:"):
-        return check_invariant(t, check.split(":", 1)[1])
-    raise ValueError(f"unknown check {check!r}")
+    from conformance.selection import Case
+
+    try:
+        case = Case(spec, ref, device, dtype, check)
+    except ValueError:
+        raise ValueError(f"unknown check {check!r} for spec {spec.id!r}") from None
+    definition = case.definition
+    if definition.draw is None:
+        raise ValueError(f"{check!r} runs whole, not one example at a time")
+    return definition.judge_fn()(case, example)
 
 
 def check_oracle_agreement(spec: EquationSpec, example: Example) -> Measurement:

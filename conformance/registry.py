@@ -137,7 +137,8 @@ class Registry(Generic[T]):
                     try:
                         loaded = entry.load()
                     except Exception as exc:  # a broken plug-in names itself
-                        raise RegistryError(f"{self.what}: entry point {entry.name!r} ({entry.value}) failed to load: {exc}") from exc
+                        where = f"entry point {entry.name!r} ({entry.value})"
+                        raise RegistryError(f"{self.what}: {where} failed to load: {exc}") from exc
                     for record in _records_of(loaded):
                         self._add(record, replace=False, source=f"entry point {entry.name!r} ({entry.value})")
 

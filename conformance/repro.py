@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from conformance.checks import CheckFailure, check_oracle_agreement, run_check
-from conformance.spec import EquationSpec, PatternCheck, load_specs
+from conformance.checks import CheckFailure
+from conformance.selection import Case
+from conformance.spec import load_specs
 from conformance.strategies import Example
 from conformance.tolerance import Measurement
 
@@ -30,15 +31,15 @@ def reproduce(
     quiet: bool = False,
 ) -> Measurement:
     """Run ``check`` once; print the measurement; raise :class:`CheckFailure` if it fails."""
+    from conformance.judges import replay
+
     specs = load_specs([d for d in spec_dirs])
-    spec = specs[spec_id]
-    pattern = next((p for p in spec.patterns if p.check == check), None)
-    if pattern is not None:
-        m = _replay_pattern(spec, pattern, implementation, device, dtype, example)
-    elif check == "oracle_agreement":
-        m = check_oracle_agreement(spec, _example(example))
+    case = Case(specs[spec_id], implementation, device, dtype, check)
+    definition = case.definition
+    if definition.draw is None:  # a check that runs whole replays its own example (a pattern kind's)
+        m = replay(case, example)
     else:
-        m = run_check(spec, implementation, device, dtype, check, _example(example))
+        m = definition.judge_fn()(case, _example(example))
     if m is None:
         raise ValueError("this example is not applicable to the check (transformed inputs overflow the dtype)")
     if not quiet:
@@ -54,17 +55,3 @@ def reproduce(
 
 def _example(data: Mapping[str, Any]) -> Example:
     return Example(data["sizes"], data["params"], data["magnitudes"], data["present"], data["seed"])
-
-
-def _replay_pattern(
-    spec: EquationSpec, pattern: PatternCheck, implementation: str, device: str, dtype: str, example: Mapping[str, Any]
-) -> Measurement:
-    """A pattern check on its own example (its kind's ``replay``), with the spec's options."""
-    from hypothesis import settings
-
-    from conformance.patterns import PatternContext, kinds
-
-    kind = kinds()[pattern.kind]
-    if kind.replay is None:
-        raise ValueError(f"pattern kind {kind.name!r} has no replay: run the check itself to reproduce it")
-    return kind.replay(PatternContext(spec, implementation, device, dtype, pattern.options, settings()), example)

@@ -143,6 +143,11 @@ def parse_impl_options(options: Iterable[str], specs: Mapping[str, EquationSpec]
     return overrides
 
 
+def implementation_checks(spec: EquationSpec, device: str, dtype: str) -> list[CheckRef]:
+    """The checks of one implementation of ``spec`` at ``device`` and ``dtype``, in report order."""
+    return [r for d in _definitions() if d.scope == "implementation" for r in d.applies(spec, device, dtype)]
+
+
 def build_cases(specs: Mapping[str, EquationSpec], overrides: Mapping[str, list[str]]) -> list[Case]:
     """Every case of the run, in a stable order (xdist workers must agree on it)."""
     definitions = _definitions()
@@ -160,9 +165,7 @@ def build_cases(specs: Mapping[str, EquationSpec], overrides: Mapping[str, list[
             tested = spec.for_implementation(impl.id)  # its fixed params (options) are not drawn
             for device in DEVICES:
                 for dtype in DTYPES:
-                    for d in definitions:
-                        if d.scope == "implementation":
-                            cases.extend(Case(tested, impl.id, device, dtype, r) for r in d.applies(spec, device, dtype))
+                    cases.extend(Case(tested, impl.id, device, dtype, r) for r in implementation_checks(spec, device, dtype))
     return cases
 
 
