@@ -12,9 +12,10 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from conformance.expr import parse
-from conformance.invariants import INVARIANT_KINDS
-from conformance.spec import Output, TensorInput
+from conformance.invariants import BUILTIN, INVARIANT_KINDS, InvariantKind
+from conformance.model import Output, TensorInput
+from conformance.registry import INVARIANT_KINDS as REGISTRY
+from conformance.validation import SpecContext, SpecError, Where
 
 Fn = Callable[[dict], np.ndarray]
 RNG = np.random.default_rng(2024)
@@ -24,9 +25,22 @@ def tensor_inputs(**shapes: tuple) -> dict[str, TensorInput]:
     return {name: TensorInput(name, shape, kind="bool" if name == "mask" else "real") for name, shape in shapes.items()}
 
 
+WHERE = Where("s.yaml")  # errors name the key below the invariant entry: ``permute``, ``set.q``
+
+
+def context(inputs: dict, outputs: dict, names: set[str], params: dict | None = None) -> SpecContext:
+    """The spec around an invariant: its names include the outputs, as the loader gives them."""
+    return SpecContext("s.yaml", "s", {}, params or {}, inputs, outputs, frozenset(names | set(outputs)))
+
+
 def validated(kind: str, options: dict, inputs: dict, out_shape: tuple, names: set[str] | None = None) -> dict:
     outputs = {"out": Output("out", out_shape)}
-    return INVARIANT_KINDS[kind].validate(options, names=names or set(inputs), inputs=inputs, outputs=outputs, parse=parse)
+    return INVARIANT_KINDS[kind].validate(options, WHERE, context(inputs, outputs, names or set(inputs)))
+
+
+def at_key(exc: SpecError, key: str) -> bool:
+    """Whether the error names ``key`` (or a key below it) of the invariant."""
+    return exc.path == key or exc.path.startswith(f"{key}.")
 
 
 def relate(kind: str, options: dict, env: dict, fn: Fn, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -199,10 +213,10 @@ def test_identity_set_keeps_shape_and_dtype_of_the_input() -> None:
 
 
 # -- validation ----------------------------------------------------------------------------------------
-def validation_error(kind: str, options: dict, inputs: dict, out_shape: tuple) -> tuple[tuple[str, ...], str]:
-    with pytest.raises(KeyError) as info:
+def validation_error(kind: str, options: dict, inputs: dict, out_shape: tuple) -> SpecError:
+    with pytest.raises(SpecError) as info:
         validated(kind, options, inputs, out_shape)
-    return info.value.args
+    return info.value
 
 
 MIXED = tensor_inputs(h=("B", "L", "D"), m=("B", "L", "D"), mask=("L", "L"))
@@ -231,15 +245,15 @@ MIXED = tensor_inputs(h=("B", "L", "D"), m=("B", "L", "D"), mask=("L", "L"))
     ],
 )
 def test_invalid_options_name_the_option(kind: str, options: dict, key: str, words: str) -> None:
-    got_key, message = validation_error(kind, options, MIXED, ("B", "L"))
-    assert got_key == (key,) and words in message
+    exc = validation_error(kind, options, MIXED, ("B", "L"))
+    assert at_key(exc, key) and words in exc.detail, exc
 
 
 # -- several outputs -----------------------------------------------------------------------------------
 def validated_many(kind: str, options: dict, inputs: dict, outputs: dict[str, tuple], params: dict | None = None) -> dict:
     outs = {name: Output(name, shape) for name, shape in outputs.items()}
     names = set(inputs) | set(params or {})
-    return INVARIANT_KINDS[kind].validate(options, names=names, inputs=inputs, outputs=outs, params=params or {}, parse=parse)
+    return INVARIANT_KINDS[kind].validate(options, WHERE, context(inputs, outs, names, params))
 
 
 def polar(env: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -262,15 +276,15 @@ def test_identity_names_every_output_and_its_original() -> None:
 
 
 def test_identity_refuses_original_with_several_outputs() -> None:
-    with pytest.raises(KeyError) as info:
+    with pytest.raises(SpecError) as info:
         validated_many("identity", {"lhs": "c", "rhs": "original"}, TOKENS, {"c": ("B",), "s": ("B",)})
-    assert info.value.args == (("rhs",), "undeclared name(s) original")
+    assert info.value.path == "rhs" and info.value.detail.startswith("undeclared name(s) original;")
 
 
 def test_one_output_axis_needs_outputs_of_one_rank() -> None:
-    with pytest.raises(KeyError) as info:
+    with pytest.raises(SpecError) as info:
         validated_many("permutation", {"permute": {"h": 1}, "output_axis": 1}, TOKENS, {"c": ("B", "L"), "s": ("B",)})
-    assert info.value.args[0] == ("output_axis",) and "different ranks [1, 2]" in info.value.args[1]
+    assert info.value.path == "output_axis" and "different ranks [1, 2]" in info.value.detail
 
 
 def test_per_output_kinds_relate_one_output_at_a_time() -> None:
@@ -291,9 +305,9 @@ def test_identity_may_set_a_param() -> None:
     )
     plan = INVARIANT_KINDS["identity"].plan(options, {**TOKEN_ENV, "k": 3}, np.random.default_rng(0), "out")
     assert plan.env_b["k"] == 5 and plan.env_a["k"] == 3
-    with pytest.raises(KeyError) as info:
+    with pytest.raises(SpecError) as info:
         validated_many("identity", {"set": {"q": "1"}, "lhs": "out", "rhs": "0"}, TOKENS, {"out": ("B", "L")}, {"k": None})
-    assert info.value.args == (("set",), "'q' is not a declared input or param")
+    assert info.value.path == "set.q" and info.value.detail == "'q' is not a declared input or param"
 
 
 # -- composition -----------------------------------------------------------------------------------------
@@ -347,6 +361,21 @@ def test_composition_without_substitutions_is_idempotence() -> None:
     ],
 )
 def test_composition_options_are_validated(options: dict, key: str, words: str) -> None:
-    with pytest.raises(KeyError) as info:
+    with pytest.raises(SpecError) as info:
         validated_many("composition", options, TURN, {"out": ("L", 2)})
-    assert info.value.args[0] == (key,) and words in info.value.args[1], info.value.args
+    assert at_key(info.value, key) and words in info.value.detail, info.value
+
+
+# -- the records -----------------------------------------------------------------------------------------
+def test_builtin_kinds_are_records_in_the_open_registry() -> None:
+    assert INVARIANT_KINDS is REGISTRY, "the module re-exports the registry"
+    assert all(isinstance(kind, InvariantKind) for kind in BUILTIN)
+    assert {kind.name for kind in BUILTIN} <= set(REGISTRY.names())
+    assert REGISTRY["permutation"] is next(k for k in BUILTIN if k.name == "permutation")
+
+
+def test_homogeneity_powers_are_bounded() -> None:
+    exc = validation_error("homogeneity", {"scale": {"h": 1000}}, MIXED, ("B", "L"))
+    assert exc.path == "scale" and "at most 8" in exc.detail
+    exc = validation_error("homogeneity", {"scale": {"h": 1}, "log2_factor": [-100, 100]}, MIXED, ("B", "L"))
+    assert exc.path == "log2_factor" and "within [-16, 16]" in exc.detail

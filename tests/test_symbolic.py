@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.symbolic import FACT_KINDS, MAX_SIZE_COMBINATIONS, prove
+from conformance.registry import FACT_KINDS as REGISTRY
+from conformance.symbolic import BUILTIN, FACT_KINDS, MAX_SIZE_COMBINATIONS, FactKind, prove
+from conformance.validation import SpecContext, SpecError, Where
 from tests.spec_helpers import shipped_specs
+
+WHERE = Where("s.yaml")  # errors name the key below the fact entry: ``sizes``, ``where.eps``
+CONTEXT = SpecContext("s.yaml")
 
 SHIPPED_FACTS = [(spec.id, fact) for spec in shipped_specs().values() for fact in spec.facts]
 
 
 def identity(**options) -> dict:
-    return FACT_KINDS["identity"].validate(options)
+    return FACT_KINDS["identity"].validate(options, WHERE, CONTEXT)
 
 
 def gradient(**options) -> dict:
-    return FACT_KINDS["gradient"].validate(options)
+    return FACT_KINDS["gradient"].validate(options, WHERE, CONTEXT)
 
 
 SURPRISE = "sum((hidden - memory_pred)**2, -1)"
@@ -114,10 +119,10 @@ def test_too_many_elements_at_a_listed_size_is_an_error() -> None:
 
 # -- validation ----------------------------------------------------------------------------------------
 def validation_error(kind: str, **options) -> tuple[tuple[str, ...], str]:
-    """The (key path, message) that ``validate`` reports (the spec loader prefixes the fact's path)."""
-    with pytest.raises(KeyError) as info:
-        FACT_KINDS[kind].validate(options)
-    return info.value.args
+    """The (key path, message) that ``validate`` reports, below the fact's entry."""
+    with pytest.raises(SpecError) as info:
+        FACT_KINDS[kind].validate(options, WHERE, CONTEXT)
+    return tuple(info.value.path.split(".")), info.value.detail
 
 
 BASE = {"lhs": "sum(s, -1)", "rhs": "1", "shapes": {"s": ["N"]}}
@@ -149,7 +154,7 @@ def test_too_many_size_combinations_are_rejected() -> None:
 
 def test_shape_naming_an_unknown_size_is_rejected() -> None:
     key, message = validation_error("identity", lhs="s", rhs="s", shapes={"s": ["M"]}, sizes={"N": [1]})
-    assert key == ("shapes",) and "'M' of 's' is neither an integer nor a key of 'sizes'" in message
+    assert key == ("shapes", "s") and "'M' of 's' is neither an integer in [1, 64] nor a key of 'sizes'" in message
 
 
 @pytest.mark.parametrize(
@@ -173,3 +178,34 @@ def test_gradient_wrt_must_be_a_shaped_tensor() -> None:
         "gradient", of=SURPRISE, wrt="target", equals="0", shapes=SURPRISE_SHAPES, sizes=SURPRISE_SIZES
     )
     assert key == ("wrt",) and "'target' is not a tensor named in 'shapes'" in message
+
+
+# -- values substituted are bounded like expression constants ------------------------------------------------
+@pytest.mark.parametrize(
+    ("where", "words"),
+    [
+        ({"eps": 10**12}, "integers are bounded by 1000000000"),
+        ({"eps": float("inf")}, "expected a finite number"),
+        ({"eps": float("nan")}, "expected a finite number"),
+    ],
+    ids=["huge-int", "inf", "nan"],
+)
+def test_where_values_are_bounded(where: dict, words: str) -> None:
+    key, message = validation_error("identity", **BASE, sizes={"N": [1]}, where=where)
+    assert key == ("where", "eps") and words in message
+
+
+def test_a_tiny_where_value_is_not_rounded_to_zero() -> None:
+    options = {"lhs": "s * eps", "rhs": "0", "shapes": {"s": ["N"]}, "sizes": {"N": [1]}}
+    assert not prove("identity", identity(**options, where={"eps": 1e-300})).proved
+
+
+def test_fixed_dimensions_are_bounded() -> None:
+    key, message = validation_error("identity", lhs="s", rhs="s", shapes={"s": [10**6]}, sizes={})
+    assert key == ("shapes", "s") and "integer in [1, 64]" in message
+
+
+def test_builtin_kinds_are_records_in_the_open_registry() -> None:
+    assert FACT_KINDS is REGISTRY
+    assert all(isinstance(kind, FactKind) for kind in BUILTIN) and {k.name for k in BUILTIN} == {"identity", "gradient"}
+    assert prove(REGISTRY["identity"], identity(lhs="s", rhs="s", shapes={"s": ["N"]}, sizes={"N": [2]})).proved
