@@ -5,6 +5,11 @@ The implementation guide's testing helpers as a small public API, with their gap
 - :func:`assert_close` — a comparison whose default tolerance is derived from the dtype's precision
   with the rule the harness uses (:mod:`conformance.tolerance`), and whose failure message says the
   max absolute and relative errors, where they are, and the tolerance with its derivation;
+- :func:`assert_tensor_equal` — the guide's own helper and signature, ``|a − b| ≤ atol + rtol·|b|``
+  elementwise with the guide's defaults, its gaps closed: shapes must match (``torch.allclose``
+  broadcasts, so a (3,) tensor "equals" a (1, 3) one), it raises even under ``python -O`` (the guide
+  used ``assert``), tensors of different dtypes or devices are compared in float64 on the CPU (the
+  guide's ``allclose`` raised), and the message says how many elements differ and where the worst is;
 - :func:`count_parameters` — trainable (or all) parameters, shared ones counted once;
 - :func:`check_gradient_flow` — every trainable parameter gets a gradient that is present and finite;
   reports *all* offenders, including parameters that are never used (the guide's check relied on
@@ -37,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "accumulation_dtype",
     "assert_close",
+    "assert_tensor_equal",
     "check_gradient_flow",
     "count_parameters",
     "default_tolerance",
@@ -156,6 +162,47 @@ def assert_close(
     if scale == 0:
         message += "; expected is all zero, so only exact zeros pass: pass scale= the magnitude errors are measured against"
     raise AssertionError(message)
+
+
+def assert_tensor_equal(a: Any, b: Any, msg: str = "", rtol: float = 1e-5, atol: float = 1e-5) -> None:
+    """Assert ``a`` and ``b`` are approximately equal: ``|a − b| ≤ atol + rtol·|b|`` at every element.
+
+    The implementation guide's helper with its signature and semantics (those of ``torch.allclose``:
+    NaNs are never equal, equal infinities are), and without its defects: the shapes must be equal,
+    the check is an explicit ``raise`` (it survives ``python -O``), and operands of different dtypes or
+    devices are compared in float64 on the CPU. For a tolerance derived from the dtype's precision use
+    :func:`assert_close`.
+
+    >>> import torch
+    >>> assert_tensor_equal(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.00001]))
+    >>> assert_tensor_equal(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.5]), msg="logits")
+    Traceback (most recent call last):
+    ...
+    AssertionError: logits: max diff = 0.5 (1 of 2 elements differ; worst at index (1,): 2 vs 2.5, allowed 3.5e-05)
+    """
+    import torch
+
+    prefix = f"{msg}: " if msg else ""
+    x, y = _as_tensor(a, "a"), _as_tensor(b, "b")
+    if tuple(x.shape) != tuple(y.shape):
+        raise AssertionError(f"{prefix}shape {tuple(x.shape)} != {tuple(y.shape)}")
+    if x.numel() == 0:
+        return
+    x64 = x.detach().to("cpu", torch.float64)
+    y64 = y.detach().to("cpu", torch.float64)
+    close = torch.isclose(x64, y64, rtol=rtol, atol=atol)
+    if bool(close.all()):
+        return
+    diff = (x64 - y64).abs()
+    diff = torch.where(torch.isnan(diff) | ~close & torch.isinf(diff), torch.full_like(diff, float("inf")), diff)
+    worst = torch.where(close, torch.full_like(diff, -1.0), diff)
+    index = tuple(int(i) for i in torch.unravel_index(torch.argmax(worst), worst.shape)) if worst.dim() else ()
+    allowed = atol + rtol * abs(float(y64[index]))
+    allowed_text = f"allowed {allowed:.2g}" if allowed == allowed else "a NaN is never equal"
+    raise AssertionError(
+        f"{prefix}max diff = {float(diff[index]):.4g} ({int((~close).sum())} of {close.numel()} elements differ; "
+        f"worst at index {index}: {float(x64[index]):.6g} vs {float(y64[index]):.6g}, {allowed_text})"
+    )
 
 
 def _np() -> Any:

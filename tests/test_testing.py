@@ -460,3 +460,37 @@ def test_fixtures_reach_users_through_a_plugin_that_imports_them(pytester: pytes
     pytester.syspathinsert()
     result = pytester.runpytest("-p", "exposing_plugin", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+# -- assert_tensor_equal (the guide's helper) ------------------------------------------------------
+def test_assert_tensor_equal_has_the_guide_semantics() -> None:
+    from conformance.testing import assert_tensor_equal
+
+    b = torch.tensor([1.0, -2.0, 1e3])
+    assert_tensor_equal(b + torch.tensor([9e-6, 0.0, 0.0]), b)  # within atol
+    assert_tensor_equal(b + torch.tensor([0.0, 0.0, 1e-2]), b)  # within rtol·|b| = 1e-2
+    with pytest.raises(AssertionError, match=r"^w: max diff = 0.02 \(1 of 3 elements differ; worst at index \(2,\)"):
+        assert_tensor_equal(b + torch.tensor([0.0, 0.0, 2e-2]), b, msg="w")
+    assert_tensor_equal(torch.tensor([1.0]), torch.tensor([1.5]), rtol=0.0, atol=0.5)
+
+
+def test_assert_tensor_equal_closes_the_guide_gaps() -> None:
+    from conformance.testing import assert_tensor_equal
+
+    with pytest.raises(AssertionError, match=r"shape \(3,\) != \(1, 3\)"):
+        assert_tensor_equal(torch.ones(3), torch.ones(1, 3))  # torch.allclose broadcasts these
+    with pytest.raises(AssertionError, match="a NaN is never equal"):
+        assert_tensor_equal(torch.tensor([float("nan")]), torch.tensor([float("nan")]))
+    with pytest.raises(AssertionError, match="max diff = inf"):
+        assert_tensor_equal(torch.tensor([float("inf")]), torch.tensor([1.0]))
+    assert_tensor_equal(torch.tensor([float("inf")]), torch.tensor([float("inf")]))
+    assert_tensor_equal(torch.ones(2, dtype=torch.float16), torch.ones(2, dtype=torch.float64))  # allclose raised
+
+
+def test_assert_tensor_equal_raises_under_python_dash_o() -> None:
+    import subprocess
+    import sys
+
+    code = "import torch\nfrom conformance.testing import assert_tensor_equal\nassert_tensor_equal(torch.ones(2), torch.zeros(2))"
+    result = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "AssertionError: max diff = 1" in result.stderr
