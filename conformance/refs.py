@@ -84,9 +84,10 @@ def ref_problem(ref: Any) -> str | None:
     if target.endswith(".py"):
         return None
     parts = target.split(".")
-    if any(not part or part.startswith("__") for part in parts):
+    refused = _refused_module(parts[0])
+    if refused is None and any(not part or part.startswith("__") for part in parts):
         return f"expected a dotted module name without empty or dunder parts, got {target!r}"
-    return _refused_module(parts[0])
+    return refused
 
 
 def _refused_module(top: str) -> str | None:
