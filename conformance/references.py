@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from conformance.refs import resolve
 from conformance.registry import REFERENCES
 
 __all__ = ["BUILTIN", "REFERENCES", "Reference", "attention", "is_ref", "reference_function", "rmsnorm", "surprise"]
@@ -101,26 +102,19 @@ def is_ref(reference: str) -> bool:
 def reference_function(spec: Any) -> ReferenceFn:
     """The float64 function a spec's ``oracle.reference`` names: a registered name, or a ref resolved from the spec's file.
 
-    Raises ``KeyError`` for an unknown name (the loader refuses those first) and the resolver's error
-    for a ref that cannot be imported.
+    Raises ``KeyError`` for an unknown name (the loader refuses those first), and
+    :class:`conformance.refs.ImplementationError` for a ref that cannot be imported or is refused (the
+    standard library, builtins).
     """
     reference = spec.oracle.reference
     if reference is None:
         raise ValueError(f"spec {spec.id!r} names no oracle.reference")
     if not is_ref(reference):
         return REFERENCES[reference].function
-    value = _resolve(reference, Path(spec.file).parent)
+    value = resolve(reference, Path(spec.file).parent)
     if isinstance(value, Reference):
         return value.function
     if not callable(value):
         raise TypeError(f"{spec.file}: oracle.reference {reference!r} is a {type(value).__name__}, not a function")
     return value
 
-
-def _resolve(ref: str, base: Path) -> Any:
-    """Import what ``ref`` names, relative to ``base`` (conformance.refs where present: torch-free, no stdlib refs)."""
-    try:
-        from conformance.refs import resolve
-    except ImportError:  # before conformance.refs exists: the implementation resolver
-        from conformance.calling import resolve
-    return resolve(ref, base)
