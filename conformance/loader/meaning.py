@@ -7,6 +7,8 @@ Three checks, each a keyed :class:`~conformance.validation.SpecError`:
 - **satisfiable constraints**: some sizes (and params) within their ranges satisfy every
   constraint. The grid of candidates is searched vectorised, smallest values first, up to
   :data:`MAX_SIZE_GRID` points; where the full grid is larger, an error says so rather than guessing;
+- **dimensions**: a dimension written as an expression (``D // 2``) is a positive integer at every
+  searched size the constraints allow;
 - **oracle shapes**: every oracle expression (and derived input) is evaluated once in float64 with
   NumPy on deterministic inputs at small sizes that satisfy the constraints (distinct sizes where
   possible, so that ``Q @ K`` written for ``Q @ transpose(K)`` cannot pass by coincidence), and
@@ -35,8 +37,9 @@ def check_meaning(spec: EquationSpec, where: Where) -> None:
     if spec.oracle is None:
         return
     check_memory(spec, where)
-    point = satisfying_point(spec, where)
-    check_oracle_shapes(spec, where, point)
+    grid, ok = satisfying_grid(spec, where)
+    check_dimensions(spec, where, grid, ok)
+    check_oracle_shapes(spec, where, satisfying_point(spec, grid, ok))
 
 
 # -- memory ---------------------------------------------------------------------------------------
@@ -78,8 +81,35 @@ def _mib(count: int) -> str:
 
 
 # -- constraints ----------------------------------------------------------------------------------
-def satisfying_point(spec: EquationSpec, where: Where) -> dict[str, Any]:
+def satisfying_point(spec: EquationSpec, grid: Mapping[str, np.ndarray], ok: np.ndarray) -> dict[str, Any]:
     """Small sizes and params satisfying every constraint: distinct sizes above 1 where possible, then the smallest."""
+    best = _best(spec, grid, ok)
+    point = {n: _representative(p) for n, p in spec.params.items()}
+    point.update({n: _scalar(v[best]) for n, v in grid.items()})
+    return point
+
+
+def check_dimensions(spec: EquationSpec, where: Where, grid: Mapping[str, np.ndarray], ok: np.ndarray) -> None:
+    """Every dimension written as an expression is a positive integer at every searched size the constraints allow."""
+    for group, records in (("inputs", spec.inputs), ("outputs", spec.outputs)):
+        for name, record in records.items():
+            for i, dim in enumerate(record.shape):
+                if isinstance(dim, (str, int)):
+                    continue
+                with np.errstate(all="ignore"):
+                    value = np.broadcast_to(np.asarray(evaluate(dim, grid, NumpyBackend()), dtype=np.float64), ok.shape)
+                bad = ok & ~((value >= 1) & (value == np.floor(value)))
+                if bad.any():
+                    k = int(np.argmax(bad))
+                    sizes = {n: _scalar(grid[n][k]) for n in spec.symbols}
+                    raise where.at(group, name, "shape", i).error(
+                        f"{dim} is {value[k]:g} at sizes {sizes}, which the constraints allow: expected a positive "
+                        "integer (add a constraint)"
+                    )
+
+
+def satisfying_grid(spec: EquationSpec, where: Where) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The searched grid of sizes (and constrained params), flattened, and which points satisfy every constraint."""
     constrained = set().union(*(c.free_symbols for _, c in spec.constraints)) if spec.constraints else set()
     constrained_names = {s.name for s in constrained}
     axes: dict[str, list[Any]] = {name: list(range(s.min, s.max + 1)) for name, s in spec.symbols.items()}
@@ -101,10 +131,7 @@ def satisfying_point(spec: EquationSpec, where: Where) -> dict[str, Any]:
         ok &= value
     if not ok.any():
         raise where.at("constraints").error(_unsatisfiable(spec, searched, full))
-    best = _best(spec, grid, ok)
-    point = {n: _representative(p) for n, p in spec.params.items()}
-    point.update({n: _scalar(v[best]) for n, v in grid.items()})
-    return point
+    return grid, ok
 
 
 def _param_candidates(param: Param) -> list[Any]:
