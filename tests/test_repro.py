@@ -118,7 +118,7 @@ def test_runner_repro_snippet_reproduces_the_failure(wrong_ref: str, capsys: pyt
 
 
 def test_a_pattern_check_replays_its_own_example() -> None:
-    from conformance.patterns.checkpoint_equivalence import LayerPlan, StackPlan, plan_to_dict
+    from conformance.patterns.helpers.stack_plans import LayerPlan, StackPlan, plan_to_dict
 
     plan = StackPlan((LayerPlan("linear", 2, 3, "tanh"), LayerPlan("dropout", 3, 3, p=0.5)), 1, 2, True, 11)
     m = reproduce(

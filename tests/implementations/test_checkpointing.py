@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import implementations.checkpointing as checkpointing
-from conformance.patterns.saved_memory import saved_for_backward
+from conformance.patterns.helpers.saved_memory import saved_for_backward
 from implementations.checkpointing import CheckpointedModule, segment_starts
 
 

@@ -9,11 +9,15 @@ import torch
 from hypothesis import settings
 
 from conformance.checks import CheckFailure
-from conformance.patterns.checkpoint_compiled import check_compiled, compiled_plans
-from conformance.patterns.checkpoint_equivalence import LayerPlan, StackPlan, one_intra_op_thread, validate
+from conformance.model import ToleranceRule
+from conformance.patterns.checkpoint_equivalence import validate
+from conformance.patterns.helpers.checkpoint_stacks import one_intra_op_thread
+from conformance.patterns.helpers.stack_plans import LayerPlan, StackPlan
+from conformance.patterns.runs.checkpoint_compiled import check_compiled, compiled_plans
 from conformance.runner import run_case
 from conformance.selection import Case
 from implementations.checkpointing import CheckpointedModule
+from tests.patterns.kind_helpers import rejected, validated
 from tests.spec_helpers import load_error, pattern_case, pattern_spec, write_spec
 
 MODES = ["train", "eval"]
@@ -61,15 +65,15 @@ def _spec(pattern: dict, ref: str = "implementations.checkpointing:CheckpointedM
 
 
 def test_dropout_is_refused_naming_the_key(tmp_path: Path) -> None:
-    with pytest.raises(KeyError, match="must not include dropout"):
-        validate({"property": "compiled"})  # the default layer kinds include dropout
+    path, message = rejected(validate, {"property": "compiled"})
+    assert path == "layers" and "must not include dropout" in message  # the default layer kinds include dropout
     file = write_spec(tmp_path, _spec({"property": "compiled"}))
     message = str(load_error(file))
     assert "specs[0].patterns[0].layers" in message and "another random stream" in message
 
 
 def test_one_fixed_stack_per_checkpoint_every() -> None:
-    options = validate(
+    options = validated(validate,
         {
             "property": "compiled",
             "checkpoint_every": [1, 3],
@@ -93,20 +97,20 @@ def test_one_fixed_stack_per_checkpoint_every() -> None:
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_correct_module_passes_within_the_derived_bound(dtype: str) -> None:
-    m = check_compiled(CheckpointedModule, SMALL, "cpu", dtype, MODES)
+    m = check_compiled(CheckpointedModule, SMALL, "cpu", dtype, MODES, rule=ToleranceRule())
     assert m.passed, m.detail
     assert m.tolerance is not None and m.tolerance.baseline is not None and m.tolerance.baseline > 0
     assert m.max_abs_err <= m.tolerance.atol
 
 
 def test_compiled_only_rounding_is_caught_and_named() -> None:
-    m = check_compiled(RoundsWhenCompiled, SMALL, "cpu", "float32", MODES)
+    m = check_compiled(RoundsWhenCompiled, SMALL, "cpu", "float32", MODES, rule=ToleranceRule())
     assert not m.passed and m.max_abs_err > 1e-4
     assert m.detail.startswith(("train: ", "eval: ")) and "stack: " in m.detail  # names the result that broke
 
 
 def test_compiled_only_missing_gradient_is_reported_as_missing_with_a_bound() -> None:
-    m = check_compiled(DropsGradientWhenCompiled, SMALL, "cpu", "float32", ["train"])
+    m = check_compiled(DropsGradientWhenCompiled, SMALL, "cpu", "float32", ["train"], rule=ToleranceRule())
     assert not m.passed and "missing (None)" in m.detail
     assert m.tolerance is not None  # the report row carries the bound it broke
 

@@ -13,22 +13,20 @@ from torch.utils.checkpoint import checkpoint
 
 from conformance.checks import CheckFailure
 from conformance.patterns import kinds
-from conformance.patterns.checkpoint_equivalence import (
-    KIND,
-    LayerPlan,
-    StackPlan,
-    build_layers,
+from conformance.patterns.checkpoint_equivalence import KIND, validate
+from conformance.patterns.helpers.checkpoint_stacks import build_layers, one_intra_op_thread
+from conformance.patterns.helpers.stack_plans import LayerPlan, StackPlan
+from conformance.patterns.runs.checkpoint_equivalence import (
     check_equivalence,
     check_saved_memory,
     measure_saved_bytes,
-    one_intra_op_thread,
     stack_plans,
-    validate,
 )
 from conformance.runner import run_case
 from conformance.selection import Case, build_cases
 from conformance.spec import load_specs
 from implementations.checkpointing import CheckpointedModule
+from tests.patterns.kind_helpers import dotted, rejected, validated
 from tests.spec_helpers import load_error, pattern_case, pattern_spec, write_spec
 
 
@@ -89,7 +87,7 @@ class FreshDropout(CheckpointedModule):
 
 
 def test_defaults_are_filled_in() -> None:
-    options = validate({})
+    options = validated(validate, {})
     assert options["property"] == "equivalence"
     assert options["checkpoint_every"] == [1, 2, 3, 8]
     assert options["layers"] == ["linear", "layernorm", "dropout", "residual", "batchnorm"]
@@ -117,14 +115,13 @@ def test_defaults_are_filled_in() -> None:
     ],
 )
 def test_bad_options_name_the_key(options: dict, key: tuple, message: str) -> None:
-    with pytest.raises(KeyError) as info:
-        validate(options)
-    assert info.value.args[0] == key and message in info.value.args[1]
+    path, found = rejected(validate, options)
+    assert path == dotted(key) and message in found
 
 
 def test_batch_of_one_is_allowed_without_batchnorm_in_training() -> None:
-    assert validate({"batch": {"min": 1, "max": 2}, "layers": ["linear"]})["batch"] == {"min": 1, "max": 2}
-    assert validate({"batch": {"min": 1, "max": 2}, "modes": ["eval"]})["batch"]["min"] == 1
+    assert validated(validate, {"batch": {"min": 1, "max": 2}, "layers": ["linear"]})["batch"] == {"min": 1, "max": 2}
+    assert validated(validate, {"batch": {"min": 1, "max": 2}, "modes": ["eval"]})["batch"]["min"] == 1
 
 
 def _spec_with(pattern: dict) -> dict:
@@ -158,7 +155,7 @@ def test_shipped_spec_generates_every_check_on_its_devices_and_dtypes() -> None:
 
 
 @BOUNDED
-@given(plan=stack_plans(validate({"depth": {"min": 2, "max": 4}, "width": {"min": 2, "max": 3}, "checkpoint_every": [3]})))
+@given(plan=stack_plans(validated(validate, {"depth": {"min": 2, "max": 4}, "width": {"min": 2, "max": 3}, "checkpoint_every": [3]})))
 def test_drawn_stacks_respect_the_options_and_chain_widths(plan: StackPlan) -> None:
     assert 2 <= plan.depth <= 4 and plan.checkpoint_every == 3 and 2 <= plan.batch <= 4
     for before, after in zip(plan.layers, plan.layers[1:]):
@@ -233,7 +230,7 @@ def test_wrong_output_shape_fails_without_crashing() -> None:
 
 
 def test_a_nondeterministic_plain_stack_widens_the_bound_by_its_own_repeat() -> None:
-    from conformance.patterns.checkpoint_equivalence import _diff
+    from conformance.patterns.runs.checkpoint_equivalence import _diff
 
     d = 2.0**-20  # dyadic: the differences below are exact
     expected, repeat = torch.tensor([1.0, 2.0], dtype=torch.float64), torch.tensor([1.0, 2.0 + d], dtype=torch.float64)
@@ -271,7 +268,7 @@ def test_memory_check_catches_a_plain_loop_and_names_both_relations() -> None:
 
 
 def test_strict_saving_is_not_claimed_with_a_bare_dropout() -> None:
-    from conformance.patterns.checkpoint_equivalence import _strictly_less_expected
+    from conformance.patterns.runs.checkpoint_equivalence import _strictly_less_expected
 
     assert _strictly_less_expected(_plan(*[_linear(2, 2)] * 4, k=2))
     assert not _strictly_less_expected(_plan(*[_linear(2, 2)] * 3, k=2))  # depth < 2k
@@ -332,7 +329,7 @@ def test_kind_is_discovered() -> None:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_peak_is_reported() -> None:
-    from conformance.patterns.checkpoint_equivalence import cuda_peak_bytes
+    from conformance.patterns.runs.checkpoint_equivalence import cuda_peak_bytes
 
     text = cuda_peak_bytes(CheckpointedModule, "cuda", "float32")
     assert "plain" in text and "checkpointed" in text and "not asserted" in text

@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 
 from conformance.patterns import PatternContext, kinds
-from conformance.patterns.config_table import KIND, PROBE_KEY, _probes
+from conformance.patterns.config_table import KIND
+from conformance.patterns.runs.config_table import PROBE_KEY, _probes
 from conformance.spec import load_file
 from conformance.tolerance import Measurement
+from tests.patterns.kind_helpers import validated
 from tests.spec_helpers import load_error, write_spec
 
 TABLE = {"a": {"x": 1, "y": 0.5}, "b": {"x": 2, "y": 0.25}}
@@ -189,7 +191,7 @@ REJECT_VARIANT = {"variant": "zz", "error": "ValueError", "message": ["zz", "a",
 
 def check(impl: type, **options: Any) -> Measurement:
     raw = {"table": TABLE, "derived": {"a": {"s": 2}, "b": {"s": 4}}, "rejects": [REJECT_X, REJECT_VARIANT], **options}
-    ctx = _Context(None, "test", "cpu", "float32", KIND.validate(raw), None, impl=impl)  # type: ignore[arg-type]
+    ctx = _Context(None, "test", "cpu", "float32", validated(KIND.validate, raw), None, impl=impl)  # type: ignore[arg-type]
     return KIND.run(ctx)
 
 

@@ -18,6 +18,7 @@ from hypothesis import settings
 from conformance.patterns import PatternContext, kinds
 from conformance.patterns.domain_error import KIND
 from conformance.spec import EquationSpec
+from tests.patterns.kind_helpers import validated
 from tests.spec_helpers import load_error, load_one, minimal_spec, write_spec
 
 FEW = settings(max_examples=8, derandomize=True, deadline=None, database=None)
@@ -79,7 +80,7 @@ def run(spec: EquationSpec, name: str) -> object:
 # -- validation --------------------------------------------------------------------------------------
 def test_the_kind_is_discovered_with_its_defaults() -> None:
     assert kinds()["domain_error"] is KIND
-    options = KIND.validate({"set": {"L": "M + 1"}})
+    options = validated(KIND.validate, {"set": {"L": "M + 1"}})
     assert options["raises"] == ("ValueError",) and options["match"] is None
     assert str(options["set"]["L"]) == "M + 1"
 

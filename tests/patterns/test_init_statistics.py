@@ -12,7 +12,8 @@ import torch
 from hypothesis import settings
 
 from conformance.patterns import PatternContext, kinds
-from conformance.patterns.init_statistics import (
+from conformance.patterns.init_statistics import validate
+from conformance.patterns.runs.init_statistics import (
     Draw,
     dkw_epsilon,
     ks_distance,
@@ -21,9 +22,9 @@ from conformance.patterns.init_statistics import (
     run,
     truncated_normal_law,
     uniform_law,
-    validate,
 )
 from conformance.spec import SpecError, load_specs
+from tests.patterns.kind_helpers import validated
 from tests.spec_helpers import load_error, write_spec
 
 CORRECT = "implementations.initialization:init_weights"
@@ -78,7 +79,7 @@ def _entry(**changes: Any) -> dict[str, Any]:
 
 
 def _context(entry: dict[str, Any], ref: str = CORRECT, dtype: str = "float32", examples: int = 3) -> PatternContext:
-    options = validate({k: v for k, v in entry.items() if k not in ("id", "kind", "description")})
+    options = validated(validate, {k: v for k, v in entry.items() if k not in ("id", "kind", "description")})
     spec = next(iter(load_specs([], default=True).values()))  # any spec: only its file's directory is used
     return PatternContext(spec, ref, "cpu", dtype, options, settings(max_examples=examples, derandomize=True, database=None))
 

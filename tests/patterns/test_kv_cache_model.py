@@ -16,13 +16,14 @@ from conformance.patterns import kv_cache_model as kv
 from conformance.spec import SpecError, load_file, load_specs
 from implementations.attention import attention_manual
 from implementations.kv_cache import KVCache, decode_attention
+from tests.patterns.kind_helpers import dotted, rejected, validated
 
 DEFECTS = Path(__file__).resolve().parent.parent / "meta_tests" / "defects" / "kv_cache_defects.py"
 FAST = settings(max_examples=15, derandomize=True, deadline=None, database=None)
 
 
 def _options(**extra) -> dict:
-    return kv.validate({"checks": ["contents"], **extra})
+    return validated(kv.validate, {"checks": ["contents"], **extra})
 
 
 # -- options --------------------------------------------------------------------------------------
@@ -37,7 +38,7 @@ def test_defaults() -> None:
     out = _options()
     assert out["checks"] == ("contents",) and out["max_seq_len"] == (1, 12) and out["update_length"] == (0, 4)
     assert out["special_values"] is True and out["max_steps"] == 20 and "attention" not in out
-    decoding = kv.validate({"checks": ["decoding"], "attention": "implementations.kv_cache:decode_attention"})
+    decoding = validated(kv.validate, {"checks": ["decoding"], "attention": "implementations.kv_cache:decode_attention"})
     assert decoding["special_values"] is False
 
 
@@ -48,11 +49,12 @@ def test_defaults() -> None:
         ({"checks": "contents"}, ("checks",), "non-empty list"),
         ({"checks": ["contents", "bogus"]}, ("checks", 1), "unknown check 'bogus'"),
         ({"checks": ["history", "history"]}, ("checks",), "at most once"),
-        ({"checks": ["contents"], "max_seq_len": [0, 4]}, ("max_seq_len",), "1 <= min <= max <= 256"),
-        ({"checks": ["contents"], "batch_size": [3, 2]}, ("batch_size",), "min <= max"),
-        ({"checks": ["contents"], "head_dim": 8}, ("head_dim",), "[min, max]"),
-        ({"checks": ["contents"], "n_heads": [True, 2]}, ("n_heads",), "[min, max]"),
-        ({"checks": ["contents"], "update_length": [-1, 2]}, ("update_length",), "0 <= min"),
+        ({"checks": ["contents"], "max_seq_len": {"min": 0, "max": 4}}, ("max_seq_len",), "1 <= min <= max <= 256"),
+        ({"checks": ["contents"], "batch_size": {"min": 3, "max": 2}}, ("batch_size",), "min <= max"),
+        ({"checks": ["contents"], "head_dim": 8}, ("head_dim",), "{min, max}"),
+        ({"checks": ["contents"], "n_heads": {"min": True, "max": 2}}, ("n_heads",), "min <= max"),
+        ({"checks": ["contents"], "n_heads": [1, 2]}, ("n_heads",), "write {min: 1, max: 2}"),  # the old list form
+        ({"checks": ["contents"], "update_length": {"min": -1, "max": 2}}, ("update_length",), "0 <= min"),
         ({"checks": ["contents"], "max_steps": 0}, ("max_steps",), "[1, 100]"),
         ({"checks": ["contents"], "special_values": "yes"}, ("special_values",), "true or false"),
         ({"checks": ["decoding"]}, ("attention",), "needs 'attention'"),
@@ -62,13 +64,12 @@ def test_defaults() -> None:
     ],
 )
 def test_bad_options_name_their_key(options: dict, key: tuple, words: str) -> None:
-    with pytest.raises(KeyError) as info:
-        kv.validate(options)
-    assert info.value.args[0] == key and words in info.value.args[1]
+    path, message = rejected(kv.validate, options)
+    assert path == dotted(key) and words in message
 
 
 def test_bad_option_fails_the_spec_on_load(tmp_path: Path) -> None:
-    text = Path("specs/kv_cache.yaml").read_text(encoding="utf-8").replace("max_seq_len: [1, 12]", "max_seq_len: [1, 9999]", 1)
+    text = Path("specs/kv_cache.yaml").read_text(encoding="utf-8").replace("max_seq_len: {min: 1, max: 12}", "max_seq_len: {min: 1, max: 9999}", 1)
     bad = tmp_path / "kv.yaml"
     bad.write_text(text, encoding="utf-8")
     with pytest.raises(SpecError, match=r"specs\[0\]\.patterns\[0\]\.max_seq_len: expected \[min, max\]"):
@@ -157,7 +158,7 @@ def test_overflow_error_clarity(exc: Exception, why: str | None) -> None:
 
 
 def _setup(dtype: str = "float32", attention=decode_attention, **options) -> kv.Setup:
-    opts = kv.validate({"checks": ["decoding"], "attention": "a.b:c", **options})
+    opts = validated(kv.validate, {"checks": ["decoding"], "attention": "a.b:c", **options})
     return kv.Setup(KVCache, attention, "cpu", dtype, opts, load_specs()["kv_cache"].tolerance_rule(dtype))
 
 

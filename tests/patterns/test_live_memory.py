@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from conformance.patterns.live_memory import LiveBytes
+from conformance.patterns.helpers.live_memory import LiveBytes
 
 
 def test_counts_intermediates_alive_together_not_inputs() -> None:

@@ -9,6 +9,7 @@ from hypothesis import settings
 
 from conformance.patterns import PatternContext, kinds
 from conformance.spec import load_specs
+from tests.patterns.kind_helpers import rejected, validated
 
 MHA = "implementations.multihead_attention:PaperModule"
 SIZES = {"B": 2, "L": 8, "D": 16, "H": 4}
@@ -17,7 +18,7 @@ SIZES = {"B": 2, "L": 8, "D": 16, "H": 4}
 def _run(kind: str, ref: str, options: dict, dtype: str = "float32"):
     spec = load_specs()["multihead_attention"]
     k = kinds()[kind]
-    return k.run(PatternContext(spec, ref, "cpu", dtype, k.validate(options), settings()))
+    return k.run(PatternContext(spec, ref, "cpu", dtype, validated(k.validate, options), settings()))
 
 
 def _module_file(tmp_path: Path, body: str) -> str:
@@ -80,9 +81,8 @@ def test_dropout_modes_catch_dropout_in_eval(tmp_path: Path) -> None:
     ],
 )
 def test_dropout_modes_options_are_validated(options: dict, key: str) -> None:
-    with pytest.raises(KeyError) as info:
-        kinds()["dropout_modes"].validate(options)
-    assert info.value.args[0] == (key,)
+    path, _ = rejected(kinds()["dropout_modes"].validate, options)
+    assert path == key
 
 
 # --- compile_equivalence ----------------------------------------------------------------------

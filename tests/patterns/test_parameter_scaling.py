@@ -14,8 +14,10 @@ from torch import nn
 
 from conformance.dtype_helpers import DTYPES, eps
 from conformance.patterns import PatternContext, kinds
-from conformance.patterns.parameter_scaling import Draw, Node, _scaled, _untouched, measure, run, trees, validate
+from conformance.patterns.parameter_scaling import validate
+from conformance.patterns.runs.parameter_scaling import Draw, Node, _scaled, _untouched, measure, run, trees
 from conformance.spec import SpecError, load_specs
+from tests.patterns.kind_helpers import validated
 from tests.spec_helpers import load_error, write_spec
 
 CORRECT = "implementations.initialization:init_residual_scaling"
@@ -57,7 +59,7 @@ def _entry(**changes: Any) -> dict[str, Any]:
 
 def _context(ref: str = CORRECT, dtype: str = "float32", examples: int = 10, **changes: Any) -> PatternContext:
     entry = _entry(**changes)
-    options = validate({k: v for k, v in entry.items() if k not in ("id", "kind", "description")})
+    options = validated(validate, {k: v for k, v in entry.items() if k not in ("id", "kind", "description")})
     spec = next(iter(load_specs([], default=True).values()))  # any spec: only its file's directory is used
     # no shrinking: failures come back faster
     quick = settings(max_examples=examples, derandomize=True, database=None, phases=[Phase.generate])

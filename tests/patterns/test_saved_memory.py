@@ -1,4 +1,4 @@
-"""Unit tests for conformance.patterns.saved_memory: bytes saved for backward, counted by storage."""
+"""Unit tests for conformance.patterns.helpers.saved_memory: bytes saved for backward, counted by storage."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from conformance.patterns import kinds
-from conformance.patterns.saved_memory import distinct_bytes, saved_for_backward, storage_key
+from conformance.patterns.helpers.saved_memory import distinct_bytes, saved_for_backward, storage_key
 
 
 def test_each_storage_counted_once_views_and_duplicates_included() -> None:

@@ -1,4 +1,4 @@
-"""conformance.patterns.search: the first failing drawn example, or the worst pass, with the count tried."""
+"""conformance.patterns.helpers.search: the first failing drawn example, or the worst pass, with the count tried."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from conformance.patterns import PatternContext
-from conformance.patterns.search import search
+from conformance.patterns.helpers.search import search
 from conformance.spec import load_specs
 from conformance.tolerance import Measurement, Tolerance
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance.patterns import PatternContext, kinds
-from conformance.patterns.train_step import (
+from conformance.patterns.runs.train_step import (
     Draw,
     LossScale,
     Probe,
@@ -24,17 +24,18 @@ from conformance.patterns.train_step import (
     setup,
 )
 from conformance.spec import SpecError, load_file, load_specs
+from tests.patterns.kind_helpers import rejected, validated
 
 KIND = kinds()["train_step"]
 TRAINER = "implementations.trainer:Trainer"
-GOOD = {"max_norm": 1.0, "steps": [1, 3], "optimizers": ["sgd", "adamw"]}
+GOOD = {"max_norm": 1.0, "steps": {"min": 1, "max": 3}, "optimizers": ["sgd", "adamw"]}
 OVERFLOW = {"scale": 1024.0, "growth_interval": 2, "magnitude": 1.0e6}
 FEW = settings(max_examples=6, derandomize=True, deadline=None, database=None)
 
 
 def _context(options: dict, dtype: str, ref: str = TRAINER) -> PatternContext:
     spec = load_specs()["amp_train_step"]
-    return PatternContext(spec, ref, "cpu", dtype, KIND.validate(options), FEW)
+    return PatternContext(spec, ref, "cpu", dtype, validated(KIND.validate, options), FEW)
 
 
 def _draw(**change) -> Draw:
@@ -61,30 +62,35 @@ def _draw(**change) -> Draw:
     [
         ({"max_norm": 0}, "max_norm"),
         ({"max_norm": True}, "max_norm"),
-        ({"steps": [0, 2]}, "steps"),
-        ({"steps": [3, 1]}, "steps"),
+        ({"steps": {"min": 0, "max": 2}}, "steps"),
+        ({"steps": {"min": 3, "max": 1}}, "steps"),
         ({"steps": 2}, "steps"),
         ({"optimizers": ["adam"]}, "optimizers"),
         ({"optimizers": []}, "optimizers"),
         ({"optimizers": ["sgd", "sgd"]}, "optimizers"),
-        ({"learning_rate": [0, 0.1]}, "learning_rate"),
-        ({"learning_rate": [0.1, 0.01]}, "learning_rate"),
-        ({"sizes": {"batch": [1, 2]}}, "sizes"),
-        ({"sizes": {"batch": [0, 2], "features": [1, 2], "hidden": [1, 2], "outputs": [1, 2]}}, "sizes"),
-        ({"overflow": {**OVERFLOW, "scale": 1000.0}}, "overflow"),
-        ({"overflow": {**OVERFLOW, "growth_interval": 0}}, "overflow"),
-        ({"overflow": {**OVERFLOW, "magnitude": 1000.0}}, "overflow"),
+        ({"learning_rate": {"min": 0, "max": 0.1}}, "learning_rate"),
+        ({"learning_rate": {"min": 0.1, "max": 0.01}}, "learning_rate"),
+        ({"sizes": {"batch": {"min": 1, "max": 2}}}, "sizes"),
+        ({"sizes": {"batch": {"min": 0, "max": 2}, **{k: {"min": 1, "max": 2} for k in ("features", "hidden", "outputs")}}}, "sizes.batch"),
+        ({"steps": [1, 3]}, "steps"),  # the old list form of a range
+        ({"overflow": {**OVERFLOW, "scale": 1000.0}}, "overflow.scale"),
+        ({"overflow": {**OVERFLOW, "growth_interval": 0}}, "overflow.growth_interval"),
+        ({"overflow": {**OVERFLOW, "magnitude": 1000.0}}, "overflow.magnitude"),
         ({"overflow": {"scale": 1024.0}}, "overflow"),
     ],
 )
 def test_bad_options_name_their_key(change: dict, key: str) -> None:
-    with pytest.raises(KeyError) as info:
-        KIND.validate({**GOOD, **change})
-    assert info.value.args[0] == (key,)
+    path, _ = rejected(KIND.validate, {**GOOD, **change})
+    assert path == key
+
+
+def test_the_old_list_form_of_a_range_says_what_to_write() -> None:
+    path, message = rejected(KIND.validate, {**GOOD, "learning_rate": [0.001, 0.1]})
+    assert path == "learning_rate" and "write {min: 0.001, max: 0.1}" in message
 
 
 def test_options_are_normalised_with_defaults() -> None:
-    options = KIND.validate({**GOOD, "steps": [0, 2], "overflow": OVERFLOW})
+    options = validated(KIND.validate, {**GOOD, "steps": {"min": 0, "max": 2}, "overflow": OVERFLOW})
     assert options["steps"] == (0, 2) and options["optimizers"] == ("sgd", "adamw")
     assert options["sizes"]["hidden"] == (1, 8) and options["learning_rate"] == (1e-3, 1e-1)
     assert options["overflow"] == {"scale": 1024.0, "growth_interval": 2, "magnitude": 1e6}
@@ -96,7 +102,7 @@ def test_bad_spec_fails_on_load_naming_the_key(tmp_path: Path) -> None:
     bad.write_text(text.replace("magnitude: 1.0e+6", "magnitude: 100.0"), encoding="utf-8")
     with pytest.raises(SpecError) as info:
         load_file(bad)
-    assert "specs[0].patterns[2].overflow" in str(info.value) and "float16's max" in str(info.value)
+    assert "specs[0].patterns[2].overflow.magnitude" in str(info.value) and "float16's max" in str(info.value)
 
 
 def test_shipped_spec_declares_the_three_checks() -> None:
@@ -197,7 +203,7 @@ def test_only_device_specific_amp_deprecations_count() -> None:
 @settings(max_examples=30, derandomize=True, deadline=None, database=None)
 @given(data=st.data())
 def test_draws_respect_the_options(data: st.DataObject) -> None:
-    options = KIND.validate({**GOOD, "steps": [0, 2], "overflow": OVERFLOW})
+    options = validated(KIND.validate, {**GOOD, "steps": {"min": 0, "max": 2}, "overflow": OVERFLOW})
     d = data.draw(draws(options))
     assert d.optimizer in ("sgd", "adamw") and 1e-3 <= d.lr <= 1e-1
     assert d.planted_step is not None and d.steps == d.planted_step + 1 + OVERFLOW["growth_interval"]
@@ -212,13 +218,13 @@ def test_our_trainer_passes(dtype: str) -> None:
 
 
 def test_our_trainer_passes_the_overflow_scenario() -> None:
-    m = KIND.run(_context({**GOOD, "steps": [0, 2], "overflow": OVERFLOW}, "float16"))
+    m = KIND.run(_context({**GOOD, "steps": {"min": 0, "max": 2}, "overflow": OVERFLOW}, "float16"))
     assert m.passed, m.detail
 
 
 def test_overflow_scenario_needs_float16() -> None:
     with pytest.raises(ValueError, match="float16 rows only"):
-        KIND.run(_context({**GOOD, "steps": [0, 2], "overflow": OVERFLOW}, "bfloat16"))
+        KIND.run(_context({**GOOD, "steps": {"min": 0, "max": 2}, "overflow": OVERFLOW}, "bfloat16"))
 
 
 def test_a_failure_names_the_problem_and_the_example(tmp_path: Path) -> None:

@@ -14,20 +14,6 @@ import torch
 from conformance.patterns import PatternContext
 
 
-def validate_sizes(options: Mapping[str, Any]) -> dict:
-    """``sizes`` (symbol -> positive int) and ``params`` (param -> value) options."""
-    sizes, params = options.get("sizes", {}), options.get("params", {})
-    if (
-        not isinstance(sizes, dict)
-        or not sizes
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in sizes.values())
-    ):
-        raise KeyError(("sizes",), "expected a mapping symbol -> positive integer")
-    if not isinstance(params, dict):
-        raise KeyError(("params",), "expected a mapping param -> value")
-    return {"sizes": dict(sizes), "params": dict(params)}
-
-
 def build_module(ctx: PatternContext, params: Mapping[str, Any] | None = None) -> torch.nn.Module:
     """The implementation constructed from the interface's ``init`` at the context's device and dtype."""
     from conformance.calling import _init_value

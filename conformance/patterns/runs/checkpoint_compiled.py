@@ -1,6 +1,6 @@
-"""``torch.compile`` of a checkpointed layer stack: the ``compiled`` property of ``checkpoint_equivalence``.
+"""What runs for the ``compiled`` property of ``checkpoint_equivalence``: ``torch.compile`` of a checkpointed stack.
 
-Eager checkpointing must be bitwise the plain stack (:mod:`conformance.patterns.checkpoint_equivalence`);
+Eager checkpointing must be bitwise the plain stack (:mod:`conformance.patterns.runs.checkpoint_equivalence`);
 a compiled module may fuse and reorder kernels, so it is held to the rule of
 :mod:`conformance.tolerance` instead: every result of ``torch.compile(module)`` — output, buffers after
 forward (BatchNorm running statistics), the input's gradient and every parameter's gradient — is
@@ -26,22 +26,19 @@ than eager code, so equal outputs are not to be expected of a correct module.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from conformance.dtype_helpers import to_numpy64
-from conformance.patterns.checkpoint_equivalence import (
-    Forward,
-    LayerPlan,
-    StackPlan,
-    module_forward,
-    plain_forward,
-    run_results,
-)
-from conformance.tolerance import RESCALED_REFERENCE_DTYPE, Measurement, ToleranceRule, compare, max_abs, rescaled_baseline
+from conformance.patterns.helpers.checkpoint_stacks import Forward, module_forward, plain_forward, run_results
+from conformance.patterns.helpers.stack_plans import LayerPlan, StackPlan
+from conformance.tolerance import Measurement, compare, max_abs, reference_baselines, stand_in_dtype, worst
+
+if TYPE_CHECKING:
+    from conformance.model import ToleranceRule
 
 _ACTIVATIONS = ("gelu", "tanh", "silu", "relu")  # cycled, so several stacks see several activations
 _NOTE = (
@@ -72,38 +69,41 @@ def _maker(target: Any, plan: StackPlan, mode: str, compiled: bool) -> Callable[
     return make
 
 
-def check_compiled(target: Any, plan: StackPlan, device: str, dtype: str, modes: list[str]) -> Measurement:
-    """Every result of the compiled module against the float64 plain stack (module docstring)."""
-    worst: Measurement | None = None
+def check_compiled(
+    target: Any, plan: StackPlan, device: str, dtype: str, modes: list[str], *, rule: ToleranceRule
+) -> Measurement:
+    """Every result of the compiled module against the float64 plain stack (module docstring), under ``rule``."""
+    measurements = []
     for mode in modes:
         expected = run_results(plain_forward, plan, device, "float64", mode)
-        eager_dtype = RESCALED_REFERENCE_DTYPE.get(dtype, dtype)
+        eager_dtype = stand_in_dtype(dtype) or dtype
         eager = run_results(_maker(target, plan, mode, compiled=False), plan, device, eager_dtype, mode)
         actual = run_results(_maker(target, plan, mode, compiled=True), plan, device, dtype, mode)
         for name in [*expected, *(n for n in actual if n not in expected)]:
-            m = _compare(f"{mode}: {name}", actual.get(name), expected.get(name), eager.get(name), dtype)
-            if worst is None or (not m.passed, m.ratio) > (not worst.passed, worst.ratio):
-                worst = m
-    assert worst is not None  # a stack has at least one layer, so at least its output is compared
-    if worst.passed:
-        return Measurement(worst.max_abs_err, worst.max_rel_err, worst.tolerance, True, _NOTE)
-    return Measurement(worst.max_abs_err, worst.max_rel_err, worst.tolerance, False, f"{worst.detail}; stack: {plan.describe()}")
+            results = actual.get(name), expected.get(name), eager.get(name)
+            measurements.append(_compare(f"{mode}: {name}", *results, dtype, rule))
+    chosen = worst(measurements)  # a stack has at least one layer, so at least its output is compared
+    if chosen.passed:
+        return Measurement(chosen.max_abs_err, chosen.max_rel_err, chosen.tolerance, True, _NOTE)
+    detail = f"{chosen.detail}; stack: {plan.describe()}"
+    return Measurement(chosen.max_abs_err, chosen.max_rel_err, chosen.tolerance, False, detail)
 
 
-def _compare(name: str, actual: Tensor | None, expected: Tensor | None, eager: Tensor | None, dtype: str) -> Measurement:
-    """One result against the float64 plain stack's; a missing gradient (None) counts as zeros."""
+def _compare(
+    name: str, actual: Tensor | None, expected: Tensor | None, eager: Tensor | None, dtype: str, rule: ToleranceRule
+) -> Measurement:
+    """One result against the float64 plain stack's; a missing gradient (None) counts as zeros.
+
+    The eager module (run at :func:`conformance.tolerance.stand_in_dtype` where there is one) is the
+    same-precision reference; none where it has no such result.
+    """
     if actual is None and expected is None:
         return Measurement(0.0, 0.0, None, True, "")
     note = " missing (None)" if actual is None else " present where the plain stack has none" if expected is None else ""
     like = expected if expected is not None else actual
     e, a = _array(expected, like), _array(actual, like)
-    if eager is None:
-        m = compare(a, e, dtype=dtype, rule=ToleranceRule())
-    elif dtype in RESCALED_REFERENCE_DTYPE:  # float64: the eager error at float32, carried over
-        baseline = rescaled_baseline(max_abs(to_numpy64(eager), e), RESCALED_REFERENCE_DTYPE[dtype], dtype)
-        m = compare(a, e, dtype=dtype, rule=ToleranceRule(), baseline=baseline)
-    else:
-        m = compare(a, e, dtype=dtype, rule=ToleranceRule(), reference=to_numpy64(eager))
+    baselines = reference_baselines(dtype, lambda at: None if eager is None else [max_abs(to_numpy64(eager), e)])
+    m = compare(a, e, dtype=dtype, rule=rule, baseline=None if baselines is None else baselines[0])
     return m if m.passed else Measurement(m.max_abs_err, m.max_rel_err, m.tolerance, False, f"{name}{note}: {m.detail}")
 
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from conformance.patterns import PatternContext
-from conformance.tolerance import Measurement
+from conformance.tolerance import Measurement, worst
 
 
 class _Violation(Exception):
@@ -34,7 +34,7 @@ def search(
     to_example: Callable[[Any], Mapping[str, Any]] | None = None,
 ) -> Measurement:
     """Run ``measure`` on Hypothesis examples under the run's settings; the first failure (shrunk) or the worst pass."""
-    worst: list[Measurement] = []
+    kept: list[Measurement] = []
     count = 0
 
     @settings(
@@ -52,12 +52,11 @@ def search(
         count += 1
         if not m.passed:
             raise _Violation(m, example)
-        if not worst or m.ratio > worst[0].ratio:
-            worst[:] = [m]
+        kept[:] = [worst([*kept, m])]
 
     try:
         prop()
     except _Violation as exc:
         example = to_example(exc.example) if to_example is not None else exc.measurement.example
         return replace(exc.measurement, examples=count, example=example)
-    return replace(worst[0], examples=count)
+    return replace(kept[0], examples=count)

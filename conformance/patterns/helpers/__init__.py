@@ -1,0 +1,1 @@
+"""What several pattern kinds share: option parsing (torch-free), module calls, memory probes, the example search."""
