@@ -115,6 +115,6 @@ def reference_function(spec: Any) -> ReferenceFn:
     if isinstance(value, Reference):
         return value.function
     if not callable(value):
-        raise TypeError(f"{spec.file}: oracle.reference {reference!r} is a {type(value).__name__}, not a function")
+        raise TypeError(f"{spec.file}: oracle.reference {reference!r} is not a function (got {type(value).__name__})")
     return value
 

@@ -8,6 +8,8 @@ on an example where the two formulations differ.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -15,7 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from conformance.evaluate import NumpyBackend, evaluate
-from conformance.references import REFERENCES
+from conformance.references import BUILTIN, REFERENCES, Reference, reference_function
+from conformance.refs import ImplementationError
 from conformance.spec import EquationSpec
 from conformance.strategies import Example, examples, materialize
 from tests.spec_helpers import shipped_specs
@@ -108,3 +111,58 @@ def test_wrong_variant_disagrees_where_the_reference_agrees(
     expected = expression_value(spec, env)
     assert agree(REFERENCES[spec.oracle.reference](**env), expected)
     assert not agree(wrong(**env), expected)
+
+
+# -- records and reference_function -------------------------------------------------------------------
+def _spec_naming(reference: str, file: Path) -> Any:
+    """What reference_function reads of a spec: its id, file and oracle.reference."""
+    return SimpleNamespace(id="s", file=str(file), oracle=SimpleNamespace(reference=reference))
+
+
+def test_builtins_are_reference_records_with_their_citation() -> None:
+    assert {r.name for r in BUILTIN} == {"attention", "rmsnorm", "surprise"}
+    assert all(isinstance(REFERENCES[r.name], Reference) and r.doc for r in BUILTIN)
+    assert "Zhang & Sennrich Eq. 4" in REFERENCES["rmsnorm"].doc
+
+
+def test_a_registered_name_and_a_ref_beside_the_spec_give_the_function(tmp_path: Path) -> None:
+    def doubled(x: np.ndarray, **_: Any) -> np.ndarray:
+        """2x."""
+        return 2 * x
+
+    record = REFERENCES.register(Reference.of(doubled, "doubled_for_test"))
+    try:
+        assert reference_function(_spec_naming("doubled_for_test", tmp_path / "s.yaml")) is doubled
+    finally:
+        REFERENCES.unregister(record.name)
+    (tmp_path / "refs_beside.py").write_text(
+        "from conformance.references import Reference\n\n\n"
+        "def tripled(x, **_):\n    return 3 * x\n\n\n"
+        "RECORD = Reference('tripled', tripled, doc='3x')\n"
+    )
+    spec_file = tmp_path / "s.yaml"
+    fn = reference_function(_spec_naming("refs_beside.py:tripled", spec_file))
+    assert fn(x=np.array([1.0])).tolist() == [3.0]
+    assert reference_function(_spec_naming("refs_beside.py:RECORD", spec_file)) is fn.__globals__["RECORD"].function
+
+
+@pytest.mark.parametrize(
+    ("reference", "error", "message"),
+    [
+        ("no_such_reference", KeyError, "unknown reference oracle 'no_such_reference'"),
+        ("missing.py:fn", ImplementationError, "not found"),
+        ("os:system", ImplementationError, "standard library"),
+        ("refs_beside.py:VALUE", TypeError, "is not a function \\(got int\\)"),
+    ],
+)
+def test_a_reference_that_cannot_be_used_is_refused(tmp_path: Path, reference: str, error: type, message: str) -> None:
+    (tmp_path / "refs_beside.py").write_text("VALUE = 3\n")
+    with pytest.raises(error, match=message):
+        reference_function(_spec_naming(reference, tmp_path / "s.yaml"))
+
+
+def test_a_reference_record_checks_its_fields() -> None:
+    with pytest.raises(TypeError, match="'function' must be callable"):
+        Reference("r", 3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="a registered name has no ':'"):
+        Reference("a.py:r", lambda **_: 0)
