@@ -117,4 +117,3 @@ def reference_function(spec: Any) -> ReferenceFn:
     if not callable(value):
         raise TypeError(f"{spec.file}: oracle.reference {reference!r} is not a function (got {type(value).__name__})")
     return value
-
