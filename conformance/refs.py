@@ -105,6 +105,8 @@ def resolve(ref: str, base: Path | None = None) -> Any:
 
 @functools.cache
 def _resolve(ref: str, base: str | None, cwd: str) -> Any:  # cwd: part of the cache key only
+    if ":" not in ref:
+        raise ImplementationError(f"expected 'module:attribute' or 'file.py:attribute', got {ref!r}")
     parsed = parse_ref(ref)
     try:
         module = _import_file(parsed.target, base) if parsed.is_file else importlib.import_module(parsed.target)
