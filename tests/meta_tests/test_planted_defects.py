@@ -1,213 +1,150 @@
 """Planted defects: every check the harness runs on an implementation must be able to fail.
 
-Each row of ``DEFECTS`` names a deliberately wrong implementation (``tests/meta_tests/defects/``,
-each with a docstring saying what is wrong and which spec line should catch it), the check that
-must catch it and the dtype. ``test_planted_defect_is_caught`` runs that one check through
-``conformance.runner.run_case`` under a fixed, derandomized Hypothesis profile and asserts a
-``CheckFailure`` from that check; ``test_correct_implementation_passes`` runs our implementations
-on every (spec, check, dtype) of the table with at least as many examples, so a catch shows a
-discriminating check, not a broken one. ``test_every_check_has_a_planted_defect`` keeps the table
-complete as specs grow. ``BLIND_SPOTS`` records, with the reason, where a check cannot see a defect
-that another check catches (the table's claims are exact, not "some check failed").
+One table per spec (``tests/meta_tests/tables/``, records of ``conformance.defects``) names
+deliberately wrong implementations (``tests/meta_tests/defects/``, each with a docstring saying what
+is wrong and which spec line should catch it), the check that must catch each, and the dtype.
+``test_planted_defect_is_caught`` runs that one check under a fixed, derandomized Hypothesis profile
+(``conformance.defects.run_planted``) and asserts a catch by that check, for the row's stated reason;
+``test_correct_implementation_passes`` runs the spec's correct implementations on every (check, dtype)
+of the table with at least as many examples, so a catch shows a discriminating check, not a broken
+one. ``test_documented_blind_spot`` asserts, with the reason, where a check cannot see a defect that
+another check catches (the claims are exact, not "some check failed"). The table tests below keep
+the tables complete as specs grow.
 """
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass
+import inspect
+from pathlib import Path
 
 import pytest
-from hypothesis import settings
 
-from conformance.checks import checks_for
-from conformance.dtype_helpers import DTYPES
-from tests.meta_tests.defect_helpers import (
-    BASELINE_EXAMPLES,
-    CORRECT,
-    baseline_examples,
-    defect_ref,
-    hypothesis_profile,
-    run,
-    specs,
+from conformance.calling import resolve
+from conformance.defects import (
+    Baseline,
+    BlindSpot,
+    PlantedDefect,
+    SpecTable,
+    Verdict,
+    generated_checks,
+    run_blind_spot,
+    run_correct,
+    run_planted,
+    shipped_specs,
 )
+from tests.meta_tests.tables import DEFECTS_DIR, tables
 
-F64, F32, F16 = "float64", "float32", "float16"
+# A checkpointing defect (Reentrant) warns that no input requires grad: the situation it is caught in.
+pytestmark = pytest.mark.filterwarnings("ignore:None of the inputs have requires_grad=True:UserWarning")
 
-
-@dataclass(frozen=True)
-class Planted:
-    spec: str
-    defect: str  # "<file in defects/>:<attribute>"
-    check: str
-    dtype: str = F64
-    max_examples: int = 25
-    # The defect also crashes on part of the domain. The harness reports one failure per row (the
-    # shrunk example Hypothesis settles on), so the crash is allowed beside the check's failure.
-    all_failures: bool = False
-
-    @property
-    def id(self) -> str:
-        return f"{self.spec}-{self.defect.split(':')[1]}-{self.check}-{self.dtype}"
+TABLES = tables()
+DEFECTS = [row for table in TABLES for row in table.defects]
+BLIND_SPOTS = [row for table in TABLES for row in table.blind_spots]
+BASELINES = [row for table in TABLES for row in table.baselines]
 
 
-def _table(spec: str, module: str, rows: list[tuple]) -> list[Planted]:
-    return [Planted(spec, f"{module}:{name}", *rest) for name, *rest in rows]
+def _judge(verdict: Verdict) -> None:
+    if verdict.finding == "skipped":
+        pytest.skip(verdict.message)
+    assert verdict.holds, verdict.explain()
 
 
-DEFECTS: list[Planted] = [
-    *_table(
-        "attention",
-        "attention_defects.py",
-        [
-            ("no_scaling", "oracle"),
-            ("mask_inverted", "oracle"),
-            ("causal_bottom_right", "oracle"),
-            ("guide_fallback", "oracle", F64, 25, True),
-            ("causal_ignores_mask", "oracle"),
-            ("causal_square_query_mask", "oracle", F64, 25, True),
-            ("softmax_over_queries", "oracle"),
-            ("softmax_over_queries", "invariant:weights_sum_to_one"),
-            ("ignores_is_causal", "invariant:causality"),
-            ("query_position_bias", "invariant:query_permutation"),
-            ("key_position_bias", "invariant:key_value_permutation"),
-            ("log_softmax_weights", "invariant:convex_hull"),
-            ("output_bias", "invariant:value_linearity"),
-            ("key_only_l2_norm", "invariant:query_key_rescaling"),
-            ("upcast_output", "output_contract", F16),
-            ("nondeterministic", "determinism"),
-            ("detached_values", "gradient"),
-            ("wrong_query_backward", "gradient"),
-            ("wrong_query_backward", "gradient", F32),
-            ("wrong_query_backward", "gradcheck"),
-        ],
-    ),
-    *_table(
-        "rmsnorm",
-        "rmsnorm_defects.py",
-        [
-            ("EpsOutsideSqrt", "oracle"),
-            ("NoEps", "oracle"),
-            ("WeightIgnored", "oracle"),
-            ("WeightIgnored", "invariant:gain_linearity"),
-            ("NormalizesOverSequence", "oracle"),
-            ("NormalizesOverSequence", "invariant:unit_mean_square"),
-            ("WrongGrouping", "invariant:row_independence"),
-            ("WrongGrouping", "oracle"),
-            ("GuideNoUpcast", "oracle", F16),
-            ("MeanAbs", "oracle"),
-            ("MeanSquareNoSqrt", "invariant:input_rescaling"),
-            ("MeanSquareNoSqrt", "oracle"),
-            ("LayerNormInstead", "oracle"),
-            ("OffByOneFeatures", "invariant:feature_permutation"),
-            ("NoCastBack", "output_contract", F16),
-            ("DropoutAlwaysOn", "determinism"),
-            ("DetachedRMS", "gradient"),
-            ("DetachedRMS", "gradient", F32),
-            ("DetachedRMS", "gradcheck"),
-            ("CompileDiverges", "compile_equivalence:compiled_cpu", F32),
-        ],
-    ),
-    *_table(
-        "surprise",
-        "surprise_defects.py",
-        [
-            ("mean_over_features", "oracle"),
-            ("abs_instead_of_square", "oracle"),
-            ("abs_instead_of_square", "invariant:quadratic_homogeneity"),
-            ("norm_over_tokens", "output_contract"),
-            ("norm_over_tokens", "oracle"),
-            ("difference_of_squares", "invariant:nonnegative"),
-            ("difference_of_squares", "invariant:symmetry"),
-            ("eps_in_loss", "invariant:zero_at_match"),
-            ("accumulated_over_tokens", "invariant:token_independence"),
-            ("shuffled_reduction", "determinism"),
-            ("guide_saved_diff", "gradgradcheck"),
-            ("backward_wrong_sign_memory_pred", "gradient"),
-            ("backward_wrong_sign_memory_pred", "gradient", F32),
-            ("backward_wrong_sign_memory_pred", "gradcheck"),
-            ("backward_missing_factor_two", "gradient"),
-            ("backward_missing_factor_two", "gradcheck"),
-        ],
-    ),
-]
-
-# (defect, check that cannot see it, why) — asserted to pass, so the table above stays honest.
-BLIND_SPOTS: list[tuple[Planted, str]] = [
-    (
-        Planted("rmsnorm", "rmsnorm_defects.py:NormalizesOverSequence", "invariant:row_independence"),
-        "a mean over the rows is invariant to permuting them, so the output rows still permute",
-    ),
-    (
-        Planted("rmsnorm", "rmsnorm_defects.py:MeanAbs", "invariant:input_rescaling"),
-        "dividing by mean|x| is as scale invariant as dividing by RMS(x); only the oracle sees it",
-    ),
-    (
-        Planted("rmsnorm", "rmsnorm_defects.py:GuideNoUpcast", "oracle", F32),
-        "x**2 only overflows in float16; in float32 the guide's RMSNorm is right",
-    ),
-    (
-        Planted("surprise", "surprise_defects.py:guide_saved_diff", "gradcheck"),
-        "the first derivative 2·diff·g is right; only the second (gradgradcheck) is wrong",
-    ),
-    (
-        Planted("surprise", "surprise_defects.py:guide_saved_diff", "gradient"),
-        "the first derivative 2·diff·g is right; only the second (gradgradcheck) is wrong",
-    ),
-    (
-        Planted("surprise", "surprise_defects.py:shuffled_reduction", "oracle"),
-        "a different summation order stays within rounding of the oracle; only determinism sees it",
-    ),
-]
+@pytest.mark.parametrize("row", DEFECTS, ids=lambda r: r.id)
+def test_planted_defect_is_caught(row: PlantedDefect) -> None:
+    _judge(run_planted(row))
 
 
-def _baselines() -> list[Planted]:
-    """Each correct implementation on every (spec, check, dtype) of the table, with at least as many examples."""
-    cells = baseline_examples(DEFECTS)
-    return [Planted(spec, ref, check, dtype, n) for (spec, check, dtype), n in cells.items() for ref in CORRECT[spec]]
+@pytest.mark.parametrize("row", BASELINES, ids=lambda r: r.id)
+def test_correct_implementation_passes(row: Baseline) -> None:
+    _judge(run_correct(row))
 
 
-@pytest.fixture
-def fixed_profile():
-    """Loads a derandomized profile on request (``fixed_profile(max_examples, all_failures)``); restores the previous one."""
-    with contextlib.ExitStack() as stack:
-        yield lambda n, all_failures=False: stack.enter_context(hypothesis_profile(n, all_failures=all_failures))
+@pytest.mark.parametrize("row", BLIND_SPOTS, ids=lambda r: r.id)
+def test_documented_blind_spot(row: BlindSpot) -> None:
+    _judge(run_blind_spot(row))
 
 
-@pytest.mark.parametrize("planted", DEFECTS, ids=lambda p: p.id)
-def test_planted_defect_is_caught(planted: Planted, fixed_profile) -> None:
-    fixed_profile(planted.max_examples, planted.all_failures)
-    outcome = run(planted.spec, defect_ref(planted.defect), planted.check, planted.dtype)
-    assert outcome.caught_by(planted.check), f"{planted.defect} not caught by {planted.check}\n{outcome.summary()}"
-    assert planted.all_failures or not outcome.errors, outcome.summary()
-    if ":" not in planted.check or planted.check.startswith("invariant:"):  # pattern checks draw no examples
-        assert outcome.rows and outcome.rows[-1].get("falsifying_example"), "the report row must carry the falsifying example"
+# -- the tables themselves ---------------------------------------------------------------------------
+def test_every_shipped_spec_has_a_table() -> None:
+    assert sorted(t.spec for t in TABLES) == sorted(shipped_specs())
 
 
-@pytest.mark.parametrize("baseline", _baselines(), ids=lambda p: f"{p.spec}-{p.defect.split(':')[1]}-{p.check}-{p.dtype}")
-def test_correct_implementation_passes(baseline: Planted, fixed_profile) -> None:
-    fixed_profile(baseline.max_examples)
-    outcome = run(baseline.spec, baseline.defect, baseline.check, baseline.dtype)
-    assert not outcome.failures and not outcome.errors, outcome.summary()
-    assert outcome.rows[-1]["examples"] > 0
+@pytest.mark.parametrize("table", TABLES, ids=lambda t: t.spec)
+def test_every_check_has_a_planted_defect(table: SpecTable) -> None:
+    """Every check the harness generates for the spec (any device) has a planted defect; with
+    ``every_dtype``, every (check, dtype)."""
+    generated = generated_checks(shipped_specs()[table.spec])
+    if table.every_dtype:
+        planted = {(r.check, r.dtype) for r in table.defects}
+        assert generated <= planted, f"no planted defect for {sorted(generated - planted)}"
+    else:
+        checks, planted = {c for c, _ in generated}, {r.check for r in table.defects}
+        assert checks <= planted, f"no planted defect for {sorted(checks - planted)}"
 
 
-@pytest.mark.parametrize("planted, reason", BLIND_SPOTS, ids=[f"{p.id}-blind" for p, _ in BLIND_SPOTS])
-def test_documented_blind_spot(planted: Planted, reason: str, fixed_profile) -> None:
-    fixed_profile(max(planted.max_examples, BASELINE_EXAMPLES))
-    outcome = run(planted.spec, defect_ref(planted.defect), planted.check, planted.dtype)
-    assert not outcome.failures and not outcome.errors, f"{reason} — but:\n{outcome.summary()}"
+@pytest.mark.parametrize("table", TABLES, ids=lambda t: t.spec)
+def test_the_rows_name_the_spec_and_its_checks(table: SpecTable) -> None:
+    spec = shipped_specs()[table.spec]
+    known = {c for c, _ in generated_checks(spec)}
+    for row in (*table.defects, *table.blind_spots, *table.baselines):
+        assert row.spec == table.spec, row.id
+        assert row.check in known, f"{row.id}: {row.check!r} is not a check of {table.spec!r}"
 
 
-@pytest.mark.parametrize("spec_id", sorted(CORRECT))
-def test_every_check_has_a_planted_defect(spec_id: str) -> None:
-    spec = specs()[spec_id]
-    generated = {check for dtype in DTYPES for check in checks_for(spec, dtype)}
-    planted = {p.check for p in DEFECTS if p.spec == spec_id}
-    assert generated <= planted, f"no planted defect for {sorted(generated - planted)}"
+@pytest.mark.parametrize("table", TABLES, ids=lambda t: t.spec)
+def test_the_baselines_are_the_shipped_implementations(table: SpecTable) -> None:
+    assert sorted(table.correct) == sorted(impl.id for impl in shipped_specs()[table.spec].implementations)
+    assert {b.implementation for b in table.baselines} == set(table.correct)
 
 
-def test_fixed_profile_restores_the_previous_profile() -> None:
-    before = settings.get_current_profile_name()
-    with hypothesis_profile(3):
-        assert settings.default.max_examples == 3 and settings.default.derandomize
-    assert settings.get_current_profile_name() == before
+@pytest.mark.parametrize("table", TABLES, ids=lambda t: t.spec)
+def test_every_cell_of_the_table_has_a_baseline(table: SpecTable) -> None:
+    """Each correct implementation runs every (check, dtype, device) a defect or blind spot names,
+    with at least as many examples."""
+    runs = {(b.implementation, b.check, b.dtype, b.device): b.max_examples for b in table.baselines}
+    for row in (*table.defects, *table.blind_spots):
+        for ref in table.correct:
+            key = (ref, row.check, row.dtype, row.device)
+            assert key in runs, f"{row.id}: {ref} is not run on the same cell"
+            assert runs[key] >= row.max_examples, f"{row.id}: {ref} runs fewer examples than the defect"
+
+
+@pytest.mark.parametrize("table", [t for t in TABLES if t.blind_spots], ids=lambda t: t.spec)
+def test_another_check_catches_every_blind_spot(table: SpecTable) -> None:
+    """A blind spot is a defect that the named (check, dtype, device) cannot see *while another row catches it*."""
+    for blind in table.blind_spots:
+        others = [r for r in table.defects if r.defect == blind.defect and r.cell != blind.cell]
+        assert others, f"{blind.id}: no other check catches {blind.defect}"
+
+
+def test_row_ids_are_unique() -> None:
+    ids = [r.id for r in (*DEFECTS, *BLIND_SPOTS, *BASELINES)]
+    assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
+
+
+def test_every_row_names_a_planted_defect() -> None:
+    for row in (*DEFECTS, *BLIND_SPOTS):
+        path, _, attr = row.defect.partition("[")[0].rpartition(":")
+        assert Path(path).parent == DEFECTS_DIR, f"{row.id}: {row.defect} is not in {DEFECTS_DIR}"
+        assert callable(resolve(row.defect.partition("[")[0])), row.id
+
+
+# Public names in the defect modules that are helpers, not defects.
+HELPERS = {
+    "model_config_defects.py": {"shared_presets_snapshot"},  # what the probes left of the shared presets
+    "surprise_defects.py": {"GuideSurpriseFunction"},  # the autograd.Function behind guide_saved_diff
+}
+
+
+@pytest.mark.parametrize("module", sorted(p.name for p in DEFECTS_DIR.glob("*_defects.py")))
+def test_every_planted_defect_is_in_a_table(module: str) -> None:
+    """Every defect a module defines is a row of some table (a defect no row runs proves nothing)."""
+    any_row = next(r for r in DEFECTS if r.defect.partition("[")[0].rpartition(":")[0].endswith(module))
+    loaded = inspect.getmodule(resolve(any_row.defect.partition("[")[0]))
+    defined = {
+        name
+        for name, obj in vars(loaded).items()
+        if not name.startswith("_") and (inspect.isclass(obj) or inspect.isfunction(obj)) and obj.__module__ == loaded.__name__
+    }
+    named = {r.defect.partition("[")[0].rpartition(":")[2] for r in DEFECTS if module in r.defect}
+    assert defined - HELPERS.get(module, set()) <= named, f"not in any table: {sorted(defined - named)}"

@@ -4,7 +4,7 @@ Every class has the interface of ``implementations.trainer.Trainer``: ``__init__
 use_amp=True, amp_dtype=None)`` and ``train_step(batch) -> float`` calling ``model(**batch).loss``, except
 ``GuideVerbatim``, which is the guide's code as printed. Each is wrong in exactly one way; each docstring
 says what is wrong and which check of the spec must catch it.
-``tests/meta_tests/test_amp_train_step_defects.py`` asserts that it does.
+``tests/meta_tests/tables/amp_train_step.py`` lists the check that must catch it.
 """
 
 from __future__ import annotations

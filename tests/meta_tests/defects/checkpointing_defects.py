@@ -4,7 +4,7 @@ Every class has the interface of ``implementations.checkpointing.CheckpointedMod
 ``__init__(layers: nn.ModuleList, checkpoint_every=2)``, ``forward(x)``. Each is wrong in exactly one
 way; each docstring says what is wrong and which check must catch it (check names are
 ``checkpoint_equivalence:<id>`` with the ids of the spec's ``patterns``).
-``tests/meta_tests/test_checkpointing_defects.py`` asserts that it does.
+``tests/meta_tests/tables/checkpointing.py`` lists the check that must catch it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Deliberately wrong chunked attention functions (spec ``chunked_attention``).
 
 Each has the signature of ``implementations.chunked_attention.chunked_attention`` and is wrong in
-one way; the docstring names the check that must catch it (``test_attention_module_defects.py``).
+one way; the docstring names the check that must catch it (``tests/meta_tests/tables/chunked_attention.py``).
 """
 
 import math

@@ -4,8 +4,8 @@ Every class has the constructor of ``implementations.kv_cache.KVCache``
 ``(batch_size, max_seq_len, n_heads, head_dim, device)`` with ``update(k, v) -> (K, V)`` and
 ``reset()``, and is wrong in exactly one way (the guide's cache in two); each docstring says what is
 wrong and which pattern check of the spec must catch it. ``top_left_decode_attention`` is a wrong
-``attention`` option for the ``causal_decoding`` check. ``tests/meta_tests/test_kv_cache_defects.py``
-asserts that each is caught.
+``attention`` option for the ``causal_decoding`` check. ``tests/meta_tests/tables/kv_cache.py``
+lists the check that must catch each.
 """
 
 from __future__ import annotations

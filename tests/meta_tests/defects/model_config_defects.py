@@ -3,7 +3,7 @@
 Each has the interface of ``implementations.config.ModelConfig`` and is wrong in one way; the
 docstring names the part of the check that must catch it, as the tag that starts each problem in
 the check's detail (``[table]``, ``[derived]``, ``[to_dict]``, ``[round trip]``, ``[fresh instance]``,
-``[rejects]``); ``test_model_config_defects.py`` asserts exactly those tags.
+``[rejects]``); ``tests/meta_tests/tables/model_config.py`` lists exactly those tags.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Deliberately wrong multi-head attention modules (spec ``multihead_attention``).
 
 Each has the interface of ``implementations.multihead_attention.PaperModule`` and is wrong in one
-way; the docstring names the check that must catch it (``test_attention_module_defects.py``).
+way; the docstring names the check that must catch it (``tests/meta_tests/tables/multihead_attention.py``).
 """
 
 import math

@@ -3,7 +3,7 @@
 Every function has the signature of ``implementations.initialization.init_residual_scaling``:
 ``(module, n_layers)``, scaling in place. Each is wrong in exactly one way; its docstring says what
 and that ``parameter_scaling:output_projections`` must catch it.
-``tests/meta_tests/test_residual_scaling_defects.py`` asserts that it does.
+``tests/meta_tests/tables/residual_scaling.py`` lists the check that must catch it.
 """
 
 import math

@@ -4,7 +4,7 @@ The ``RotaryEmbedding``-like classes have the signature of ``implementations.rop
 ``(dim, max_seq_len=4096, base=10000)`` with ``forward(x, seq_len) -> (cos, sin)``; the functions have
 the signature of ``implementations.rope.apply_rotary_emb`` ``(x, cos, sin)``. Each is wrong in exactly
 one way; its docstring says what is wrong and which spec line / harness check must catch it.
-``tests/meta_tests/test_rope_defects.py`` asserts that it does.
+``tests/meta_tests/tables/rope_cache.py`` and ``rope_apply.py`` list the check that must catch it.
 """
 
 import torch

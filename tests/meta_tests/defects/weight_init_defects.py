@@ -3,8 +3,7 @@
 Every function has the signature of ``implementations.initialization.init_weights``:
 ``(module, n_layers, method="xavier")``, initialising one module in place. Each is the correct
 implementation with exactly one thing wrong; its docstring says what and which pattern check
-(``init_statistics:<id>``) must catch it. ``tests/meta_tests/test_weight_init_defects.py`` asserts
-that it does.
+(``init_statistics:<id>``) must catch it; ``tests/meta_tests/tables/weight_init.py`` lists the rows.
 """
 
 import math

@@ -1,0 +1,62 @@
+"""Planted defects for spec ``rmsnorm`` (``defects/rmsnorm_defects.py``)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from conformance.defects import BlindSpot, PlantedDefect, SpecTable, baselines_for
+from tests.meta_tests.tables import in_module
+
+SPEC = "rmsnorm"
+F64, F32, F16 = "float64", "float32", "float16"
+CORRECT = ("implementations.rmsnorm:RMSNorm",)
+ref = in_module("rmsnorm_defects.py")
+planted = partial(PlantedDefect, SPEC)
+
+DEFECTS = (
+    planted(ref("EpsOutsideSqrt"), "oracle"),
+    planted(ref("NoEps"), "oracle"),
+    planted(ref("WeightIgnored"), "oracle"),
+    planted(ref("WeightIgnored"), "invariant:gain_linearity"),
+    planted(ref("NormalizesOverSequence"), "oracle"),
+    planted(ref("NormalizesOverSequence"), "invariant:unit_mean_square"),
+    planted(ref("WrongGrouping"), "invariant:row_independence"),
+    planted(ref("WrongGrouping"), "oracle"),
+    planted(ref("GuideNoUpcast"), "oracle", F16),
+    planted(ref("MeanAbs"), "oracle"),
+    planted(ref("MeanSquareNoSqrt"), "invariant:input_rescaling"),
+    planted(ref("MeanSquareNoSqrt"), "oracle"),
+    planted(ref("LayerNormInstead"), "oracle"),
+    planted(ref("OffByOneFeatures"), "invariant:feature_permutation"),
+    planted(ref("NoCastBack"), "output_contract", F16),
+    planted(ref("DropoutAlwaysOn"), "determinism"),
+    planted(ref("DetachedRMS"), "gradient"),
+    planted(ref("DetachedRMS"), "gradient", F32),
+    planted(ref("DetachedRMS"), "gradcheck"),
+    planted(ref("CompileDiverges"), "compile_equivalence:compiled_cpu", F32),
+    planted(ref("CompileDiverges"), "compile_equivalence:compiled_cuda", F32),  # the CUDA check's logic, run on the CPU here
+)
+
+BLIND_SPOTS = (
+    BlindSpot(
+        SPEC,
+        ref("NormalizesOverSequence"),
+        "invariant:row_independence",
+        reason="a mean over the rows is invariant to permuting them, so the output rows still permute",
+    ),
+    BlindSpot(
+        SPEC,
+        ref("MeanAbs"),
+        "invariant:input_rescaling",
+        reason="dividing by mean|x| is as scale invariant as dividing by RMS(x); only the oracle sees it",
+    ),
+    BlindSpot(
+        SPEC,
+        ref("GuideNoUpcast"),
+        "oracle",
+        F32,
+        reason="x**2 only overflows in float16; in float32 the guide's RMSNorm is right",
+    ),
+)
+
+TABLE = SpecTable(SPEC, CORRECT, DEFECTS, BLIND_SPOTS, baselines_for(CORRECT, DEFECTS + BLIND_SPOTS))
