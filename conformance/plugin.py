@@ -54,9 +54,9 @@ class ConformanceSession:
             try:
                 specs = load_specs(self.config.getoption("spec_dir"))
                 overrides = parse_impl_options(self.config.getoption("impl"), specs)
+                self.cases = build_cases(specs, overrides)  # imports the implementations
             except (SpecError, ImplementationError, ValueError) as exc:
                 raise pytest.UsageError(f"conformance: {exc}") from None
-            self.cases = build_cases(specs, overrides)
         return self.cases
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

@@ -148,8 +148,14 @@ def implementation_checks(spec: EquationSpec, device: str, dtype: str) -> list[C
     return [r for d in _definitions() if d.scope == "implementation" for r in d.applies(spec, device, dtype)]
 
 
-def build_cases(specs: Mapping[str, EquationSpec], overrides: Mapping[str, list[str]]) -> list[Case]:
-    """Every case of the run, in a stable order (xdist workers must agree on it)."""
+def build_cases(specs: Mapping[str, EquationSpec], overrides: Mapping[str, list[str]], *, resolve: bool = True) -> list[Case]:
+    """Every case of the run, in a stable order (xdist workers must agree on it).
+
+    With ``resolve`` (the default), every implementation and reference ref the cases use is imported
+    first (:func:`conformance.refs.resolve_implementations`).
+    """
+    from conformance.refs import resolve_implementations
+
     definitions = _definitions()
     cases: list[Case] = []
     for spec_id, spec in sorted(specs.items()):
@@ -157,6 +163,8 @@ def build_cases(specs: Mapping[str, EquationSpec], overrides: Mapping[str, list[
             continue
         if spec_id in overrides:
             spec = spec.with_implementations(overrides[spec_id])
+        if resolve:
+            resolve_implementations(spec)
         for d in definitions:
             if d.scope == "spec" and d.subject is not None:
                 refs = list(d.applies(spec, d.spec_device, d.spec_dtype))
@@ -167,13 +175,6 @@ def build_cases(specs: Mapping[str, EquationSpec], overrides: Mapping[str, list[
                 for dtype in DTYPES:
                     cases.extend(Case(tested, impl.id, device, dtype, r) for r in implementation_checks(spec, device, dtype))
     return cases
-
-
-def resolve_cases(specs: Mapping[str, EquationSpec]) -> None:
-    """Import every implementation the specs name; a keyed :class:`~conformance.validation.SpecError` if one fails."""
-    from conformance.refs import resolve_implementations
-
-    resolve_implementations(list(specs.values()))
 
 
 def xfail_for(case: Case) -> XFail | None:
