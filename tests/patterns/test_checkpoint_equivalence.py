@@ -154,8 +154,11 @@ def test_shipped_spec_generates_every_check_on_its_devices_and_dtypes() -> None:
 # --- drawn stacks -----------------------------------------------------------------------------
 
 
+_SMALL = {"depth": {"min": 2, "max": 4}, "width": {"min": 2, "max": 3}, "checkpoint_every": [3]}
+
+
 @BOUNDED
-@given(plan=stack_plans(validated(validate, {"depth": {"min": 2, "max": 4}, "width": {"min": 2, "max": 3}, "checkpoint_every": [3]})))
+@given(plan=stack_plans(validated(validate, _SMALL)))
 def test_drawn_stacks_respect_the_options_and_chain_widths(plan: StackPlan) -> None:
     assert 2 <= plan.depth <= 4 and plan.checkpoint_every == 3 and 2 <= plan.batch <= 4
     for before, after in zip(plan.layers, plan.layers[1:]):

@@ -12,7 +12,8 @@ from hypothesis import settings
 
 from conformance.calling import ImplementationError
 from conformance.patterns import PatternContext, kinds
-from conformance.patterns import kv_cache_model as kv
+from conformance.patterns import kv_cache_model as kv_kind
+from conformance.patterns.runs import kv_cache_model as kv
 from conformance.spec import SpecError, load_file, load_specs
 from implementations.attention import attention_manual
 from implementations.kv_cache import KVCache, decode_attention
@@ -23,22 +24,22 @@ FAST = settings(max_examples=15, derandomize=True, deadline=None, database=None)
 
 
 def _options(**extra) -> dict:
-    return validated(kv.validate, {"checks": ["contents"], **extra})
+    return validated(kv_kind.validate, {"checks": ["contents"], **extra})
 
 
 # -- options --------------------------------------------------------------------------------------
 
 
 def test_kind_is_discovered() -> None:
-    assert kinds()["append_cache"] is kv.KIND
-    assert kv.KIND.dtypes == ("float64", "float32", "bfloat16", "float16") and kv.KIND.devices == ("cpu", "cuda")
+    assert kinds()["append_cache"] is kv_kind.KIND
+    assert kv_kind.KIND.dtypes == ("float64", "float32", "bfloat16", "float16") and kv_kind.KIND.devices == ("cpu", "cuda")
 
 
 def test_defaults() -> None:
     out = _options()
     assert out["checks"] == ("contents",) and out["max_seq_len"] == (1, 12) and out["update_length"] == (0, 4)
     assert out["special_values"] is True and out["max_steps"] == 20 and "attention" not in out
-    decoding = validated(kv.validate, {"checks": ["decoding"], "attention": "implementations.kv_cache:decode_attention"})
+    decoding = validated(kv_kind.validate, {"checks": ["decoding"], "attention": "implementations.kv_cache:decode_attention"})
     assert decoding["special_values"] is False
 
 
@@ -64,15 +65,16 @@ def test_defaults() -> None:
     ],
 )
 def test_bad_options_name_their_key(options: dict, key: tuple, words: str) -> None:
-    path, message = rejected(kv.validate, options)
+    path, message = rejected(kv_kind.validate, options)
     assert path == dotted(key) and words in message
 
 
 def test_bad_option_fails_the_spec_on_load(tmp_path: Path) -> None:
-    text = Path("specs/kv_cache.yaml").read_text(encoding="utf-8").replace("max_seq_len: {min: 1, max: 12}", "max_seq_len: {min: 1, max: 9999}", 1)
+    text = Path("specs/kv_cache.yaml").read_text(encoding="utf-8")
+    text = text.replace("max_seq_len: {min: 1, max: 12}", "max_seq_len: {min: 1, max: 9999}", 1)
     bad = tmp_path / "kv.yaml"
     bad.write_text(text, encoding="utf-8")
-    with pytest.raises(SpecError, match=r"specs\[0\]\.patterns\[0\]\.max_seq_len: expected \[min, max\]"):
+    with pytest.raises(SpecError, match=r"specs\[0\]\.patterns\[0\]\.max_seq_len: expected integers 1 <= min <= max <= 256"):
         load_file(bad)
 
 
@@ -86,7 +88,7 @@ def test_unknown_option_fails_the_spec_on_load(tmp_path: Path) -> None:
 
 def test_shipped_spec_lists_one_entry_per_check() -> None:
     spec = load_specs()["kv_cache"]
-    assert [p.options["checks"] for p in spec.patterns] == [(c,) for c in kv.CHECKS]
+    assert [p.options["checks"] for p in spec.patterns] == [(c,) for c in kv_kind.CHECKS]
     assert spec.ambiguities and spec.paper.arxiv == "2211.05102"
 
 
@@ -158,7 +160,7 @@ def test_overflow_error_clarity(exc: Exception, why: str | None) -> None:
 
 
 def _setup(dtype: str = "float32", attention=decode_attention, **options) -> kv.Setup:
-    opts = validated(kv.validate, {"checks": ["decoding"], "attention": "a.b:c", **options})
+    opts = validated(kv_kind.validate, {"checks": ["decoding"], "attention": "a.b:c", **options})
     return kv.Setup(KVCache, attention, "cpu", dtype, opts, load_specs()["kv_cache"].tolerance_rule(dtype))
 
 

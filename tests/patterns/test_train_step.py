@@ -28,6 +28,7 @@ from tests.patterns.kind_helpers import rejected, validated
 
 KIND = kinds()["train_step"]
 TRAINER = "implementations.trainer:Trainer"
+_TWO = dict.fromkeys(("features", "hidden", "outputs"), {"min": 1, "max": 2})
 GOOD = {"max_norm": 1.0, "steps": {"min": 1, "max": 3}, "optimizers": ["sgd", "adamw"]}
 OVERFLOW = {"scale": 1024.0, "growth_interval": 2, "magnitude": 1.0e6}
 FEW = settings(max_examples=6, derandomize=True, deadline=None, database=None)
@@ -71,7 +72,7 @@ def _draw(**change) -> Draw:
         ({"learning_rate": {"min": 0, "max": 0.1}}, "learning_rate"),
         ({"learning_rate": {"min": 0.1, "max": 0.01}}, "learning_rate"),
         ({"sizes": {"batch": {"min": 1, "max": 2}}}, "sizes"),
-        ({"sizes": {"batch": {"min": 0, "max": 2}, **{k: {"min": 1, "max": 2} for k in ("features", "hidden", "outputs")}}}, "sizes.batch"),
+        ({"sizes": {"batch": {"min": 0, "max": 2}, **_TWO}}, "sizes.batch"),
         ({"steps": [1, 3]}, "steps"),  # the old list form of a range
         ({"overflow": {**OVERFLOW, "scale": 1000.0}}, "overflow.scale"),
         ({"overflow": {**OVERFLOW, "growth_interval": 0}}, "overflow.growth_interval"),
