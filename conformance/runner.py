@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, note, reject, settings
 from conformance.checks import CheckFailure
 from conformance.selection import Case
 from conformance.strategies import Example
-from conformance.tolerance import Measurement
+from conformance.tolerance import Measurement, worst
 
 
 @dataclass
@@ -36,8 +36,8 @@ class Tracker:
         self.examples += 1
         if not m.passed:
             self.failure, self.failing_example = m, example
-        elif self.worst is None or m.ratio > self.worst.ratio:
-            self.worst = m
+        else:
+            self.worst = m if self.worst is None else worst([self.worst, m])
 
 
 def cuda_skip_reason(device: str) -> str | None:

@@ -205,3 +205,13 @@ def test_every_example_has_a_selected_parameter(tmp_path: Path) -> None:
     ctx = _context(ref=_write_impl(tmp_path, "    pass\n"), examples=5)
     m = run(ctx)
     assert not m.passed and "expected × " in m.detail
+
+
+def test_reserved_attribute_names_cover_the_installed_torch() -> None:
+    """The fixed list (kept so validation imports no torch) misses no public attribute of ``nn.Module``."""
+    from torch import nn
+
+    from conformance.patterns.parameter_scaling import MODULE_ATTRIBUTES
+
+    public = {name for name in dir(nn.Module()) if not name.startswith("_")}
+    assert public <= MODULE_ATTRIBUTES, sorted(public - MODULE_ATTRIBUTES)
