@@ -8,6 +8,8 @@ A :class:`CheckDef` says, each field read by one place:
   ``spec_device``/``spec_dtype`` for ``subject(spec)``) — read by :func:`conformance.selection.build_cases`;
 - ``line`` — the spec line an instance traces to (``Case.identity``);
 - ``order`` — its place in the report (:func:`conformance.report.rows.sort_rows`);
+- ``compares_numbers`` — whether it compares numbers against a derived tolerance (a spec's ``tolerances:``
+  override must reach it: ``tests/test_check_defs.py``);
 - ``draw`` and ``judge`` — how its examples are drawn and how one example is judged
   (:mod:`conformance.runner`), as lazy ``"module:function"`` refs so that building cases imports no torch:
   ``draw(case) -> SearchStrategy[Example]``, ``judge(case, example) -> Measurement | None``; a check
@@ -78,6 +80,7 @@ class CheckDef:
     subject: Callable[[EquationSpec], str] | None = None  # scope "spec": the row's implementation column
     spec_device: str = "cpu"
     spec_dtype: str = "float64"
+    compares_numbers: bool = False
 
     def judge_fn(self) -> Callable[..., Any]:
         return _load(self.judge)
@@ -155,26 +158,26 @@ def _pattern_line(spec: EquationSpec, ref: CheckRef) -> int:
 _J = "conformance.judges"
 BUILTIN: list[CheckDef] = [
     CheckDef("oracle", "equation", "the implementation against the spec's SymPy oracle in float64", 0,
-             _base("oracle"), _oracle_line, f"{_J}:oracle", f"{_J}:draw"),
+             _base("oracle"), _oracle_line, f"{_J}:oracle", f"{_J}:draw", compares_numbers=True),
     CheckDef("output_contract", "contract", "output shape (from the spec's symbols), dtype and device", 1,
              _base("output_contract"), _spec_line, f"{_J}:output_contract", f"{_J}:draw"),
     CheckDef("determinism", "contract", "two calls on the same inputs are bitwise equal", 2,
              _base("determinism"), _spec_line, f"{_J}:determinism", f"{_J}:draw"),
     CheckDef("gradient", "gradient", "vector-Jacobian product against autograd through the float64 oracle", 3,
-             _gradient, _oracle_line, f"{_J}:gradient", f"{_J}:draw"),
+             _gradient, _oracle_line, f"{_J}:gradient", f"{_J}:draw", compares_numbers=True),
     CheckDef("gradcheck", "gradient", "finite differences in float64 (fast mode, slow mode before failing)", 4,
              _gradcheck(1), _spec_line, f"{_J}:gradcheck", f"{_J}:draw_gradcheck"),
     CheckDef("gradgradcheck", "gradient", "second-order finite differences in float64", 5,
              _gradcheck(2), _spec_line, f"{_J}:gradgradcheck", f"{_J}:draw_gradcheck"),
     CheckDef("invariant", "invariant", "an invariant the spec declares", 6,
-             _invariants, _invariant_line, f"{_J}:invariant", f"{_J}:draw_invariant"),
+             _invariants, _invariant_line, f"{_J}:invariant", f"{_J}:draw_invariant", compares_numbers=True),
     CheckDef("pattern", "pattern", "a behavioural check of a pattern kind", 6,
              _patterns, _pattern_line, f"{_J}:pattern"),
     CheckDef("fact", "fact", "a symbolic fact proved by SymPy", 6,
              _facts, _fact_line, f"{_J}:fact", scope="spec", subject=lambda spec: "sympy", spec_dtype="exact"),
     CheckDef("oracle_agreement", "agreement", "the SymPy oracle against the spec's float64 reference function", 6,
              _agreement, _oracle_line, f"{_J}:oracle_agreement", f"{_J}:draw", scope="spec",
-             subject=lambda spec: f"reference:{spec.oracle.reference}"),
+             subject=lambda spec: f"reference:{spec.oracle.reference}", compares_numbers=True),
 ]
 
 __all__ = ["BUILTIN", "FAMILIES", "CheckDef", "CheckRef"]

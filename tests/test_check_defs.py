@@ -88,3 +88,37 @@ def test_no_module_parses_check_names() -> None:
             if needle in text:
                 offenders.append(f"{path.name}: {needle}")
     assert offenders == []
+
+
+def test_a_spec_tolerance_override_reaches_every_check_that_compares_numbers() -> None:
+    """Every definition flagged ``compares_numbers`` reports the spec's override (factor 7) in its tolerance.
+
+    Pattern kinds are covered by ``tests/patterns/test_registry.py``; a new numeric definition without
+    a case in ``rmsnorm`` fails here.
+    """
+    from dataclasses import replace
+
+    from hypothesis import settings
+
+    from conformance.engine import run_case
+    from conformance.model import ToleranceRule
+
+    spec = shipped_specs()["rmsnorm"]
+    rule = ToleranceRule(7.0, 8.0, "an override, to show it is read")
+    overridden = replace(spec, tolerances={**spec.tolerances, "float32": rule, "float64": rule})
+    numeric = {name for name, d in CHECKS.items() if d.compares_numbers}
+    assert {"oracle", "gradient", "invariant", "oracle_agreement"} <= numeric
+    fast = settings(max_examples=3, derandomize=True, deadline=None, database=None)
+    seen = set()
+    for case in build_cases({"rmsnorm": overridden}, {}):
+        if case.device != "cpu" or case.ref.definition not in numeric or case.ref.definition in seen:
+            continue
+        if case.dtype != ("float64" if case.definition.scope == "spec" else "float32"):
+            continue
+        result = run_case(case, fast)
+        assert result.outcome == "passed", (case.id, result.message)
+        basis = result.tolerance_basis
+        assert "override: an override" in basis, case.id
+        assert basis.startswith("7×") or "same-precision reference" not in basis, case.id  # the factor, where there is a baseline
+        seen.add(case.ref.definition)
+    assert seen == numeric
