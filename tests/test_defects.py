@@ -17,6 +17,7 @@ from conformance.defects import (
     PlantedDefect,
     baselines_for,
     build_case,
+    finding,
     fixed_settings,
     run_blind_spot,
     run_correct,
@@ -25,6 +26,7 @@ from conformance.defects import (
     score,
     shipped_specs,
 )
+from conformance.results import make_result
 
 DEFECTS = Path(__file__).resolve().parent / "meta_tests" / "defects"
 NO_EPS = f"{DEFECTS / 'rmsnorm_defects.py'}:NoEps"
@@ -55,6 +57,22 @@ def test_a_crashing_defect_is_crashed_not_caught() -> None:
     verdict = run_planted(PlantedDefect("surprise", EXPLODES, "oracle", max_examples=3))
     assert (verdict.finding, verdict.outcome, verdict.holds) == ("crashed", "error", False), verdict.explain()
     assert verdict.message == "RuntimeError: planted crash"
+
+
+def test_a_check_failure_hypothesis_could_not_replay_is_a_catch() -> None:
+    """A nondeterministic defect fails the check once and passes the replay: FlakyFailure around the CheckFailure."""
+    identity = {"spec": "attention", "implementation": "m:f", "device": "cpu", "dtype": "float64", "check": "determinism"}
+    flaky = (
+        "FlakyFailure: Hypothesis prop(...) produces unreliable results: Failed on the first call but did not on a subsequent one"
+    )
+    tb = "| conformance.checks.CheckFailure: determinism failed: two calls differ by up to 6.5e-19 (bitwise equality expected)"
+    assert finding(make_result(identity, outcome="error", message=flaky, measured={"error": flaky, "traceback": tb})) == "caught"
+    other = tb.replace("CheckFailure: determinism", "CheckFailure: oracle")
+    assert (
+        finding(make_result(identity, outcome="error", message=flaky, measured={"error": flaky, "traceback": other})) == "crashed"
+    )
+    crash = "RuntimeError: planted crash"
+    assert finding(make_result(identity, outcome="error", message=crash, measured={"error": crash, "traceback": tb})) == "crashed"
 
 
 def test_a_catch_for_another_reason_does_not_hold() -> None:

@@ -121,8 +121,23 @@ def execute(case: Case, hypothesis_settings: settings) -> Result:
     return engine.run_case(case, hypothesis_settings)
 
 
-# The engine's outcome → what it says of a planted defect. A case runs one check, so a failure is that
-# check's; an expected failure (a spec's reviewed xfail) is no catch, and is reported as not a pass.
+def finding(result: Result) -> Finding:
+    """What the engine's result says of a planted defect.
+
+    A case runs one check, so a failure is that check's. A failure Hypothesis could not replay is one
+    too: a nondeterministic defect fails the check on the first call and passes the replay, and
+    Hypothesis raises ``FlakyFailure`` around the check's own ``CheckFailure``. An expected failure (a
+    spec's reviewed xfail) is no catch, and not a pass.
+    """
+    if result.outcome == "error" and _unreplayed_failure(result):
+        return "caught"
+    return _FINDINGS[result.outcome]
+
+
+def _unreplayed_failure(result: Result) -> bool:
+    return (result.error or "").startswith("FlakyFailure") and f"CheckFailure: {result.check} failed:" in (result.traceback or "")
+
+
 _FINDINGS: dict[str, Finding] = {
     "failed": "caught",
     "passed": "missed",
@@ -140,9 +155,9 @@ def run_planted(
     case = build_case(spec, row.defect, row.check, row.dtype, row.device, row.as_option)
     chosen = hypothesis_settings or fixed_settings(row.max_examples, shrink=row.shrink, all_failures=row.all_failures)
     result = execute(case, chosen)
-    finding = _FINDINGS[result.outcome]
-    problems = _catch_problems(row, case, result) if finding == "caught" else ()
-    return Verdict(row, finding, result, problems)
+    found = finding(result)
+    problems = _catch_problems(row, case, result) if found == "caught" else ()
+    return Verdict(row, found, result, problems)
 
 
 def run_blind_spot(
@@ -152,7 +167,7 @@ def run_blind_spot(
     spec = (specs or shipped_specs())[row.spec]
     case = build_case(spec, row.defect, row.check, row.dtype, row.device)
     result = execute(case, hypothesis_settings or fixed_settings(row.max_examples))
-    return Verdict(row, _FINDINGS[result.outcome], result)
+    return Verdict(row, finding(result), result)
 
 
 def run_correct(
@@ -162,8 +177,8 @@ def run_correct(
     spec = (specs or shipped_specs())[row.spec]
     case = build_case(spec, row.implementation, row.check, row.dtype, row.device)
     result = execute(case, hypothesis_settings or fixed_settings(row.max_examples))
-    finding = _FINDINGS[result.outcome]
-    return Verdict(row, finding, result, _baseline_problems(row, result) if finding == "missed" else ())
+    found = finding(result)
+    return Verdict(row, found, result, _baseline_problems(row, result) if found == "missed" else ())
 
 
 def run_row(row: Row, hypothesis_settings: settings | None = None) -> Verdict:
