@@ -6,7 +6,9 @@ live here and nowhere else:
 - ``skipped``: the case's device is not available (the reason says why), before anything runs;
 - ``passed``: every example was within its tolerance;
 - ``failed``: a check's error exceeded its tolerance (or its contract was broken); the message is the
-  measured error against the tolerance;
+  measured error against the tolerance. A failure Hypothesis could not replay (a nondeterministic
+  implementation fails on one call and passes the next: Hypothesis raises ``FlakyFailure`` around the
+  check's own failure) is a failure too, and its message says so;
 - ``error``: the implementation or the harness raised; the message is the exception;
 - ``xfailed``: the case failed or raised and the spec records a reviewed expected failure for it;
 - a reviewed expected failure that passes is ``failed`` ("stale xfail"), so the spec's entry is removed.
@@ -58,9 +60,28 @@ def run_case(case: Case, hypothesis_settings: settings | None = None) -> Result:
     except CheckFailure as exc:
         return _judged(case, identity, "failed", measured, exc)
     except Exception as exc:  # the implementation (or the harness) raised
+        failure = _check_failure_in(exc)
+        if failure is not None:  # Hypothesis could not replay the check's failure: still a failure
+            measured.pop("error", None)
+            detail = measured.get("detail") or str(failure)
+            measured["detail"] = f"{detail} (not reproducible on replay: the implementation is nondeterministic)"
+            return _judged(case, identity, "failed", measured, failure)
         measured["traceback"] = "".join(_traceback.format_exception(exc, limit=-8))[-4000:]
         return _judged(case, identity, "error", measured, exc)
     return _judged(case, identity, "passed", measured, None)
+
+
+def _check_failure_in(exc: BaseException) -> BaseException | None:
+    """The check failure inside an exception group (Hypothesis's ``FlakyFailure``), if there is one."""
+    from conformance.checks import CheckFailure
+
+    for inner in getattr(exc, "exceptions", ()):
+        if isinstance(inner, CheckFailure):
+            return inner
+        found = _check_failure_in(inner)
+        if found is not None:
+            return found
+    return None
 
 
 def _judged(case: Case, identity: Mapping[str, Any], outcome: str, measured: dict[str, Any], exc: BaseException | None) -> Result:

@@ -164,6 +164,7 @@ def _as_pytest_outcome(result: Any) -> None:
     if result.outcome == "xfailed":
         pytest.xfail(result.message or "expected failure")
     if result.outcome == "failed":
-        pytest.fail(result.message or "failed", pytrace=False)
+        snippet = f"\nReproduce with:\n{result.repro}" if result.repro else ""
+        pytest.fail(f"{result.message or 'failed'}{snippet}", pytrace=False)
     if result.outcome == "error":
         pytest.fail(f"{result.message}\n{result.traceback or ''}".rstrip(), pytrace=False)

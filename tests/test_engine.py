@@ -99,7 +99,7 @@ def test_the_cli_and_the_pytest_plugin_give_the_same_rows(tmp_path: Path) -> Non
     """Both drivers of the engine: ``conformance run`` (no pytest) and ``pytest conformance``."""
     impl = f"surprise={SURPRISE}"
     cli = subprocess.run(
-        [sys.executable, "-m", "conformance", "run", "--impl", impl, "--report-dir", "cli", "-k", "-cpu-float32-",
+        [sys.executable, "-m", "conformance", "run", "--impl", impl, "--report-dir", "cli", "-k", "cpu-float32-",
          "--hypothesis-profile", "conformance-ci", "-q"],
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )
@@ -121,7 +121,7 @@ def test_conformance_run_from_another_directory_with_the_readme_command(tmp_path
     """The README's ``conformance run --impl rmsnorm=implementations.rmsnorm:RMSNorm --report-dir out/``."""
     result = subprocess.run(
         [sys.executable, "-m", "conformance", "run", "--impl", "rmsnorm=implementations.rmsnorm:RMSNorm",
-         "--report-dir", "out/", "-k", "-cpu-float32-o", "-q"],
+         "--report-dir", "out/", "-k", "cpu-float32-o", "-q"],
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -150,7 +150,23 @@ def test_a_failing_run_exits_1(tmp_path: Path) -> None:
             return ((hidden - memory_pred) ** 2).mean(-1)
     """))
     result = subprocess.run(
-        [sys.executable, "-m", "conformance", "run", "--impl", "surprise=bad.py:f", "-k", "-cpu-float64-oracle", "-q"],
+        [sys.executable, "-m", "conformance", "run", "--impl", "surprise=bad.py:f", "-k", "cpu-float64-oracle", "-q"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 1 and "FAILED" in result.stdout
+
+
+NONDETERMINISTIC = """
+import itertools
+_calls = itertools.count()
+
+def f(hidden, memory_pred):
+    out = ((hidden - memory_pred) ** 2).sum(-1)
+    return out + 1.0 if next(_calls) == 0 else out  # wrong on the first call only: Hypothesis cannot replay it
+"""
+
+
+def test_a_failure_hypothesis_cannot_replay_is_still_a_failure(tmp_path: Path) -> None:
+    result = engine.run_case(_case(tmp_path, NONDETERMINISTIC), FAST)
+    assert result.outcome == "failed" and "not reproducible on replay" in result.message
+    assert result.error is None

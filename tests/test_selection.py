@@ -117,6 +117,7 @@ def test_case_row_identity(monkeypatch: pytest.MonkeyPatch) -> None:
         "device": "cuda",
         "dtype": "bfloat16",
         "check": "invariant:gain_linearity",
+        "family": "invariant",
     }
 
 

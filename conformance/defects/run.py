@@ -124,18 +124,10 @@ def execute(case: Case, hypothesis_settings: settings) -> Result:
 def finding(result: Result) -> Finding:
     """What the engine's result says of a planted defect.
 
-    A case runs one check, so a failure is that check's. A failure Hypothesis could not replay is one
-    too: a nondeterministic defect fails the check on the first call and passes the replay, and
-    Hypothesis raises ``FlakyFailure`` around the check's own ``CheckFailure``. An expected failure (a
-    spec's reviewed xfail) is no catch, and not a pass.
+    A case runs one check, so a failure is that check's (the engine counts one Hypothesis could not
+    replay as a failure too). An expected failure (a spec's reviewed xfail) is no catch, and not a pass.
     """
-    if result.outcome == "error" and _unreplayed_failure(result):
-        return "caught"
     return _FINDINGS[result.outcome]
-
-
-def _unreplayed_failure(result: Result) -> bool:
-    return (result.error or "").startswith("FlakyFailure") and f"CheckFailure: {result.check} failed:" in (result.traceback or "")
 
 
 _FINDINGS: dict[str, Finding] = {

@@ -139,7 +139,7 @@ def test_header_names_devices_profile_and_counts() -> None:
     markdown = rendered(attention_rows())
     assert markdown.startswith("# Conformance report\n")
     assert f"Devices: cpu (x86_64); cuda: skipped — {CUDA_REASON}" in markdown
-    assert "Hypothesis profile `ci` (20 examples per check, derandomize=True)" in markdown
+    assert "Hypothesis profile `conformance-ci` (20 examples per check, derandomize=True)" in markdown
     assert "**8 checks:** ✅ 3 passed · ❌ 1 failed · 💥 1 error · ⏭️ 2 skipped · 🟡 1 xfailed" in markdown
 
 
