@@ -202,6 +202,20 @@ def noise_scales(spec: EquationSpec, env: Mapping[str, Any]) -> list[float | Non
     return [values.get(name) for name in spec.outputs]
 
 
+def _in_tested_units(t: Trial, scale: float | None) -> float | None:
+    """A declared noise scale as a scale at the tested dtype's precision.
+
+    The rounding errors that grow with the noise scale (a rotation angle, the terms of a sum) are made
+    where the spec computes: in its compute dtype. Where that is more precise than the tested dtype
+    (float32 statistics for float16 inputs), the floor at the noise scale is ``eps(compute) × scale``,
+    i.e. ``scale × eps(compute) / eps(dtype)`` in units of the tested dtype's epsilon; the result's own
+    rounding to the tested dtype stays at its own magnitude (:func:`_at_least_the_result`).
+    """
+    if scale is None or t.compute_dtype == t.dtype:
+        return scale
+    return scale * dh.eps(t.compute_dtype) / dh.eps(t.dtype)
+
+
 def _at_least_the_result(scale: float | None, expected: np.ndarray) -> float | None:
     """A declared noise scale, never below the result's own magnitude."""
     if scale is None or not np.all(np.isfinite(expected)):
@@ -259,7 +273,7 @@ def compare_outputs(
     measurements = []
     for k, name in enumerate(t.outputs):
         baseline = None if baselines is None else baselines[k]
-        scale = _at_least_the_result(None if scales is None else scales[k], expected[k])
+        scale = _at_least_the_result(_in_tested_units(t, None if scales is None else scales[k]), expected[k])
         m = compare(actual[k], expected[k], dtype=t.dtype, rule=t.rule, baseline=baseline, scale=scale)
         measurements.append(_labelled(m, name if several else None))
     return worst(measurements)

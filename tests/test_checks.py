@@ -606,3 +606,19 @@ def test_a_wrong_float64_implementation_still_fails_with_the_stand_in(tmp_path: 
     wrong = f"{path}:M"
     m = run_check(spec.with_implementations([wrong]), wrong, "cpu", "float64", "oracle", EXAMPLES["multihead_attention"][0])
     assert not m.passed  # 2⁻⁴⁰ relative is ~4000 float64 ulps: far above the rescaled float32 reference error
+
+
+def test_the_noise_floor_at_a_declared_noise_scale_is_the_compute_dtypes() -> None:
+    """rope_cache at float16 computes in float32 (oracle.compute_dtype): the floor at the angle's scale is
+    8 × eps(float32) × scale, the result's own rounding 8 × eps(float16) × |result| — whichever is larger."""
+    from conformance import dtype_helpers as dh
+    from conformance.checks import Trial, check_oracle, noise_scales
+
+    spec = shipped_specs()["rope_cache"]
+    example = Example({"L": 4096, "M": 4096, "D": 64}, {"base": 10000}, {"x": 1e-3}, {}, 0)
+    t = Trial(spec, "implementations.rope:RotaryEmbedding", "cpu", "float16", example)
+    m = check_oracle(t)
+    (scale, _) = noise_scales(spec, t.rounded(t.env64))
+    expected_floor = 8 * max(dh.eps("float32") * scale, dh.eps("float16") * 1.0)
+    assert m.passed and m.tolerance.floor == pytest.approx(expected_floor, rel=1e-6)
+    assert m.tolerance.floor < 0.1 < 8 * dh.eps("float16") * scale  # at float16's eps the floor would exceed |cos| ≤ 1

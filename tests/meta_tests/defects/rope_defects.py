@@ -126,6 +126,29 @@ class SinShiftedByOne(RotaryEmbedding):
         )
 
 
+class InverseFrequencyBuffer(nn.Module):
+    """θ as a floating buffer, angles computed in float32 at every call (a common public pattern).
+
+    Right in float32; but ``module.to(float16)`` (``model.half()``) casts the buffer, so θ carries
+    float16's rounding and the angles at m = 4096 move by up to a radian, although the forward computes in
+    float32. Caught by: ``oracle`` at float16 (spec ``oracle.compute_dtype``: the noise floor at the
+    angle's scale is float32's, not float16's).
+    """
+
+    def __init__(self, dim: int, max_seq_len: int = 4096, base: int = 10000) -> None:
+        super().__init__()
+        self.max_seq_len = max_seq_len
+        exponent = torch.arange(0, dim, 2, dtype=torch.float32) / dim
+        self.register_buffer("inv_freq", 1.0 / (float(base) ** exponent), persistent=False)  # (dim/2,)
+
+    def forward(self, x: Tensor, seq_len: int) -> tuple[Tensor, Tensor]:
+        if seq_len > self.max_seq_len:
+            raise ValueError(f"seq_len {seq_len} exceeds max_seq_len {self.max_seq_len}")
+        t = torch.arange(seq_len, device=x.device, dtype=torch.float32)
+        angles = torch.outer(t, self.inv_freq.float())  # (seq_len, dim/2), from the possibly cast buffer
+        return angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+
+
 class Float16Buffers(nn.Module):
     """Computes θ and the table in float16 (as a module cast with ``.half()`` would hold them).
 

@@ -25,6 +25,7 @@ DEFECTS = (
     past_max(ref("IndexErrorPastMaxSeqLen")),
     planted(ref("WrongThetaExponent"), "oracle", F64),
     planted(ref("WrongThetaExponent"), "oracle", F16),
+    planted(ref("InverseFrequencyBuffer"), "oracle", F16),
     planted(ref("CosSinSwapped"), "oracle", F64),
     planted(ref("CosSinSwapped"), "invariant:position_zero", F32),
     planted(ref("CacheShiftedByOne"), "oracle", F64),
