@@ -110,8 +110,11 @@ def test_compiled_only_rounding_is_caught_and_named() -> None:
 
 
 def test_compiled_only_missing_gradient_is_reported_as_missing_with_a_bound() -> None:
-    m = check_compiled(DropsGradientWhenCompiled, SMALL, "cpu", "float32", ["train"], rule=ToleranceRule())
-    assert not m.passed and "missing (None)" in m.detail
+    try:
+        m = check_compiled(DropsGradientWhenCompiled, SMALL, "cpu", "float32", ["train"], rule=ToleranceRule())
+        assert not m.passed and "missing (None)" in m.detail
+    finally:
+        torch._dynamo.reset()  # leave no frames marked eager for later tests
     assert m.tolerance is not None  # the report row carries the bound it broke
 
 
@@ -140,3 +143,19 @@ def test_runner_turns_a_compiled_mismatch_into_a_failure_with_a_working_repro(tm
     assert [layer["kind"] for layer in row["falsifying_example"]["layers"]] == ["linear", "batchnorm", "layernorm"]
     with pytest.raises(CheckFailure):
         exec(row["repro"], {})  # the snippet runs and finds the same failure
+
+
+def test_a_compiled_only_defect_is_caught_after_dynamo_gave_up_on_the_class_elsewhere() -> None:
+    """Past its recompile limit Dynamo runs a code object eagerly for the rest of the process; a check that
+    reused that state would compare eager with eager. Each check compiles from an empty cache instead."""
+    from implementations.checkpointing import CheckpointedModule
+
+    with torch._dynamo.config.patch(recompile_limit=1):
+        for width in (2, 3, 4):  # the second width already exceeds the limit: Dynamo marks the frames eager
+            module = torch.compile(CheckpointedModule(torch.nn.ModuleList([torch.nn.Linear(width, width)]), 1))
+            module(torch.randn(3, width)).sum().backward()
+    try:
+        m = check_compiled(DropsGradientWhenCompiled, SMALL, "cpu", "float32", ["train"], rule=ToleranceRule())
+        assert not m.passed and "missing (None)" in m.detail
+    finally:
+        torch._dynamo.reset()  # leave no frames marked eager for later tests

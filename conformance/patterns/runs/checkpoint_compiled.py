@@ -29,11 +29,11 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from torch import Tensor, nn
 
 from conformance.dtype_helpers import to_numpy64
 from conformance.patterns.helpers.checkpoint_stacks import Forward, module_forward, plain_forward, run_results
+from conformance.patterns.helpers.compiling import fresh_compile, strict_compiled_calls
 from conformance.patterns.helpers.stack_plans import LayerPlan, StackPlan
 from conformance.tolerance import Measurement, compare, max_abs, reference_baselines, stand_in_dtype, worst
 
@@ -64,7 +64,7 @@ def _maker(target: Any, plan: StackPlan, mode: str, compiled: bool) -> Callable[
 
     def make(layers: nn.ModuleList) -> Forward:
         module = module_forward(target, layers, plan, mode)
-        return torch.compile(module) if compiled else module
+        return fresh_compile(module) if compiled else module
 
     return make
 
@@ -78,7 +78,8 @@ def check_compiled(
         expected = run_results(plain_forward, plan, device, "float64", mode)
         eager_dtype = stand_in_dtype(dtype) or dtype
         eager = run_results(_maker(target, plan, mode, compiled=False), plan, device, eager_dtype, mode)
-        actual = run_results(_maker(target, plan, mode, compiled=True), plan, device, dtype, mode)
+        with strict_compiled_calls():
+            actual = run_results(_maker(target, plan, mode, compiled=True), plan, device, dtype, mode)
         for name in [*expected, *(n for n in actual if n not in expected)]:
             results = actual.get(name), expected.get(name), eager.get(name)
             measurements.append(_compare(f"{mode}: {name}", *results, dtype, rule))

@@ -11,6 +11,7 @@ import torch
 
 from conformance.dtype_helpers import torch_dtype
 from conformance.patterns import PatternContext
+from conformance.patterns.helpers.compiling import fresh_compile, strict_compiled_calls
 from conformance.patterns.helpers.module_calls import build_module, call_inputs
 from conformance.tolerance import Measurement, compare, max_abs, reference_baselines, stand_in_dtype, worst
 
@@ -39,7 +40,8 @@ def run(ctx: PatternContext) -> Measurement:
     kwargs64 = {k: v.to(torch.float64) if isinstance(v, torch.Tensor) and v.is_floating_point() else v for k, v in kwargs.items()}
     with torch.no_grad():
         eager = _outputs(module(*args, **kwargs))
-        compiled = _outputs(torch.compile(module)(*args, **kwargs))
+        with strict_compiled_calls():
+            compiled = _outputs(fresh_compile(module)(*args, **kwargs))
         expected = _outputs(reference(*args64, **kwargs64))
         stand_in = _stand_in(module, args64, kwargs64, ctx.dtype)
     measurements = []
