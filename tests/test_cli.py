@@ -68,3 +68,28 @@ def test_python_dash_m_conformance_validate() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == f"{len(shipped_specs())} spec(s) valid"
     assert any(line.startswith("rmsnorm: Root Mean Square Layer Normalization Eq. 4") for line in result.stdout.splitlines())
+
+
+def test_validate_imports_neither_torch_nor_an_implementation_unless_asked() -> None:
+    """``conformance validate specs/`` checks every shipped spec without importing torch or any implementation;
+    ``--resolve`` imports the implementations (and with them torch)."""
+    probe = (
+        "import sys\n"
+        "from conformance.cli import main\n"
+        "rc = main(sys.argv[1:])\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'implementations'))\n"
+        "print('RC', rc, 'HEAVY', len(heavy), heavy[:3])\n"
+    )
+    plain = subprocess.run(
+        [sys.executable, "-c", probe, "validate", "specs"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert plain.stdout.splitlines()[-1] == "RC 0 HEAVY 0 []", plain.stdout + plain.stderr
+    resolved = subprocess.run(
+        [sys.executable, "-c", probe, "validate", "--resolve", "specs"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    last = resolved.stdout.splitlines()[-1]
+    assert last.startswith("RC 0 HEAVY ") and not last.startswith("RC 0 HEAVY 0 "), resolved.stdout + resolved.stderr
