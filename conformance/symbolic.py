@@ -28,9 +28,9 @@ import numpy as np
 import sympy
 
 from conformance.evaluate import SymbolicBackend, evaluate
-from conformance.expr import MAX_CONSTANT_MAGNITUDE, MAX_INT, ExprError, names_in, parse
+from conformance.expr import MAX_CONSTANT_MAGNITUDE, MAX_INT, names_in
 from conformance.registry import FACT_KINDS
-from conformance.validation import SpecContext, Where
+from conformance.validation import SpecContext, Where, parse_expression
 
 __all__ = ["BUILTIN", "FACT_KINDS", "FactKind", "FactResult", "prove"]
 
@@ -67,15 +67,7 @@ class FactKind:
 
 
 def _expr(options: Mapping, key: str, where: Where) -> sympy.Basic:
-    text = options[key]
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        text = repr(text)
-    if not isinstance(text, str):
-        raise where.at(key).error(f"expected an expression string, got {text!r}")
-    try:
-        return parse(text)
-    except ExprError as exc:
-        raise where.at(key).error(f"{exc}: {text!r}") from None
+    return parse_expression(options[key], where.at(key))
 
 
 def _validate_common(options: Mapping, keys: tuple[str, ...], where: Where) -> dict:

@@ -80,23 +80,35 @@ class SpecContext:
 
     def expression(self, value: Any, where: Where, extra: Iterable[str] = ()) -> Any:
         """``value`` parsed as an expression over :attr:`names` (plus ``extra``); YAML numbers and booleans allowed."""
-        from conformance import expr as expr_mod
+        return parse_expression(value, where, set(self.names) | set(extra), booleans=True)
 
-        if isinstance(value, bool):
-            value = "True" if value else "False"
-        elif isinstance(value, (int, float)):
-            value = repr(value)
-        if not isinstance(value, str):
-            raise where.error(f"expected an expression string, got {kind_of(value)} {value!r}")
-        try:
-            parsed = expr_mod.parse(value)
-        except expr_mod.ExprError as exc:
-            raise where.error(f"{exc}: {value!r}") from None
-        allowed = set(self.names) | set(extra)
+
+def parse_expression(value: Any, where: Where, names: Iterable[str] | None = None, *, booleans: bool = False) -> Any:
+    """``value`` parsed by the safe parser (:func:`conformance.expr.parse`), every problem an error at ``where``.
+
+    A YAML number is taken as its text; a YAML boolean as ``True``/``False`` where ``booleans``, else it
+    is refused. With ``names``, every free name must be one of them.
+    """
+    from conformance import expr as expr_mod
+
+    if isinstance(value, bool):
+        if not booleans:
+            raise where.error("expected an expression string, got a boolean")
+        value = "True" if value else "False"
+    elif isinstance(value, (int, float)):
+        value = repr(value)
+    if not isinstance(value, str):
+        raise where.error(f"expected an expression string, got {kind_of(value)} {value!r}")
+    try:
+        parsed = expr_mod.parse(value)
+    except expr_mod.ExprError as exc:
+        raise where.error(f"{exc}: {value!r}") from None
+    if names is not None:
+        allowed = set(names)
         unknown = sorted(expr_mod.names_in(parsed) - allowed)
         if unknown:
             raise where.error(f"undeclared name(s) {', '.join(unknown)}; declared: {', '.join(sorted(allowed)) or 'none'}")
-        return parsed
+    return parsed
 
 
 def dotted(path: tuple[Any, ...]) -> str:

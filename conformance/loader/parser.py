@@ -41,7 +41,7 @@ from conformance.model import (
 )
 from conformance.refs import ref_problem
 from conformance.registry import FACT_KINDS, INVARIANT_KINDS, PATTERN_KINDS, REFERENCES
-from conformance.validation import SpecContext, SpecError, Where, kind_of
+from conformance.validation import SpecContext, SpecError, Where, kind_of, parse_expression
 
 SCHEMA_VERSION = 1
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -91,17 +91,7 @@ class SpecParser:
         return value
 
     def expression(self, value: Any, path: tuple, names: set[str]) -> sympy.Basic:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = repr(value)
-        text = self.typed(value, path, str, "an expression string")
-        try:
-            parsed = expr_mod.parse(text)
-        except expr_mod.ExprError as exc:
-            raise self.fail(path, f"{exc}: {text!r}") from None
-        unknown = sorted(expr_mod.names_in(parsed) - names)
-        if unknown:
-            raise self.fail(path, f"undeclared name(s) {', '.join(unknown)}; declared: {', '.join(sorted(names))}")
-        return parsed
+        return parse_expression(value, self.where(path), names)
 
     def shape(self, value: Any, path: tuple, symbols: Mapping[str, Symbol]) -> tuple[Dim, ...]:
         self.typed(value, path, list, "a list of symbol names or integers")

@@ -28,8 +28,7 @@ from typing import TYPE_CHECKING, Any
 import sympy
 from sympy.core.function import AppliedUndef
 
-from conformance import expr as expr_mod
-from conformance.validation import Where
+from conformance.validation import Where, parse_expression
 
 if TYPE_CHECKING:
     from hypothesis import strategies as st
@@ -185,25 +184,17 @@ def parse_call(value: Any, where: Where, names: set[str]) -> Call:
 
 def parse_scalar(value: Any, where: Where, names: set[str]) -> sympy.Basic:
     """A scalar expression over ``names`` (a number or text for :func:`conformance.expr.parse`)."""
-    text = repr(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
-    if not isinstance(text, str):
-        raise where.error(f"expected a number or an expression string, got {value!r}")
-    try:
-        parsed = expr_mod.parse(text)
-    except expr_mod.ExprError as exc:
-        raise where.error(f"{exc}: {text!r}") from None
-    unknown = sorted(expr_mod.names_in(parsed) - names)
-    if unknown:
-        raise where.error(f"undeclared name(s) {', '.join(unknown)} in {text!r}; declared: {', '.join(sorted(names))}")
+    parsed = parse_expression(value, where, names)
     if not isinstance(parsed, sympy.Expr) or parsed.atoms(AppliedUndef):  # a comparison, or a tensor function
-        raise where.error(f"expected a scalar expression (numbers, + - * / **, sqrt, exp, log, abs), got {text!r}")
+        raise where.error(f"expected a scalar expression (numbers, + - * / **, sqrt, exp, log, abs), got {value!r}")
     return parsed
 
 
 def evaluate_scalar(parsed: sympy.Basic, values: Mapping[str, Any]) -> float:
     """The float value of a scalar expression at ``values`` (exact SymPy arithmetic, then rounded).
 
-    >>> evaluate_scalar(expr_mod.parse("sqrt(6/(fan_in + fan_out))"), {"fan_in": 1, "fan_out": 5})
+    >>> from conformance.expr import parse
+    >>> evaluate_scalar(parse("sqrt(6/(fan_in + fan_out))"), {"fan_in": 1, "fan_out": 5})
     1.0
     """
     value = parsed.subs({s: values[s.name] for s in parsed.free_symbols})
