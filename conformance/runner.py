@@ -126,9 +126,9 @@ def _fields(case: Case, tracker: Tracker, seconds: float) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "examples": tracker.examples,
         "duration_s": round(seconds, 4),
-        "max_abs_err": _num(m.max_abs_err) if m else None,
-        "max_rel_err": _num(m.max_rel_err) if m else None,
-        "tolerance": _num(m.tolerance.atol) if m and m.tolerance else None,
+        "max_abs_err": float(m.max_abs_err) if m else None,  # non-finite values stay floats: Result writes JSON
+        "max_rel_err": float(m.max_rel_err) if m else None,
+        "tolerance": float(m.tolerance.atol) if m and m.tolerance else None,
         "tolerance_basis": m.tolerance.describe() if m and m.tolerance else None,
         "detail": (m.detail or None) if m else None,
     }
@@ -141,8 +141,3 @@ def _fields(case: Case, tracker: Tracker, seconds: float) -> dict[str, Any]:
         fields["repro"] = repro(case, tracker.failure.example)
     return fields
 
-
-def _num(value: float) -> float | str:
-    """JSON-safe numbers: non-finite values become strings."""
-    value = float(value)
-    return value if value == value and abs(value) != float("inf") else str(value)
