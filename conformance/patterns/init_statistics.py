@@ -36,16 +36,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sympy
 
 from conformance.patterns import PatternKind
 from conformance.patterns.helpers.options import evaluate_scalar, int_pair, parse_call, parse_params, parse_scalar
 from conformance.validation import SpecContext, Where
-
-if TYPE_CHECKING:
-    from conformance.patterns.runs.init_statistics import Law
 
 DEFAULT_SAMPLES = 16384
 DEFAULT_FALSE_ALARM = 1e-6
@@ -82,18 +79,13 @@ class Expectation:
     args: Mapping[str, sympy.Basic]
     texts: Mapping[str, str]
 
-    def law(self, values: Mapping[str, Any]) -> Law:
-        from conformance.patterns.runs.init_statistics import normal_law, truncated_normal_law, uniform_law
-
+    def arguments(self, values: Mapping[str, Any]) -> dict[str, float]:
+        """The distribution's arguments at ``values`` (sizes and params); scales must be finite and positive."""
         a = {k: evaluate_scalar(v, values) for k, v in self.args.items()}
         for key in ("bound", "std", "truncate"):
             if key in a and not (math.isfinite(a[key]) and a[key] > 0):
                 raise ValueError(f"expect: {key} = {self.texts[key]} evaluates to {a[key]} at {dict(values)}; expected > 0")
-        if self.distribution == "uniform":
-            return uniform_law(a["bound"])
-        if self.distribution == "normal":
-            return normal_law(a.get("mean", 0.0), a["std"])
-        return truncated_normal_law(a.get("mean", 0.0), a["std"], a["truncate"])
+        return a
 
 
 def validate(options: Mapping[str, Any], where: Where, context: SpecContext) -> dict:

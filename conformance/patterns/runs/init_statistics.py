@@ -47,6 +47,16 @@ def _phi(z: torch.Tensor) -> torch.Tensor:
     return torch.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
 
 
+def law_of(expectation: Expectation, values: Mapping[str, Any]) -> Law:
+    """The law a parameter's expectation names, at ``values`` (sizes and params)."""
+    a = expectation.arguments(values)
+    if expectation.distribution == "uniform":
+        return uniform_law(a["bound"])
+    if expectation.distribution == "normal":
+        return normal_law(a.get("mean", 0.0), a["std"])
+    return truncated_normal_law(a.get("mean", 0.0), a["std"], a["truncate"])
+
+
 def uniform_law(bound_a: float) -> Law:
     """U(−a, a)."""
     a = bound_a
@@ -210,7 +220,7 @@ def judge(x: torch.Tensor, expectation: Expectation, values: Mapping[str, Any], 
     """The parameter's findings: exact constant, or finiteness, support and KS distance."""
     if expectation.distribution == "constant":
         return [_constant(x, evaluate_scalar(expectation.args["value"], values), dtype)]
-    law = expectation.law(values)
+    law = law_of(expectation, values)
     finite = torch.isfinite(x)
     if not finite.all():
         bad_count = int((~finite).sum())
