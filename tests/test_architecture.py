@@ -80,3 +80,11 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 def test_the_layer_contract_is_kept() -> None:
     result = subprocess.run(["lint-imports", "--no-cache"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_every_folder_of_the_package_is_a_package() -> None:
+    """A folder of modules without ``__init__.py`` is skipped by setuptools' package finder (a wheel would lack
+    it) and by the import graph the layer contract checks."""
+    package = REPO_ROOT / "conformance"
+    folders = {p.parent for p in package.rglob("*.py") if "__pycache__" not in p.parts}
+    assert sorted(str(f.relative_to(REPO_ROOT)) for f in folders if not (f / "__init__.py").exists()) == []
