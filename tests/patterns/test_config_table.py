@@ -2,7 +2,7 @@
 
 Validation goes through the real loader (a bad option fails on load with the key's path). The
 check runs on configuration classes defined here, through a context whose target is the class
-itself; the shipped spec and its planted defects are in ``tests/meta_tests/test_model_config_defects.py``.
+itself; the shipped spec and its planted defects are in ``tests/meta_tests/tables/model_config.py``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Validation goes through the real loader (a bad option fails on load with the key
 runs on a toy spec whose implementation must refuse sizes past a bound, with implementations written
 here: one that refuses as the spec says, one that returns normally, one that raises the wrong type,
 one whose message does not match. The shipped spec's planted defects are in
-``tests/meta_tests/test_rope_defects.py``.
+``tests/meta_tests/tables/rope_cache.py``.
 """
 
 from __future__ import annotations
