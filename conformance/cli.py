@@ -1,7 +1,7 @@
 """The ``conformance`` command: a driver of the engine, as the pytest plugin is another.
 
-- ``conformance run [--impl SPEC=REF]... [--spec-dir DIR]... [--report-dir DIR] [--hypothesis-profile NAME]
-  [-n N] [-k TEXT]`` — run the conformance cases through :mod:`conformance.engine` (no pytest), write
+- ``conformance run [--impl SPEC=REF]... [--spec-dir DIR]... [--xfail-file FILE]... [--report-dir DIR]
+  [--hypothesis-profile NAME] [-n N] [-k TEXT]`` — run the conformance cases through :mod:`conformance.engine` (no pytest), write
   ``conformance.json`` and ``conformance.md``, exit 1 if any check failed or raised. Works from any
   directory: the shipped specs are found from the package, relative paths from the working directory.
 - ``conformance validate [PATH...] [--resolve]`` — load and check spec files (default: the shipped
@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="test only these implementations (module:attr or path/file.py:attr, [name=value,...]); repeatable")
     run.add_argument("--spec-dir", action="append", default=[], metavar="DIR",
                      help="also load the *.yaml specs in DIR (or one spec file); repeatable")
+    run.add_argument("--xfail-file", action="append", default=[], metavar="FILE",
+                     help="reviewed expected failures of your implementations (YAML; see docs/spec-schema.md)")
     run.add_argument("--report-dir", default="reports/latest", metavar="DIR",
                      help="where conformance.json and conformance.md are written (default: reports/latest)")
     run.add_argument("--hypothesis-profile", default=None, metavar="NAME",
@@ -57,7 +59,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     if profile not in profiles.PROFILES:
         print(f"conformance run: unknown profile {profile!r}; known: {', '.join(profiles.PROFILES)}", file=sys.stderr)
         return 2
-    plan = engine.Plan(tuple(args.spec_dir), tuple(args.impl), profile, tuple(args.select))
+    plan = engine.Plan(tuple(args.spec_dir), tuple(args.impl), profile, tuple(args.select), tuple(args.xfail_file))
     try:
         cases = plan.cases()
     except (SpecError, ImplementationError, ValueError) as exc:

@@ -194,10 +194,32 @@ class ToleranceRule:
 
 @dataclass(frozen=True)
 class XFail:
+    """A reviewed expected failure: the check (and optionally device, dtype) that fails, and why.
+
+    ``strict`` (the default): a run where the check passes fails as a *stale* xfail, so the entry
+    cannot outlive the defect it records. ``strict=False`` records a failure only some seeds find:
+    a passing run is then a plain pass.
+    """
+
     check: str
     device: str | None
     dtype: str | None
     reason: str
+    strict: bool = True
+
+    def matches(self, check: str, device: str, dtype: str) -> bool:
+        return self.check == check and self.device in (None, device) and self.dtype in (None, dtype)
+
+
+@dataclass(frozen=True)
+class XFailEntry:
+    """An expected failure recorded outside the spec (``--xfail-file``): for which spec and implementation."""
+
+    spec: str
+    implementation: str
+    xfail: XFail
+    file: str = ""
+    line: int = 0
 
 
 @dataclass(frozen=True)
@@ -331,13 +353,27 @@ class EquationSpec:
 
         A ref may fix params in brackets, ``mod:fn[interleaved=true]`` (see :func:`parse_implementation`);
         each names its implementation exactly as given.
+        The spec's reviewed expected failures of an implementation it lists (same ref and params) carry over.
         """
+        recorded = {(impl.ref, tuple(sorted(impl.params.items()))): impl.xfail for impl in self.implementations}
         impls = []
         for text in refs:
             ref, params = parse_implementation(text)
             self.check_implementation_params(params)
-            impls.append(Implementation(ref=ref, params=params, label=text if params else None))
+            xfail = recorded.get((ref, tuple(sorted(params.items()))), ())
+            impls.append(Implementation(ref=ref, xfail=xfail, params=params, label=text if params else None))
         return replace(self, implementations=tuple(impls))
+
+    def with_xfails(self, entries: Iterable[XFailEntry]) -> EquationSpec:
+        """The same spec with ``entries`` (``--xfail-file``) added to the implementations they name."""
+        extra: dict[str, list[XFail]] = {}
+        for entry in entries:
+            if entry.spec == self.id:
+                extra.setdefault(entry.implementation, []).append(entry.xfail)
+        if not extra:
+            return self
+        impls = tuple(replace(i, xfail=i.xfail + tuple(extra.get(i.id, ()))) for i in self.implementations)
+        return replace(self, implementations=impls)
 
     def check_implementation_params(self, params: Mapping[str, Any]) -> None:
         """Raise ``ValueError`` unless every fixed param is declared and its value in the param's domain."""

@@ -6,7 +6,7 @@ collected (a test asking for ``conformance_case``, i.e. ``pytest conformance``).
 an unrelated test could pick up by name; the testing fixtures ``device`` and ``sample_batch`` are
 opt-in (``pytest_plugins = ["conformance.fixtures"]``).
 
-- Options: ``--impl SPEC_ID=MODULE:ATTR`` (repeatable), ``--spec-dir DIR``, ``--report-dir DIR``;
+- Options: ``--impl SPEC_ID=MODULE:ATTR`` (repeatable), ``--spec-dir DIR``, ``--xfail-file FILE``, ``--report-dir DIR``;
   Hypothesis's ``--hypothesis-profile`` picks one of the ``conformance-*`` profiles.
 - Generates one test per case (:func:`conformance.selection.build_cases`); each runs the case with
   :func:`conformance.engine.run_case` and turns the result's outcome into pytest's.
@@ -46,6 +46,7 @@ class ConformanceSession:
     def cases_for_run(self) -> list:
         if self.cases is None:
             from conformance import profiles
+            from conformance.loader.xfail_file import load_xfail_files
             from conformance.refs import ImplementationError
             from conformance.selection import build_cases, parse_impl_options
             from conformance.spec import SpecError, load_specs
@@ -54,7 +55,8 @@ class ConformanceSession:
             try:
                 specs = load_specs(self.config.getoption("spec_dir"))
                 overrides = parse_impl_options(self.config.getoption("impl"), specs)
-                self.cases = build_cases(specs, overrides)  # imports the implementations
+                xfails = load_xfail_files(self.config.getoption("xfail_file"))
+                self.cases = build_cases(specs, overrides, xfails=xfails)  # imports the implementations
             except (SpecError, ImplementationError, ValueError) as exc:
                 raise pytest.UsageError(f"conformance: {exc}") from None
         return self.cases
@@ -108,6 +110,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="also load the *.yaml specs in DIR (or one spec file); repeatable",
     )
     group.addoption(
+        "--xfail-file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="reviewed expected failures of your implementations (YAML: xfail: [{spec, implementation, check, reason}])",
+    )
+    group.addoption(
         "--report-dir",
         default="reports/latest",
         metavar="DIR",
@@ -124,7 +133,7 @@ def pytest_configure(config: pytest.Config) -> None:
         from conformance import profiles
 
         profiles.register()  # before Hypothesis's own plugin loads the profile named
-    if config.getoption("impl") or config.getoption("spec_dir"):
+    if config.getoption("impl") or config.getoption("spec_dir") or config.getoption("xfail_file"):
         session.cases_for_run()  # bad options are usage errors now, before any collection
 
 

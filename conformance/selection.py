@@ -17,14 +17,14 @@ Building cases imports no implementation; :func:`resolve_cases` does, before a r
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from conformance.check_defs import CheckDef, CheckRef
 from conformance.dtype_names import DTYPES
-from conformance.model import EquationSpec, XFail, parse_implementation
+from conformance.model import EquationSpec, XFail, XFailEntry, parse_implementation
 from conformance.registry import CHECKS
 
 DEVICES = ("cpu", "cuda")
@@ -143,17 +143,35 @@ def parse_impl_options(options: Iterable[str], specs: Mapping[str, EquationSpec]
     return overrides
 
 
+def check_names(spec: EquationSpec) -> set[str]:
+    """The report names of every check ``spec`` generates, on any device and dtype."""
+    names = {r.name for device in DEVICES for dtype in DTYPES for r in implementation_checks(spec, device, dtype)}
+    spec_scoped = (d for d in _definitions() if d.scope == "spec")
+    return names | {r.name for d in spec_scoped for r in d.applies(spec, d.spec_device, d.spec_dtype)}
+
+
 def implementation_checks(spec: EquationSpec, device: str, dtype: str) -> list[CheckRef]:
     """The checks of one implementation of ``spec`` at ``device`` and ``dtype``, in report order."""
     return [r for d in _definitions() if d.scope == "implementation" for r in d.applies(spec, device, dtype)]
 
 
-def build_cases(specs: Mapping[str, EquationSpec], overrides: Mapping[str, list[str]], *, resolve: bool = True) -> list[Case]:
+def build_cases(
+    specs: Mapping[str, EquationSpec],
+    overrides: Mapping[str, list[str]],
+    *,
+    resolve: bool = True,
+    xfails: Sequence[XFailEntry] = (),
+) -> list[Case]:
     """Every case of the run, in a stable order (xdist workers must agree on it).
 
     With ``resolve`` (the default), every implementation and reference ref the cases use is imported
-    first (:func:`conformance.refs.resolve_implementations`).
+    first (:func:`conformance.refs.resolve_implementations`). ``xfails`` (``--xfail-file``) are added to
+    the implementations they name; one naming a spec or a check that does not exist is a ``SpecError``.
     """
+    if xfails:
+        from conformance.loader.xfail_file import check_entries
+
+        check_entries(xfails, specs, {spec_id: check_names(spec) for spec_id, spec in specs.items()})
     from conformance.refs import resolve_implementations
 
     definitions = _definitions()
@@ -163,6 +181,7 @@ def build_cases(specs: Mapping[str, EquationSpec], overrides: Mapping[str, list[
             continue
         if spec_id in overrides:
             spec = spec.with_implementations(overrides[spec_id])
+        spec = spec.with_xfails(xfails)
         if resolve:
             resolve_implementations(spec)
         for d in definitions:
@@ -183,6 +202,6 @@ def xfail_for(case: Case) -> XFail | None:
         if impl.id != case.implementation:
             continue
         for xf in impl.xfail:
-            if xf.check == case.check and xf.device in (None, case.device) and xf.dtype in (None, case.dtype):
+            if xf.matches(case.check, case.device, case.dtype):
                 return xf
     return None

@@ -621,24 +621,29 @@ class SpecParser:
             problem = ref_problem(ref)  # syntax only: implementations are imported when cases are built
             if problem is not None:
                 raise self.fail(p + ("ref",), problem)
-            xfails = []
-            for j, xf in enumerate(self.typed(body.get("xfail", []), p + ("xfail",), list, "a list")):
-                q = p + ("xfail", j)
-                xf = self.mapping(xf, q, {"check", "reason"}, {"device", "dtype"})
-                xfails.append(
-                    XFail(
-                        self.text(xf["check"], q + ("check",)),
-                        xf.get("device"),
-                        xf.get("dtype"),
-                        self.text(xf["reason"], q + ("reason",)),
-                    )
-                )
+            entries = self.typed(body.get("xfail", []), p + ("xfail",), list, "a list")
+            xfails = [self.xfail(xf, p + ("xfail", j)) for j, xf in enumerate(entries)]
             fixed = self.implementation_params(body.get("params", {}), p + ("params",), params)
             out.append(Implementation(ref, tuple(xfails), self.line(p), fixed))
         ids = [impl.id for impl in out]
         if len(ids) != len(set(ids)):
             raise self.fail(path, f"implementations must differ in ref or params, got {ids}")
         return tuple(out)
+
+    XFAIL_KEYS = frozenset({"check", "reason"})
+    XFAIL_OPTIONAL = frozenset({"device", "dtype", "strict"})
+
+    def xfail(self, value: Any, path: tuple, extra_required: frozenset[str] = frozenset()) -> XFail:
+        """One reviewed expected failure: ``{check, reason, device?, dtype?, strict?}`` (and ``extra_required``)."""
+        body = self.mapping(value, path, set(self.XFAIL_KEYS | extra_required), set(self.XFAIL_OPTIONAL))
+        device, dtype = body.get("device"), body.get("dtype")
+        if device is not None and device not in ("cpu", "cuda"):
+            raise self.fail(path + ("device",), f"expected cpu or cuda, got {device!r}")
+        if dtype is not None and dtype not in (*DTYPES, "exact"):
+            raise self.fail(path + ("dtype",), f"expected one of {', '.join((*DTYPES, 'exact'))}, got {dtype!r}")
+        strict = self.typed(body.get("strict", True), path + ("strict",), bool, "true or false")
+        reason = self.text(body["reason"], path + ("reason",))
+        return XFail(self.text(body["check"], path + ("check",)), device, dtype, reason, strict)
 
     def implementation_params(self, value: Any, path: tuple, params: Mapping[str, Param]) -> dict[str, Any]:
         """The params an implementation fixes (its declared options): declared, and within their domain."""
