@@ -18,6 +18,7 @@ tensor([4.], dtype=torch.float64)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -118,6 +119,39 @@ class _AbsSin(torch.autograd.Function):
         return g * torch.cos(x).abs()
 
 
+class _AbsUnary(torch.autograd.Function):
+    """An elementwise ``fn`` whose backward is ``g · |fn'(x)|`` (``derivative`` computes fn')."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: torch.Tensor, fn: Callable[..., torch.Tensor], derivative: Callable[..., torch.Tensor]
+    ) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.derivative = derivative
+        return fn(x)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (x,) = ctx.saved_tensors
+        return g * ctx.derivative(x).abs(), None, None
+
+
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def _phi(x: torch.Tensor) -> torch.Tensor:
+    return torch.exp(-0.5 * x * x) * _INV_SQRT_2PI
+
+
+def _abs_erfc(b: Any, x: torch.Tensor) -> torch.Tensor:
+    return _AbsUnary.apply(x, torch.special.erfc, lambda v: _TWO_OVER_SQRT_PI * torch.exp(-v * v))  # |erfc'| = 2/√π e^(−x²)
+
+
+def _abs_phi(b: Any, x: torch.Tensor) -> torch.Tensor:
+    return _AbsUnary.apply(x, _phi, lambda v: v * _phi(v))  # |φ'(x)| = |x| φ(x)
+
+
 def _abs_abs(b: Any, x: torch.Tensor) -> torch.Tensor:
     return _AbsAbs.apply(x)
 
@@ -141,6 +175,8 @@ def _abs_softmax(b: Any, x: torch.Tensor, axis: int) -> torch.Tensor:
 # The ``abs_backward`` callables of conformance.functions.BUILTIN, by function name: fn(backend, *args).
 ABS_BACKWARD: dict[str, Callable[..., torch.Tensor]] = {
     "abs": _abs_abs,
+    "erfc": _abs_erfc,
+    "phi": _abs_phi,
     "cos": _abs_cos,
     "sin": _abs_sin,
     "matmul": _abs_matmul,
@@ -153,8 +189,10 @@ class AbsBoundBackend(TorchBackend):
 
     The operators ``*`` and ``**`` are overridden here; a function uses its record's ``abs_backward``
     (:class:`~conformance.functions.ExprFunction`), or its plain ``torch`` callable where it has none:
-    those (add, sqrt, exp, tanh, sums, means, max/min, where, transposes) already have non-negative
-    backward maps, so a non-negative cotangent stays non-negative (``log`` too on its domain, x > 0).
+    those (add, sqrt, exp, tanh, sums, means, max/min, where, transposes; erf, Phi, sigmoid, logsigmoid,
+    softplus, relu, expm1, maximum, minimum, clamp: non-decreasing; sign, floor, round: zero) already have
+    non-negative backward maps, so a non-negative cotangent stays non-negative (``log`` and ``log1p`` too
+    on their domains).
     """
 
     def implementation(self, fn: ExprFunction) -> Callable[..., Any]:

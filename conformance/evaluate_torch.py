@@ -13,10 +13,12 @@ tensor([25.])
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from conformance.functions import ExprFunction
 
@@ -72,8 +74,21 @@ def _merge_heads(b: TorchBackend, x: Array) -> Array:
     return x.transpose(-2, -3).reshape(*lead, length, heads * dh)  # (..., L, H·Dh)
 
 
+def _tensors(b: TorchBackend, *values: Any) -> list[torch.Tensor]:
+    """Python numbers as tensors of the backend's dtype (torch.maximum takes tensors only)."""
+    return [v if isinstance(v, torch.Tensor) else torch.as_tensor(v, dtype=b.dtype, device=b.device) for v in values]
+
+
 def _tril(b: TorchBackend, rows: Array, cols: Array) -> Array:
     return torch.ones(int(rows), int(cols), dtype=torch.bool, device=b.device).tril()
+
+
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def _softplus(b: TorchBackend, x: Array) -> Array:
+    return torch.logaddexp(x, torch.zeros_like(x))  # exact: F.softplus returns x itself above its threshold 20
 
 
 # The ``torch`` callables of conformance.functions.BUILTIN, by function name: fn(backend, *args).
@@ -85,6 +100,22 @@ TORCH_FUNCTIONS: dict[str, Callable[..., Array]] = {
     "tanh": lambda b, x: torch.tanh(x),
     "cos": lambda b, x: torch.cos(x),
     "sin": lambda b, x: torch.sin(x),
+    "erf": lambda b, x: torch.special.erf(x),
+    "erfc": lambda b, x: torch.special.erfc(x),
+    "Phi": lambda b, x: 0.5 * torch.special.erfc(-x * _SQRT_HALF),
+    "phi": lambda b, x: torch.exp(-0.5 * x * x) * _INV_SQRT_2PI,
+    "sigmoid": lambda b, x: torch.sigmoid(x),
+    "logsigmoid": lambda b, x: F.logsigmoid(x),
+    "softplus": _softplus,
+    "relu": lambda b, x: torch.relu(x),
+    "log1p": lambda b, x: torch.log1p(x),
+    "expm1": lambda b, x: torch.expm1(x),
+    "sign": lambda b, x: torch.sign(x),
+    "floor": lambda b, x: torch.floor(x),
+    "round": lambda b, x: torch.round(x),
+    "maximum": lambda b, x, y: torch.maximum(*_tensors(b, x, y)),
+    "minimum": lambda b, x, y: torch.minimum(*_tensors(b, x, y)),
+    "clamp": lambda b, x, lo, hi: torch.minimum(torch.maximum(*_tensors(b, x, lo)), _tensors(b, hi)[0]),
     "sum": lambda b, x, axis, keepdim: torch.sum(x, dim=axis, keepdim=keepdim),
     "mean": lambda b, x, axis, keepdim: torch.mean(x, dim=axis, keepdim=keepdim),
     "max": lambda b, x, axis, keepdim: torch.amax(x, dim=axis, keepdim=keepdim),

@@ -34,8 +34,10 @@ conformance.registry.RegistryError: expression function 'pi': the name is a cons
 
 from __future__ import annotations
 
+import fractions
 import importlib
 import keyword
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -269,6 +271,60 @@ def _tensor(name: str, numpy_fn: BackendFn, *, symbolic: BackendFn | None = None
     return ExprFunction(name, numpy=numpy_fn, torch=_torch(name), symbolic=symbolic or numpy_fn, **extra)
 
 
+# -- deep-learning elementwise functions: float64 NumPy formulas (no torch, no SciPy), stable at large |x|
+_np_erf = np.vectorize(math.erf, otypes=[np.float64])
+_np_erfc = np.vectorize(math.erfc, otypes=[np.float64])
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def _np_Phi(x: Array) -> Array:
+    return 0.5 * _np_erfc(-np.asarray(x, dtype=np.float64) * _SQRT_HALF)  # erfc: no cancellation in the lower tail
+
+
+def _np_phi(x: Array) -> Array:
+    x = np.asarray(x, dtype=np.float64)
+    return np.exp(-0.5 * x * x) * _INV_SQRT_2PI
+
+
+def _np_sigmoid(x: Array) -> Array:
+    x = np.asarray(x, dtype=np.float64)
+    e = np.exp(-np.abs(x))  # never overflows
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _np_softplus(x: Array) -> Array:
+    return np.logaddexp(0.0, np.asarray(x, dtype=np.float64))  # log(1 + e^x), max + log1p(e^-|x|)
+
+
+def _np_logsigmoid(x: Array) -> Array:
+    return -np.logaddexp(0.0, -np.asarray(x, dtype=np.float64))  # −softplus(−x)
+
+
+def _sym_round(e: sympy.Basic) -> sympy.Basic:
+    """Round half to even, exactly, on a SymPy number; an opaque ``round(e)`` otherwise."""
+    if e.is_Rational:
+        return sympy.Integer(round(fractions.Fraction(int(e.p), int(e.q))))
+    if e.is_number and e.is_real:
+        return sympy.Integer(round(fractions.Fraction(str(sympy.N(e, 50)))))  # irrational: no ties
+    return sympy.Function("round", commutative=True)(e)
+
+
+_SYM_SQRT2 = sympy.sqrt(2)
+
+
+def _elementwise_tensor(
+    name: str, numpy_fn: Callable[..., Array], symbolic: Callable[[Any], sympy.Basic], **extra: Any
+) -> ExprFunction:
+    """An elementwise function that is not SymPy's own: opaque to SymPy, its symbolic form a SymPy formula."""
+    return ExprFunction(name, numpy=_same(numpy_fn), torch=_torch(name), symbolic=_sym(symbolic), **extra)
+
+
+def _sym_binary(fn: Callable[..., sympy.Basic]) -> BackendFn:
+    vectorized = np.vectorize(fn, otypes=[object])
+    return lambda b, *args: vectorized(*args)
+
+
 BUILTIN: tuple[ExprFunction, ...] = (
     # elementwise functions that are SymPy's own
     _elementwise("sqrt", sympy.sqrt, np.sqrt, doc="square root (parsed as x**(1/2))"),
@@ -278,6 +334,36 @@ BUILTIN: tuple[ExprFunction, ...] = (
     _elementwise("tanh", sympy.tanh, np.tanh),
     _elementwise("cos", sympy.cos, np.cos, abs_backward=_abs_bound("cos")),
     _elementwise("sin", sympy.sin, np.sin, abs_backward=_abs_bound("sin")),
+    # elementwise functions of deep-learning papers
+    _elementwise("erf", sympy.erf, _np_erf),
+    _elementwise("erfc", sympy.erfc, _np_erfc, abs_backward=_abs_bound("erfc")),
+    _elementwise_tensor("Phi", _np_Phi, lambda e: (1 + sympy.erf(e / _SYM_SQRT2)) / 2, doc="standard normal CDF"),
+    _elementwise_tensor(
+        "phi",
+        _np_phi,
+        lambda e: sympy.exp(-(e**2) / 2) / sympy.sqrt(2 * sympy.pi),
+        abs_backward=_abs_bound("phi"),
+        doc="standard normal PDF",
+    ),
+    _elementwise_tensor("sigmoid", _np_sigmoid, lambda e: 1 / (1 + sympy.exp(-e)), doc="1 / (1 + exp(-x))"),
+    _elementwise_tensor("logsigmoid", _np_logsigmoid, lambda e: -sympy.log(1 + sympy.exp(-e)), doc="log sigmoid(x)"),
+    _elementwise_tensor("softplus", _np_softplus, lambda e: sympy.log(1 + sympy.exp(e)), doc="log(1 + exp(x)), no threshold"),
+    _elementwise_tensor("relu", lambda x: np.maximum(x, 0.0), lambda e: sympy.Max(e, 0), doc="max(x, 0)"),
+    _elementwise_tensor("log1p", np.log1p, lambda e: sympy.log(1 + e), doc="log(1 + x)"),
+    _elementwise_tensor("expm1", np.expm1, lambda e: sympy.exp(e) - 1, doc="exp(x) - 1"),
+    _elementwise("sign", sympy.sign, np.sign),
+    _elementwise("floor", sympy.floor, np.floor),
+    _elementwise_tensor("round", np.round, _sym_round, doc="to the nearest integer, ties to even"),
+    # elementwise functions of two or three tensors
+    _tensor("maximum", _same(np.maximum), symbolic=_sym_binary(sympy.Max), min_args=2),
+    _tensor("minimum", _same(np.minimum), symbolic=_sym_binary(sympy.Min), min_args=2),
+    _tensor(
+        "clamp",
+        _same(lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi)),
+        symbolic=_sym_binary(lambda x, lo, hi: sympy.Min(sympy.Max(x, lo), hi)),
+        min_args=3,
+        doc="minimum(maximum(x, lo), hi)",
+    ),
     # reductions over one axis: f(x, axis, keepdim=False)
     *(_reduction(name) for name in ("sum", "mean", "max", "min")),
     # tensor functions, opaque to SymPy

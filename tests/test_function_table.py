@@ -1,0 +1,249 @@
+"""conformance.functions: one table of the deep-learning functions, every backend checked against the others.
+
+OpInfo-style: each :class:`Op` row names an expression and the inputs it is defined on; one
+parametrized test per property runs over every row:
+
+- NumPy (float64, the oracle) and torch float64 agree to float64 precision on random inputs and at
+  the edges (large |x|, where a naive softplus, logsigmoid or erfc overflows or cancels), without a
+  NumPy floating-point warning;
+- the SymPy backend, where the function has one, agrees numerically on exact inputs;
+- torch's gradient matches finite differences (``torch.autograd.gradcheck`` in float64) wherever the
+  function is differentiable;
+- the absolute-value backward (:mod:`conformance.error_bounds`) gives a finite bound >= |gradient|.
+
+Then GELU: ``x * Phi(x)`` (exact) and the tanh approximation are one-line oracles that
+``torch.nn.functional.gelu`` passes through the engine, and a sigmoid approximation fails the exact one.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy
+import torch
+from hypothesis import settings
+
+from conformance.engine import run_case
+from conformance.error_bounds import AbsBoundBackend
+from conformance.evaluate import NumpyBackend, SymbolicBackend, TorchBackend, evaluate
+from conformance.expr import names_in, parse
+from conformance.selection import build_cases
+from conformance.spec import load_specs
+
+F64 = torch.float64
+FAST = settings(max_examples=10, derandomize=True, deadline=None, database=None)
+
+
+@dataclass(frozen=True)
+class Op:
+    """One row: an expression, the interval its random inputs are drawn from, and edge values for ``x``."""
+
+    text: str
+    low: float = -3.0
+    high: float = 3.0
+    edges: tuple[float, ...] = ()
+    differentiable: bool = True  # False: piecewise constant (zero gradient; gradcheck still applies off the jumps)
+    symbolic: bool = True
+    # |x f'(x) / f(x)|, where a backend computes f(x) from a rounded multiple of x (Phi: erfc(−x/√2)): that
+    # rounding (half an ulp of x) moves the result by this many of its own ulps, on top of the last op's few
+    conditioning: str | None = None
+
+    @property
+    def id(self) -> str:
+        return self.text
+
+
+BIG = (-1000.0, -745.0, -40.0, -20.0, 20.0, 40.0, 745.0, 1000.0)
+OPS = (
+    Op("erf(x)", edges=(-30.0, -6.0, 6.0, 30.0)),
+    Op("erfc(x)", edges=(-30.0, -6.0, 6.0, 26.0, 27.0)),
+    Op("Phi(x)", edges=(-38.0, -20.0, -8.0, 8.0, 40.0), conditioning="abs(x * phi(x) / Phi(x))"),
+    Op("phi(x)", edges=(-38.0, -20.0, 20.0, 38.0)),
+    Op("sigmoid(x)", edges=BIG),
+    Op("logsigmoid(x)", edges=BIG),
+    Op("softplus(x)", edges=BIG),
+    Op("relu(x)", edges=(-1e300, 1e300)),
+    Op("log1p(x)", low=-0.9, high=5.0, edges=(-1 + 1e-12, -1e-300, 1e-18, 1e-10, 1e300)),
+    Op("expm1(x)", edges=(-1000.0, -1e-18, 1e-300, 1e-10, 700.0)),
+    Op("sign(x)", edges=(-1e300, 1e300), differentiable=False),
+    Op("floor(x)", edges=(-2.5, -1e15, 1e15), differentiable=False),
+    Op("round(x)", edges=(-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 1e15), differentiable=False),
+    Op("maximum(x, y)"),
+    Op("minimum(x, y)"),
+    Op("clamp(x, y - 1, y + 1)"),
+    Op("clamp(x, -0.5, 0.5)"),
+)
+NEW_FUNCTIONS = {
+    *"erf erfc Phi phi sigmoid logsigmoid softplus relu log1p expm1 sign floor round".split(),
+    *"maximum minimum clamp".split(),
+}
+
+
+def inputs(op: Op, *, edges: bool = True) -> dict[str, np.ndarray]:
+    """Random float64 values for the op's names (``x`` (4, 6) with the edges in its last row, ``y`` (6,) to broadcast)."""
+    rng = np.random.default_rng(sum(map(ord, op.text)))
+    x = rng.uniform(op.low, op.high, size=(4, 6))
+    if edges and op.edges:
+        x = np.concatenate([x.ravel(), np.asarray(op.edges)])
+    values = {"x": x, "y": rng.uniform(op.low, op.high, size=x.shape[-1:])}
+    return {name: values[name] for name in sorted(names_in(parse(op.text)))}
+
+
+def numpy_value(op: Op, values: dict[str, np.ndarray]) -> np.ndarray:
+    with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
+        warnings.simplefilter("error")
+        return np.asarray(evaluate(parse(op.text), values, NumpyBackend()), dtype=np.float64)
+
+
+def torch_value(op: Op, values: dict[str, torch.Tensor]) -> torch.Tensor:
+    return evaluate(parse(op.text), values, TorchBackend(F64))
+
+
+def test_the_table_covers_every_new_function() -> None:
+    called = {f.func.__name__ for op in OPS for f in parse(op.text).atoms(sympy.Function)}
+    assert NEW_FUNCTIONS <= called, sorted(NEW_FUNCTIONS - called)
+
+
+@pytest.mark.parametrize("op", OPS, ids=Op.id.fget)
+def test_numpy_and_torch_agree_to_float64_precision_including_the_edges(op: Op) -> None:
+    values = inputs(op)
+    expected = numpy_value(op, values)
+    got = torch_value(op, {k: torch.from_numpy(v) for k, v in values.items()}).numpy()
+    assert np.all(np.isfinite(expected)), expected
+    np.testing.assert_allclose(got, expected, rtol=4 * np.finfo(np.float64).eps, atol=1e-300)
+
+
+@pytest.mark.parametrize("op", [op for op in OPS if op.symbolic], ids=Op.id.fget)
+def test_the_symbolic_backend_agrees_numerically(op: Op) -> None:
+    values = {k: np.round(v * 8) / 8 for k, v in inputs(op, edges=False).items()}  # exact in binary and in SymPy
+    if op.text.startswith("log1p"):
+        values["x"] = np.maximum(values["x"], -0.875)
+    exact = {k: np.vectorize(lambda v: sympy.Rational(int(v * 8), 8), otypes=[object])(v) for k, v in values.items()}
+    symbolic = np.asarray(evaluate(parse(op.text), exact, SymbolicBackend()), dtype=object)
+    as_float = np.vectorize(lambda e: float(sympy.N(e, 30)), otypes=[np.float64])(symbolic)
+    kappa = numpy_value(Op(op.conditioning), values) if op.conditioning else 0.0
+    rtol = (4 + kappa) * np.finfo(np.float64).eps
+    assert np.all(np.abs(as_float - numpy_value(op, values)) <= rtol * np.abs(as_float) + 1e-300)
+
+
+@pytest.mark.parametrize("op", OPS, ids=Op.id.fget)
+def test_torch_gradients_match_finite_differences(op: Op) -> None:
+    values = {k: torch.from_numpy(v).requires_grad_(True) for k, v in inputs(op, edges=False).items()}
+    names = sorted(values)
+
+    def fn(*args: torch.Tensor) -> torch.Tensor:
+        return torch_value(op, dict(zip(names, args)))
+
+    assert torch.autograd.gradcheck(fn, tuple(values[n] for n in names), eps=1e-6, atol=1e-7, rtol=1e-6)
+    edge = {k: torch.from_numpy(v).requires_grad_(True) for k, v in inputs(op).items()}
+    grads = torch.autograd.grad(torch_value(op, edge).sum(), [edge[n] for n in names])
+    assert all(torch.isfinite(g).all() for g in grads), "a gradient at the edges is not finite"
+    if not op.differentiable:
+        assert all((g == 0).all() for g in grads)
+
+
+@pytest.mark.parametrize("op", OPS, ids=Op.id.fget)
+def test_the_abs_bound_is_finite_and_at_least_the_gradient(op: Op) -> None:
+    values = inputs(op)
+    cot = torch.from_numpy(np.random.default_rng(7).standard_normal(np.broadcast_shapes(*(v.shape for v in values.values()))))
+    for wrt in sorted(values):
+        grads = []
+        for backend, cotangent in ((TorchBackend, cot), (AbsBoundBackend, cot.abs())):
+            scope = {k: torch.from_numpy(v).requires_grad_(k == wrt) for k, v in values.items()}
+            (grad,) = torch.autograd.grad(evaluate(parse(op.text), scope, backend(F64)), scope[wrt], cotangent)
+            grads.append(grad)
+        grad, bound = grads
+        assert torch.isfinite(bound).all()
+        # the same value rounded along another path: a few ulps (and subnormal results lose relative precision)
+        assert (bound >= grad.abs() * (1 - 1e-12) - 1e-300).all(), (op.text, wrt, (grad.abs() - bound).max())
+
+
+def test_phi_and_erfc_bounds_take_the_absolute_derivative() -> None:
+    x = torch.tensor([-1.5, 2.0], dtype=F64)
+    for text, derivative in (
+        ("phi(x)", -x * torch.exp(-x * x / 2) / math.sqrt(2 * math.pi)),
+        ("erfc(x)", -2 / math.sqrt(math.pi) * torch.exp(-x * x)),
+    ):
+        leaf = x.clone().requires_grad_(True)
+        (bound,) = torch.autograd.grad(evaluate(parse(text), {"x": leaf}, AbsBoundBackend(F64)), leaf, torch.ones(2, dtype=F64))
+        torch.testing.assert_close(bound, derivative.abs())
+
+
+def test_round_is_half_to_even_in_every_backend() -> None:
+    x = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5])
+    expected = [-2.0, -2.0, -0.0, 0.0, 2.0, 2.0]
+    assert numpy_value(Op("round(x)"), {"x": x}).tolist() == expected
+    assert torch_value(Op("round(x)"), {"x": torch.from_numpy(x)}).tolist() == expected
+    exact = np.array([sympy.Rational(int(2 * v), 2) for v in x], dtype=object)
+    assert [int(v) for v in evaluate(parse("round(x)"), {"x": exact}, SymbolicBackend())] == expected
+
+
+# -- GELU: exact and tanh, one-line oracles --------------------------------------------------------
+GELU_SPEC = """\
+schema: 1
+paper:
+  title: "Gaussian Error Linear Units (GELUs)"
+  authors: ["D. Hendrycks", "K. Gimpel"]
+  url: "https://arxiv.org/abs/1606.08415"
+  year: 2016
+specs:
+  - id: gelu
+    title: GELU
+    equation: "1"
+    statement: 'y = x \\Phi(x)'
+    symbols: {B: {min: 1, max: 3}, D: {min: 1, max: 8}}
+    inputs: {x: {shape: [B, D]}}
+    outputs: {y: {shape: [B, D]}}
+    interface: {kind: function, args: [x]}
+    oracle: {expr: "ORACLE"}
+    gradients: {wrt: [x]}
+    implementations: [{ref: gelu_impl.py:IMPL}]
+"""
+GELU_IMPL = """\
+import torch
+import torch.nn.functional as F
+
+
+def gelu(x):
+    return F.gelu(x)
+
+
+def gelu_tanh(x):
+    return F.gelu(x, approximate="tanh")
+
+
+def gelu_sigmoid(x):
+    return x * torch.sigmoid(1.702 * x)  # wrong for the exact GELU: off by up to ~0.02
+"""
+EXACT = "x * Phi(x)"
+TANH = "0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x**3)))"
+
+
+def gelu_results(directory: Path, oracle: str, impl: str) -> dict[tuple[str, str], object]:
+    (directory / "gelu_impl.py").write_text(GELU_IMPL)
+    spec_file = directory / f"{impl}.yaml"
+    spec_file.write_text(GELU_SPEC.replace("ORACLE", oracle).replace("IMPL", impl))
+    cases = build_cases(load_specs([spec_file], default=False), {})
+    return {
+        (c.dtype, c.check): run_case(c, FAST)
+        for c in cases
+        if c.device == "cpu" and c.dtype in ("float64", "float32") and c.check in ("oracle", "gradient")
+    }
+
+
+@pytest.mark.parametrize(("oracle", "impl"), [(EXACT, "gelu"), (TANH, "gelu_tanh")], ids=["exact", "tanh"])
+def test_gelu_is_a_one_line_oracle_that_torch_passes(tmp_path: Path, oracle: str, impl: str) -> None:
+    results = gelu_results(tmp_path, oracle, impl)
+    assert set(results) == {(d, c) for d in ("float64", "float32") for c in ("oracle", "gradient")}
+    for key, result in results.items():
+        assert result.outcome == "passed", (key, result)
+
+
+def test_a_sigmoid_approximation_fails_the_exact_gelu_oracle(tmp_path: Path) -> None:
+    result = gelu_results(tmp_path, EXACT, "gelu_sigmoid")[("float64", "oracle")]
+    assert result.outcome == "failed", result
