@@ -30,7 +30,7 @@ import sympy
 from conformance.evaluate import SymbolicBackend, evaluate
 from conformance.expr import MAX_CONSTANT_MAGNITUDE, MAX_INT, names_in
 from conformance.registry import FACT_KINDS
-from conformance.validation import SpecContext, Where, parse_expression
+from conformance.validation import SpecContext, Where, parse_expression, substitute_lets
 
 __all__ = ["BUILTIN", "FACT_KINDS", "FactKind", "FactResult", "prove"]
 
@@ -70,7 +70,8 @@ def _expr(options: Mapping, key: str, where: Where) -> sympy.Basic:
     return parse_expression(options[key], where.at(key))
 
 
-def _validate_common(options: Mapping, keys: tuple[str, ...], where: Where) -> dict:
+def _validate_common(options: Mapping, keys: tuple[str, ...], where: Where, context: SpecContext) -> dict:
+    """The options every fact kind has; its expressions may name the oracle's ``let`` bindings (substituted)."""
     shapes = options["shapes"]
     sizes = options["sizes"]
     if not isinstance(sizes, dict) or not all(
@@ -94,7 +95,7 @@ def _validate_common(options: Mapping, keys: tuple[str, ...], where: Where) -> d
     if not isinstance(positive, list) or not all(isinstance(v, str) for v in positive):
         raise where.at("positive").error("expected a list of scalar names")
     out = {"shapes": shapes, "sizes": sizes, "where": _values(options.get("where", {}), where.at("where")), "positive": positive}
-    out.update({k: _expr(options, k, where) for k in keys})
+    out.update({k: substitute_lets(_expr(options, k, where), context.lets) for k in keys})
     return out
 
 
@@ -112,11 +113,11 @@ def _values(values: Any, where: Where) -> dict[str, int | float]:
 
 
 def _validate_identity(options: Mapping, where: Where, context: SpecContext) -> dict:
-    return _validate_common(options, ("lhs", "rhs"), where)
+    return _validate_common(options, ("lhs", "rhs"), where, context)
 
 
 def _validate_gradient(options: Mapping, where: Where, context: SpecContext) -> dict:
-    out = _validate_common(options, ("of", "equals"), where)
+    out = _validate_common(options, ("of", "equals"), where, context)
     if not isinstance(options["wrt"], str) or options["wrt"] not in options["shapes"]:
         raise where.at("wrt").error(f"{options['wrt']!r} is not a tensor named in 'shapes'")
     cot = options.get("cotangent", "g")

@@ -54,7 +54,14 @@ class SpecContext:
     ``names`` are the names an expression at that place may use (symbols, params and inputs; for an
     invariant the outputs too). The mappings hold :mod:`conformance.model` records by name; a spec
     of pattern checks only has none. :meth:`expression` parses one expression option and checks its
-    names, raising a :class:`SpecError` at ``where``.
+    names, raising a :class:`SpecError` at ``where``. ``lets`` are the oracle's ``let`` bindings (in
+    order): an expression may name them, and they are substituted, so what it means is over declared
+    names only.
+
+    >>> import sympy
+    >>> with_let = SpecContext("s.yaml", names=frozenset({"x"}), lets=(("y", sympy.Symbol("x") ** 2),))
+    >>> with_let.expression("y + 1", Where("s.yaml", ("lhs",)))
+    x**2 + 1
 
     >>> context = SpecContext("s.yaml", names=frozenset({"x"}))
     >>> context.expression("x + 1", Where("s.yaml", ("lhs",)))
@@ -72,6 +79,7 @@ class SpecContext:
     inputs: Mapping[str, Any] = field(default_factory=dict)
     outputs: Mapping[str, Any] = field(default_factory=dict)
     names: frozenset[str] = frozenset()
+    lets: tuple[tuple[str, Any], ...] = ()
 
     @property
     def base(self) -> Path:
@@ -80,7 +88,8 @@ class SpecContext:
 
     def expression(self, value: Any, where: Where, extra: Iterable[str] = ()) -> Any:
         """``value`` parsed as an expression over :attr:`names` (plus ``extra``); YAML numbers and booleans allowed."""
-        return parse_expression(value, where, set(self.names) | set(extra), booleans=True)
+        parsed = parse_expression(value, where, set(self.names) | set(extra) | {n for n, _ in self.lets}, booleans=True)
+        return substitute_lets(parsed, self.lets)
 
 
 def parse_expression(value: Any, where: Where, names: Iterable[str] | None = None, *, booleans: bool = False) -> Any:
@@ -109,6 +118,17 @@ def parse_expression(value: Any, where: Where, names: Iterable[str] | None = Non
         if unknown:
             raise where.error(f"undeclared name(s) {', '.join(unknown)}; declared: {', '.join(sorted(allowed)) or 'none'}")
     return parsed
+
+
+def substitute_lets(expr: Any, lets: tuple[tuple[str, Any], ...]) -> Any:
+    """``expr`` with every ``let`` name replaced by its expression (later lets may use earlier ones)."""
+    import sympy
+
+    for name, value in reversed(lets):
+        symbol = sympy.Symbol(name)
+        if symbol in expr.free_symbols:
+            expr = expr.xreplace({symbol: value})
+    return expr
 
 
 def dotted(path: tuple[Any, ...]) -> str:

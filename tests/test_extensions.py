@@ -149,3 +149,34 @@ def test_a_bad_option_of_an_outside_kind_is_one_keyed_error(tmp_path: Path) -> N
             _spec_with(tmp_path, "invariants", invariant)
     finally:
         INVARIANT_KINDS.unregister("even")
+
+
+def test_invariants_and_facts_may_name_the_oracles_lets(tmp_path: Path) -> None:
+    """``let`` names are substituted into invariant and fact expressions, so a spec says ``d`` once (issue 8)."""
+    data = minimal_spec()
+    entry = data["specs"][0]
+    entry["oracle"] = {"let": {"d": "hidden - memory_pred"}, "expr": "sum(d**2, -1)"}
+    entry["invariants"] = [
+        {"id": "as_products", "kind": "identity", "description": "ℓ = Σ d·d", "lhs": "loss", "rhs": "sum(d*d, -1)"}
+    ]
+    entry["facts"] = [
+        {
+            "id": "expanded",
+            "kind": "identity",
+            "description": "Σ d² expands",
+            "sizes": {"N": [1, 3]},
+            "shapes": {"hidden": ["N"], "memory_pred": ["N"]},
+            "lhs": "sum(d**2, -1)",
+            "rhs": "sum(hidden**2 - 2*hidden*memory_pred + memory_pred**2, -1)",
+        }
+    ]
+    spec = load_one(write_spec(tmp_path, data))
+    assert "d" not in {s.name for s in spec.invariants[0].options["rhs"].free_symbols}
+    cases = {c.check: c for c in build_cases({"toy": spec}, {}) if c.device == "cpu" and c.dtype in ("float64", "exact")}
+    assert run_case(cases["invariant:as_products"], FAST).outcome == "passed"
+    fact = run_case(cases["fact:expanded"], FAST)
+    assert fact.outcome == "passed" and fact.proof.startswith("proved")
+    entry["facts"][0]["rhs"] = "sum(hidden**2 + memory_pred**2, -1)"
+    wrong = load_one(write_spec(tmp_path, data, "wrong.yaml"))
+    (case,) = [c for c in build_cases({"toy": wrong}, {}) if c.check == "fact:expanded"]
+    assert run_case(case, FAST).outcome == "failed"

@@ -245,7 +245,8 @@ class SpecParser:
         )
         grad = value.get("gradients")
         grad_wrt, grad_order = self.gradients(grad, path + ("gradients",), inputs) if grad else ((), 0)
-        context = SpecContext(self.file, spec_id, symbols, params, inputs, outputs, frozenset(value_names))
+        oracle = self.oracle(value["oracle"], path + ("oracle",), value_names, outputs)
+        context = SpecContext(self.file, spec_id, symbols, params, inputs, outputs, frozenset(value_names), oracle.let)
         return EquationSpec(
             patterns=self.patterns(value.get("patterns", []), path + ("patterns",), context),
             symbols=symbols,
@@ -254,7 +255,7 @@ class SpecParser:
             params=params,
             outputs=outputs,
             interface=self.interface(value["interface"], path + ("interface",), inputs, params, symbols, scalar_names),
-            oracle=self.oracle(value["oracle"], path + ("oracle",), value_names, outputs),
+            oracle=oracle,
             invariants=self.invariants(
                 value.get("invariants", []), path + ("invariants",), replace(context, names=context.names | set(outputs))
             ),
