@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from conformance.evaluate_torch import TorchBackend
+from conformance.evaluate_torch import TORCH_FUNCTIONS, TorchBackend
 from conformance.functions import ExprFunction
 
 
@@ -152,6 +152,73 @@ def _abs_phi(b: Any, x: torch.Tensor) -> torch.Tensor:
     return _AbsUnary.apply(x, _phi, lambda v: v * _phi(v))  # |φ'(x)| = |x| φ(x)
 
 
+class _AbsLogSoftmax(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, axis: int) -> torch.Tensor:
+        y = torch.log_softmax(x, dim=axis)
+        ctx.save_for_backward(y)
+        ctx.axis = axis
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (y,) = ctx.saved_tensors
+        return g + y.exp() * g.sum(dim=ctx.axis, keepdim=True), None  # |g − softmax Σ g| <= g + softmax Σ g
+
+
+class _AbsCumprod(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, axis: int) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.axis = axis
+        return torch.cumprod(x, dim=axis)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (x,) = ctx.saved_tensors
+        with torch.enable_grad():  # Σ_k g_k Π_{j<=k, j≠i} |x_j|: cumprod's own backward at |x|
+            leaf = x.detach().abs().requires_grad_(True)
+            (grad,) = torch.autograd.grad(torch.cumprod(leaf, dim=ctx.axis), leaf, g)
+        return grad, None
+
+
+def _abs_log_softmax(b: Any, x: torch.Tensor, axis: int) -> torch.Tensor:
+    return _AbsLogSoftmax.apply(x, axis)
+
+
+def _abs_cumprod(b: Any, x: torch.Tensor, axis: int) -> torch.Tensor:
+    return _AbsCumprod.apply(x, axis)
+
+
+def _abs_var(b: Any, x: torch.Tensor, axis: int, correction: int, keepdim: bool) -> torch.Tensor:
+    """Σ (x − mean x)² / (n − correction) through the backend's |partial| operators."""
+    d = b.add(x, b.mul(b.const(-1.0), x.mean(dim=axis, keepdim=True)))
+    return b.power(d, b.const(2.0)).sum(dim=axis, keepdim=keepdim) / (x.shape[axis] - correction)
+
+
+def _abs_std(b: Any, x: torch.Tensor, axis: int, correction: int, keepdim: bool) -> torch.Tensor:
+    return torch.sqrt(_abs_var(b, x, axis, correction, keepdim))
+
+
+class _AbsNorm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, axis: int, keepdim: bool) -> torch.Tensor:
+        y = TORCH_FUNCTIONS["norm"](None, x, axis, True)  # scaled: no overflow of x²
+        ctx.save_for_backward(x, y)
+        ctx.axis, ctx.keepdim = axis, keepdim
+        return y if keepdim else y.squeeze(axis)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        x, y = ctx.saved_tensors
+        g = g if ctx.keepdim else g.unsqueeze(ctx.axis)
+        return g * x.abs() / torch.where(y > 0, y, torch.ones_like(y)), None, None  # |x_i| / ‖x‖ · g
+
+
+def _abs_norm(b: Any, x: torch.Tensor, axis: int, keepdim: bool) -> torch.Tensor:
+    return _AbsNorm.apply(x, axis, keepdim)
+
+
 def _abs_abs(b: Any, x: torch.Tensor) -> torch.Tensor:
     return _AbsAbs.apply(x)
 
@@ -181,6 +248,11 @@ ABS_BACKWARD: dict[str, Callable[..., torch.Tensor]] = {
     "sin": _abs_sin,
     "matmul": _abs_matmul,
     "softmax": _abs_softmax,
+    "log_softmax": _abs_log_softmax,
+    "cumprod": _abs_cumprod,
+    "var": _abs_var,
+    "std": _abs_std,
+    "norm": _abs_norm,
 }
 
 
@@ -190,7 +262,7 @@ class AbsBoundBackend(TorchBackend):
     The operators ``*`` and ``**`` are overridden here; a function uses its record's ``abs_backward``
     (:class:`~conformance.functions.ExprFunction`), or its plain ``torch`` callable where it has none:
     those (add, sqrt, exp, tanh, sums, means, max/min, where, transposes; erf, Phi, sigmoid, logsigmoid,
-    softplus, relu, expm1, maximum, minimum, clamp: non-decreasing; sign, floor, round: zero) already have
+    softplus, relu, expm1, maximum, minimum, clamp: non-decreasing; logsumexp, cumsum; sign, floor, round: zero) already have
     non-negative backward maps, so a non-negative cotangent stays non-negative (``log`` and ``log1p`` too
     on their domains).
     """

@@ -91,6 +91,17 @@ def _softplus(b: TorchBackend, x: Array) -> Array:
     return torch.logaddexp(x, torch.zeros_like(x))  # exact: F.softplus returns x itself above its threshold 20
 
 
+def _norm(b: TorchBackend, x: Array, axis: int, keepdim: bool) -> Array:
+    """The 2-norm, scaled by max |x| so that x² neither overflows nor underflows (vector_norm's does).
+
+    The scale is detached: the norm is homogeneous of degree 1, so the gradient through it is exactly zero.
+    """
+    scale = x.detach().abs().amax(dim=axis, keepdim=True)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    out = scale * torch.linalg.vector_norm(x / scale, 2, dim=axis, keepdim=True)
+    return out if keepdim else out.squeeze(axis)
+
+
 # The ``torch`` callables of conformance.functions.BUILTIN, by function name: fn(backend, *args).
 TORCH_FUNCTIONS: dict[str, Callable[..., Array]] = {
     "sqrt": lambda b, x: torch.sqrt(x),
@@ -121,6 +132,13 @@ TORCH_FUNCTIONS: dict[str, Callable[..., Array]] = {
     "max": lambda b, x, axis, keepdim: torch.amax(x, dim=axis, keepdim=keepdim),
     "min": lambda b, x, axis, keepdim: torch.amin(x, dim=axis, keepdim=keepdim),
     "softmax": lambda b, x, axis: torch.softmax(x, dim=axis),
+    "logsumexp": lambda b, x, axis, keepdim: torch.logsumexp(x, dim=axis, keepdim=keepdim),
+    "log_softmax": lambda b, x, axis: torch.log_softmax(x, dim=axis),
+    "var": lambda b, x, axis, correction, keepdim: torch.var(x, dim=axis, correction=correction, keepdim=keepdim),
+    "std": lambda b, x, axis, correction, keepdim: torch.std(x, dim=axis, correction=correction, keepdim=keepdim),
+    "cumsum": lambda b, x, axis: torch.cumsum(x, dim=axis),
+    "cumprod": lambda b, x, axis: torch.cumprod(x, dim=axis),
+    "norm": _norm,
     "transpose": lambda b, x: x.transpose(-1, -2),
     "unsqueeze": lambda b, x, axis: x.unsqueeze(axis),
     "where": lambda b, c, x, y: torch.where(c, x, y),

@@ -223,6 +223,8 @@ class _Builder:
         assert record.max_args is not None
         if not record.min_args <= len(args) <= record.max_args:
             raise ExprError(f"{name}() takes {record.arity()}, got {len(args)}")
+        if record.defaults:
+            args += [sympy.Integer(d) for d in record.defaults[len(args) - record.min_args :]]
         for index in record.int_args:
             if not isinstance(args[index], sympy.Integer):
                 raise ExprError(f"argument {index + 1} of {name}() must be an integer constant")

@@ -83,6 +83,8 @@ class ExprFunction:
     may simplify it, and its one argument must be a number or tensor. ``None`` (the default): an opaque
     SymPy function of this name that SymPy never rewrites, the right choice for tensor operations.
     ``operator_only``: reached only through an operator (``@``, ``&``, ``|``, ``~``), not callable by name.
+    ``defaults``: where given, one integer constant per optional argument; the parser fills in those a spec
+    leaves off, so the callables always receive ``max_args`` arguments (``var(x, -1)`` is ``var(x, -1, 1)``).
     """
 
     name: str
@@ -93,6 +95,7 @@ class ExprFunction:
     min_args: int = 1
     max_args: int | None = None  # None: the same as min_args
     int_args: tuple[int, ...] = ()
+    defaults: tuple[int, ...] = ()  # integer constants for the optional arguments min_args .. max_args - 1
     keepdim: bool = False
     sympy_function: Callable[..., sympy.Basic] | None = None
     operator_only: bool = False
@@ -103,6 +106,7 @@ class ExprFunction:
         if self.max_args is None:
             object.__setattr__(self, "max_args", self.min_args)
         object.__setattr__(self, "int_args", tuple(self.int_args))
+        object.__setattr__(self, "defaults", tuple(self.defaults))
         self._check()
         if self.sympy_function is None:
             # commutative=True: an applied tensor function is an elementwise factor under ``*`` whatever its
@@ -148,8 +152,13 @@ class ExprFunction:
         max_args = self.max_args if self.max_args is not None else self.min_args
         if not 0 <= self.min_args <= max_args:
             raise fail(f"expected 0 <= min_args <= max_args, got {self.min_args} and {max_args}")
-        if any(not isinstance(i, int) or not 0 <= i < self.min_args for i in self.int_args):
-            raise fail(f"int_args must be indices of required arguments (below {self.min_args}), got {self.int_args}")
+        if self.defaults and (
+            len(self.defaults) != max_args - self.min_args or not all(isinstance(d, int) for d in self.defaults)
+        ):
+            raise fail(f"defaults must be one integer per optional argument ({max_args - self.min_args}), got {self.defaults}")
+        filled = self.min_args + len(self.defaults)
+        if any(not isinstance(i, int) or not 0 <= i < filled for i in self.int_args):
+            raise fail(f"int_args must be indices of required (or defaulted) arguments (below {filled}), got {self.int_args}")
         if self.sympy_function is not None and (max_args != 1 or self.min_args != 1 or self.int_args or self.keepdim):
             raise fail("a SymPy elementwise function takes exactly one argument (no int_args, no keepdim)")
 
@@ -325,6 +334,60 @@ def _sym_binary(fn: Callable[..., sympy.Basic]) -> BackendFn:
     return lambda b, *args: vectorized(*args)
 
 
+# -- reductions of deep-learning papers -------------------------------------------------------------
+def _np_logsumexp(x: Array, axis: int, keepdim: bool) -> Array:
+    x = np.asarray(x, dtype=np.float64)
+    top = np.max(x, axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    out = np.log(np.sum(np.exp(x - top), axis=axis, keepdims=True)) + top
+    return out if keepdim else np.squeeze(out, axis=axis)
+
+
+def _np_log_softmax(b: Any, x: Array, axis: int) -> Array:
+    return np.asarray(x, dtype=np.float64) - _np_logsumexp(x, axis, True)
+
+
+def _sym_log_softmax(b: Any, x: Array, axis: int) -> Array:
+    return x - _sym_log(np.sum(_sym_exp(np.asarray(x, dtype=object)), axis=axis, keepdims=True))
+
+
+_sym_log = np.vectorize(sympy.log, otypes=[object])
+_sym_sqrt = np.vectorize(sympy.sqrt, otypes=[object])
+
+
+def _var(mean: Callable[..., Array], total: Callable[..., Array], x: Array, axis: int, correction: int, keepdim: bool) -> Array:
+    """Σ (x − mean x)² / (n − correction) over one axis, in any array arithmetic."""
+    d = x - mean(x, axis=axis, keepdims=True)
+    return total(d * d, axis=axis, keepdims=keepdim) / (x.shape[axis] - correction)
+
+
+def _np_var(b: Any, x: Array, axis: int, correction: int, keepdim: bool) -> Array:
+    return np.var(np.asarray(x, dtype=np.float64), axis=axis, ddof=correction, keepdims=keepdim)
+
+
+def _sym_var(b: Any, x: Array, axis: int, correction: int, keepdim: bool) -> Array:
+    x = np.asarray(x, dtype=object)
+    n = sympy.Integer(x.shape[axis])
+    return _var(lambda v, **k: np.sum(v, **k) / n, np.sum, x, axis, sympy.Integer(correction), keepdim)
+
+
+def _np_norm(b: Any, x: Array, axis: int, keepdim: bool) -> Array:
+    x = np.asarray(x, dtype=np.float64)
+    scale = np.max(np.abs(x), axis=axis, keepdims=True)  # scaled: no overflow or underflow of x²
+    scale = np.where(scale > 0, scale, 1.0)
+    out = scale * np.sqrt(np.sum((x / scale) ** 2, axis=axis, keepdims=True))
+    return out if keepdim else np.squeeze(out, axis=axis)
+
+
+def _sym_norm(b: Any, x: Array, axis: int, keepdim: bool) -> Array:
+    x = np.asarray(x, dtype=object)
+    return _sym_sqrt(np.sum(x * x, axis=axis, keepdims=keepdim))
+
+
+def _sym_cumprod(b: Any, x: Array, axis: int) -> Array:
+    return np.cumprod(np.asarray(x, dtype=object), axis=axis)
+
+
 BUILTIN: tuple[ExprFunction, ...] = (
     # elementwise functions that are SymPy's own
     _elementwise("sqrt", sympy.sqrt, np.sqrt, doc="square root (parsed as x**(1/2))"),
@@ -366,6 +429,61 @@ BUILTIN: tuple[ExprFunction, ...] = (
     ),
     # reductions over one axis: f(x, axis, keepdim=False)
     *(_reduction(name) for name in ("sum", "mean", "max", "min")),
+    # reductions of deep-learning papers (axis an integer constant)
+    ExprFunction(
+        "logsumexp",
+        numpy=lambda b, x, axis, keepdim: _np_logsumexp(x, axis, keepdim),
+        torch=_torch("logsumexp"),
+        symbolic=lambda b, x, axis, keepdim: _sym_log(np.sum(_sym_exp(np.asarray(x, dtype=object)), axis=axis, keepdims=keepdim)),
+        min_args=2,
+        int_args=(1,),
+        keepdim=True,
+        doc="log Σ exp(x) over one axis",
+    ),
+    _tensor(
+        "log_softmax",
+        _np_log_softmax,
+        symbolic=_sym_log_softmax,
+        abs_backward=_abs_bound("log_softmax"),
+        min_args=2,
+        int_args=(1,),
+    ),
+    *(
+        ExprFunction(
+            name,
+            numpy=_np_var if name == "var" else lambda b, *a: np.sqrt(_np_var(b, *a)),
+            torch=_torch(name),
+            symbolic=_sym_var if name == "var" else lambda b, *a: _sym_sqrt(_sym_var(b, *a)),
+            abs_backward=_abs_bound(name),
+            min_args=2,
+            max_args=3,
+            defaults=(1,),
+            int_args=(1, 2),
+            keepdim=True,
+            doc=f"{name}(x, axis, correction=1): Σ (x − mean)² / (n − correction){'' if name == 'var' else ', square-rooted'}",
+        )
+        for name in ("var", "std")
+    ),
+    _tensor("cumsum", lambda b, x, axis: np.cumsum(x, axis=axis), min_args=2, int_args=(1,)),
+    _tensor(
+        "cumprod",
+        lambda b, x, axis: np.cumprod(x, axis=axis),
+        symbolic=_sym_cumprod,
+        abs_backward=_abs_bound("cumprod"),
+        min_args=2,
+        int_args=(1,),
+    ),
+    ExprFunction(
+        "norm",
+        numpy=_np_norm,
+        torch=_torch("norm"),
+        symbolic=_sym_norm,
+        abs_backward=_abs_bound("norm"),
+        min_args=2,
+        int_args=(1,),
+        keepdim=True,
+        doc="the 2-norm over one axis",
+    ),
     # tensor functions, opaque to SymPy
     _tensor("softmax", _np_softmax, symbolic=_sym_softmax, abs_backward=_abs_bound("softmax"), min_args=2, int_args=(1,)),
     _tensor("transpose", lambda b, x: np.swapaxes(x, -1, -2), doc="swap the last two axes"),

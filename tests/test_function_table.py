@@ -49,8 +49,9 @@ class Op:
     edges: tuple[float, ...] = ()
     differentiable: bool = True  # False: piecewise constant (zero gradient; gradcheck still applies off the jumps)
     symbolic: bool = True
-    # |x f'(x) / f(x)|, where a backend computes f(x) from a rounded multiple of x (Phi: erfc(−x/√2)): that
-    # rounding (half an ulp of x) moves the result by this many of its own ulps, on top of the last op's few
+    # How many of the result's own ulps one ulp of an intermediate moves it, on top of the last op's few:
+    # |x f'(x) / f(x)| where a backend computes f from a rounded multiple of x (Phi: erfc(−x/√2)), or
+    # (|terms|) / |result| where it subtracts (log_softmax: x − logsumexp(x))
     conditioning: str | None = None
 
     @property
@@ -77,10 +78,29 @@ OPS = (
     Op("minimum(x, y)"),
     Op("clamp(x, y - 1, y + 1)"),
     Op("clamp(x, -0.5, 0.5)"),
+    # reductions over one axis (x is (4, 6), or (30,) with the edges)
+    Op("logsumexp(x, -1)", edges=(-1000.0, 700.0, 710.0, 1000.0)),
+    Op("logsumexp(x, 0, keepdim=True)"),
+    Op(
+        "log_softmax(x, -1)",
+        edges=(-1000.0, 700.0, 1000.0),
+        conditioning="(abs(x) + abs(logsumexp(x, -1, keepdim=True))) / abs(log_softmax(x, -1))",
+    ),
+    Op("log_softmax(x, 0)", conditioning="(abs(x) + abs(logsumexp(x, 0, keepdim=True))) / abs(log_softmax(x, 0))"),
+    Op("var(x, -1)"),
+    Op("var(x, 0, 0, keepdim=True)"),
+    Op("std(x, -1)"),
+    Op("std(x, 0, 2)"),
+    Op("cumsum(x, -1)"),
+    Op("cumprod(x, 0)"),
+    Op("cumprod(x, -1)", low=-1.5, high=1.5),
+    Op("norm(x, -1)", edges=(1e200, -1e200)),
+    Op("norm(x, 0, keepdim=True)"),
 )
 NEW_FUNCTIONS = {
     *"erf erfc Phi phi sigmoid logsigmoid softplus relu log1p expm1 sign floor round".split(),
     *"maximum minimum clamp".split(),
+    *"logsumexp log_softmax var std cumsum cumprod norm".split(),
 }
 
 
@@ -150,7 +170,8 @@ def test_torch_gradients_match_finite_differences(op: Op) -> None:
 @pytest.mark.parametrize("op", OPS, ids=Op.id.fget)
 def test_the_abs_bound_is_finite_and_at_least_the_gradient(op: Op) -> None:
     values = inputs(op)
-    cot = torch.from_numpy(np.random.default_rng(7).standard_normal(np.broadcast_shapes(*(v.shape for v in values.values()))))
+    shape = numpy_value(op, values).shape
+    cot = torch.from_numpy(np.random.default_rng(7).standard_normal(shape))
     for wrt in sorted(values):
         grads = []
         for backend, cotangent in ((TorchBackend, cot), (AbsBoundBackend, cot.abs())):
@@ -172,6 +193,15 @@ def test_phi_and_erfc_bounds_take_the_absolute_derivative() -> None:
         leaf = x.clone().requires_grad_(True)
         (bound,) = torch.autograd.grad(evaluate(parse(text), {"x": leaf}, AbsBoundBackend(F64)), leaf, torch.ones(2, dtype=F64))
         torch.testing.assert_close(bound, derivative.abs())
+
+
+def test_var_and_std_take_torch_default_correction_1() -> None:
+    assert parse("var(x, -1)") == parse("var(x, -1, 1)") and parse("std(x, 0, keepdim=True)") == parse(
+        "std(x, 0, 1, keepdim=True)"
+    )
+    x = np.array([1.0, 2.0, 4.0])
+    assert numpy_value(Op("var(x, -1)"), {"x": x}) == pytest.approx(7 / 3)
+    assert numpy_value(Op("var(x, -1, 0)"), {"x": x}) == pytest.approx(14 / 9)
 
 
 def test_round_is_half_to_even_in_every_backend() -> None:

@@ -1,7 +1,7 @@
 """conformance.functions: an expression function added from outside the package is one record.
 
 The example is the one in docs/spec-schema.md ("Extending: expression functions and reference
-oracles"), read from the doc and written to a temporary directory: ``logsumexp`` registered with
+oracles"), read from the doc and written to a temporary directory: ``smoothmax`` (log Σ exp) registered with
 ``FUNCTIONS.register`` (or an entry point) parses, evaluates in NumPy, torch and SymPy, has
 gradients and an error bound, and a spec using it checks a right implementation and fails a wrong
 one, with a reference oracle given as a ref beside the spec.
@@ -65,11 +65,11 @@ def my_functions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Mo
 
 @pytest.fixture
 def logsumexp(my_functions: ModuleType) -> Iterator[ExprFunction]:
-    """``logsumexp`` registered for one test, unregistered after."""
-    record = FUNCTIONS.register(my_functions.LOGSUMEXP)
+    """``smoothmax`` registered for one test, unregistered after."""
+    record = FUNCTIONS.register(my_functions.SMOOTHMAX)
     yield record
     FUNCTIONS.unregister(record.name)
-    assert "logsumexp" not in FUNCTIONS
+    assert "smoothmax" not in FUNCTIONS
 
 
 def _reference_logsumexp(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -78,27 +78,27 @@ def _reference_logsumexp(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 # -- (a) one record: parsed, evaluated by every backend, differentiated, bounded ----------------------
 def test_an_unregistered_function_is_refused_and_a_registered_one_parses(my_functions: ModuleType) -> None:
-    with pytest.raises(ExprError, match="function 'logsumexp' is not allowed"):
-        parse("logsumexp(x, -1)")
-    FUNCTIONS.register(my_functions.LOGSUMEXP)
+    with pytest.raises(ExprError, match="function 'smoothmax' is not allowed"):
+        parse("smoothmax(x, -1)")
+    FUNCTIONS.register(my_functions.SMOOTHMAX)
     try:
         x = sympy.Symbol("x")
-        assert parse("logsumexp(x, -1, keepdim=True)") == F["logsumexp"](x, -1, sympy.true)
-        assert parse("logsumexp(x, -1)") == F["logsumexp"](x, -1, sympy.false)
+        assert parse("smoothmax(x, -1, keepdim=True)") == F["smoothmax"](x, -1, sympy.true)
+        assert parse("smoothmax(x, -1)") == F["smoothmax"](x, -1, sympy.false)
     finally:
-        FUNCTIONS.unregister("logsumexp")
-    with pytest.raises(ExprError, match="function 'logsumexp' is not allowed"):
-        parse("logsumexp(x, -1)")
+        FUNCTIONS.unregister("smoothmax")
+    with pytest.raises(ExprError, match="function 'smoothmax' is not allowed"):
+        parse("smoothmax(x, -1)")
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("logsumexp(x)", "logsumexp() takes 2 argument(s), got 1"),
-        ("logsumexp(x, y)", "argument 2 of logsumexp() must be an integer constant"),
-        ("logsumexp(x, -1, keepdim=y)", "keepdim of logsumexp() must be True or False"),
-        ("logsumexp(x, -1, axis=0)", "keyword 'axis' is not allowed in logsumexp()"),
-        ("logsumexp + x", "name 'logsumexp' is a function and must be called"),
+        ("smoothmax(x)", "smoothmax() takes 2 argument(s), got 1"),
+        ("smoothmax(x, y)", "argument 2 of smoothmax() must be an integer constant"),
+        ("smoothmax(x, -1, keepdim=y)", "keepdim of smoothmax() must be True or False"),
+        ("smoothmax(x, -1, axis=0)", "keyword 'axis' is not allowed in smoothmax()"),
+        ("smoothmax + x", "name 'smoothmax' is a function and must be called"),
     ],
 )
 def test_a_registered_function_has_its_arity_checked(logsumexp: ExprFunction, text: str, message: str) -> None:
@@ -107,7 +107,7 @@ def test_a_registered_function_has_its_arity_checked(logsumexp: ExprFunction, te
     assert message in str(info.value)
 
 
-@pytest.mark.parametrize("text", ["logsumexp(x, -1)", "logsumexp(x, 0, keepdim=True)", "x - logsumexp(x, -1, keepdim=True)"])
+@pytest.mark.parametrize("text", ["smoothmax(x, -1)", "smoothmax(x, 0, keepdim=True)", "x - smoothmax(x, -1, keepdim=True)"])
 def test_numpy_torch_and_symbolic_values_agree(logsumexp: ExprFunction, text: str) -> None:
     expr = parse(text)
     numpy_value = evaluate(expr, {"x": X}, NumpyBackend())
@@ -118,16 +118,16 @@ def test_numpy_torch_and_symbolic_values_agree(logsumexp: ExprFunction, text: st
     )
     np.testing.assert_allclose(torch_value, numpy_value, rtol=1e-14, atol=1e-14)
     np.testing.assert_allclose(symbolic_value, numpy_value, rtol=1e-14, atol=1e-14)
-    if text == "logsumexp(x, -1)":
+    if text == "smoothmax(x, -1)":
         np.testing.assert_allclose(numpy_value, _reference_logsumexp(X), rtol=1e-14)
 
 
 def test_the_torch_backend_gives_gradients_and_abs_bound_backend_a_bound(logsumexp: ExprFunction) -> None:
     x = torch.from_numpy(X).requires_grad_(True)
     cot = torch.tensor([1.0, -2.0], dtype=F64)
-    (grad,) = torch.autograd.grad(evaluate(parse("logsumexp(x, -1)"), {"x": x}, TorchBackend(F64)), x, cot)
+    (grad,) = torch.autograd.grad(evaluate(parse("smoothmax(x, -1)"), {"x": x}, TorchBackend(F64)), x, cot)
     torch.testing.assert_close(grad, torch.softmax(x.detach(), -1) * cot[:, None])  # d logsumexp / dx = softmax(x)
-    (bound,) = torch.autograd.grad(evaluate(parse("logsumexp(x, -1)"), {"x": x}, AbsBoundBackend(F64)), x, cot.abs())
+    (bound,) = torch.autograd.grad(evaluate(parse("smoothmax(x, -1)"), {"x": x}, AbsBoundBackend(F64)), x, cot.abs())
     torch.testing.assert_close(bound, grad.abs())  # no cancellation inside: the bound is |gradient|
 
 
@@ -188,7 +188,8 @@ def _plain(b, x):  # noqa: ANN001, ANN202
         ({"name": "2x"}, "a name is a letter"),
         ({"name": "f", "torch": None}, "'torch' must be a callable"),
         ({"name": "f", "min_args": 2, "max_args": 1}, "expected 0 <= min_args <= max_args"),
-        ({"name": "f", "int_args": (1,)}, "int_args must be indices of required arguments"),
+        ({"name": "f", "int_args": (1,)}, "int_args must be indices of required (or defaulted) arguments"),
+        ({"name": "f", "max_args": 2, "defaults": (1, 2)}, "defaults must be one integer per optional argument (1)"),
         ({"name": "f", "sympy_function": sympy.sinh, "keepdim": True}, "takes exactly one argument"),
     ],
 )
@@ -234,7 +235,7 @@ def test_the_numpy_and_symbolic_parts_import_no_torch() -> None:
 
 # -- (c) an entry point in the group conformance.functions ----------------------------------------------
 def test_an_entry_point_registers_the_function(my_functions: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    entry = metadata.EntryPoint("logsumexp", "my_functions:LOGSUMEXP", "conformance.functions")
+    entry = metadata.EntryPoint("smoothmax", "my_functions:SMOOTHMAX", "conformance.functions")
 
     def entry_points(*, group: str) -> list[metadata.EntryPoint]:
         return [entry] if group == "conformance.functions" else []
@@ -242,9 +243,9 @@ def test_an_entry_point_registers_the_function(my_functions: ModuleType, monkeyp
     monkeypatch.setattr(registry.metadata, "entry_points", entry_points)
     monkeypatch.setattr(FUNCTIONS, "_records", {})  # as if nothing were loaded yet: builtins, then entry points
     monkeypatch.setattr(FUNCTIONS, "_loaded", False)
-    assert FUNCTIONS["logsumexp"] is my_functions.LOGSUMEXP
+    assert FUNCTIONS["smoothmax"] is my_functions.SMOOTHMAX
     assert "softmax" in FUNCTIONS  # the builtins still load first
-    value = evaluate(parse("logsumexp(x, -1)"), {"x": X}, NumpyBackend())
+    value = evaluate(parse("smoothmax(x, -1)"), {"x": X}, NumpyBackend())
     np.testing.assert_allclose(value, _reference_logsumexp(X), rtol=1e-14)
 
 
@@ -282,8 +283,9 @@ def _cases(spec_file: Path, implementation: str | None = None) -> dict[tuple[str
 
 
 def test_a_spec_using_the_function_passes_a_right_implementation_and_fails_a_wrong_one(
-    logsumexp: ExprFunction, tmp_path: Path
+    logsumexp: ExprFunction, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # an --impl override's file is found from the working directory
     cases = _cases(_write_example(tmp_path))
     for dtype in ("float64", "float32"):
         for check in ("oracle", "gradient"):
