@@ -13,7 +13,6 @@ and dtype, and called through :func:`torch.func.functional_call` so that ``state
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,7 +34,7 @@ def call_interface(
     own default applies. Modules are built once, moved to the device and dtype, and called through
     ``functional_call`` with the drawn ``state`` tensors.
     """
-    target = resolve(ref, Path(spec.file).parent)
+    target = resolve(ref, spec.ref_base(ref))
     iface = spec.interface
     if iface is None:
         raise ValueError(f"spec {spec.id!r} has no interface to call")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import sympy
@@ -391,6 +392,15 @@ class EquationSpec:
         ref, params = parse_implementation(implementation_id)
         self.check_implementation_params(params)
         return Implementation(ref=ref, params=params, label=implementation_id if params else None)
+
+    def ref_base(self, ref: str) -> Path | None:
+        """Where a relative file ref of an implementation resolves from.
+
+        The spec file's folder for an implementation the file declares; the working directory
+        (``None``) for one given on the command line (``--impl``) or to ``reproduce``.
+        """
+        declared = any(impl.ref == ref and impl.line for impl in self.implementations)
+        return Path(self.file).parent if declared else None
 
     def fixed_params(self, implementation_id: str) -> dict[str, Any]:
         """The params an implementation is tested at, whatever is drawn: its own, else the spec's defaults."""

@@ -99,7 +99,10 @@ def _refused_module(top: str) -> str | None:
 
 
 def resolve(ref: str, base: Path | None = None) -> Any:
-    """Import the object named by ``ref``; a relative ``.py`` path is tried from the cwd, then ``base``."""
+    """Import the object named by ``ref``; a relative ``.py`` path resolves from ``base``, else from the cwd.
+
+    A spec's own refs pass the spec file's folder as ``base``; command-line refs (``--impl``) pass none.
+    """
     return _resolve(ref, str(base) if base else None, os.getcwd())
 
 
@@ -122,10 +125,11 @@ def _resolve(ref: str, base: str | None, cwd: str) -> Any:  # cwd: part of the c
 
 def _import_file(path_text: str, base: str | None) -> Any:
     path = Path(path_text)
-    if not path.is_absolute() and not path.exists() and base is not None:
+    if not path.is_absolute() and base is not None:
         path = Path(base) / path
     if not path.is_file():
-        raise ImplementationError(f"file {path_text!r} not found")
+        where = f"in {base}" if base is not None and not Path(path_text).is_absolute() else "from the working directory"
+        raise ImplementationError(f"file {path_text!r} not found ({where})")
     path = path.resolve()
     if _in_standard_library(path):
         raise ImplementationError(f"refs into the standard library are refused: {path_text!r} is a standard library file")
@@ -164,7 +168,7 @@ def resolve_implementations(specs: EquationSpec | Iterable[EquationSpec], *, ref
         base = Path(spec.file).parent
         for j, impl in enumerate(spec.implementations):
             try:
-                resolve(impl.ref, base)
+                resolve(impl.ref, spec.ref_base(impl.ref))
             except ImplementationError as exc:
                 if impl.line:
                     raise SpecError(spec.file, f"specs[{spec.index}].implementations[{j}].ref", str(exc)) from None

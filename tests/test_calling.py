@@ -55,11 +55,35 @@ def test_resolve_file_relative_to_base(tmp_path: Path, monkeypatch: pytest.Monke
     assert "not found" in resolve_error("base_relative_impl.py:f")
 
 
-def test_resolve_prefers_the_cwd_over_base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_relative_ref_resolves_from_its_base_else_from_the_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A spec's refs resolve from the spec's folder (their base), command-line refs from the working directory."""
     write_module(tmp_path / "cwd", "both_places_impl.py", "def f():\n    return 'cwd'\n")
     write_module(tmp_path / "base", "both_places_impl.py", "def f():\n    return 'base'\n")
     monkeypatch.chdir(tmp_path / "cwd")
-    assert resolve("both_places_impl.py:f", base=tmp_path / "base")() == "cwd"
+    assert resolve("both_places_impl.py:f", base=tmp_path / "base")() == "base"
+    assert resolve("both_places_impl.py:f")() == "cwd"
+    write_module(tmp_path / "cwd", "only_in_cwd_impl.py", "def f():\n    return 'cwd'\n")
+    assert "not found (in " in resolve_error("only_in_cwd_impl.py:f", base=tmp_path / "base")
+
+
+def test_spec_refs_resolve_from_the_spec_folder_and_impl_refs_from_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conformance.selection import build_cases
+    from tests.spec_helpers import load_one, minimal_spec, write_spec
+
+    write_module(tmp_path / "specs", "impl.py", "def f(h, m):\n    return 'spec folder'\n")
+    write_module(tmp_path / "work", "impl.py", "def f(h, m):\n    return 'working directory'\n")
+    data = minimal_spec()
+    data["specs"][0]["implementations"] = [{"ref": "impl.py:f"}]
+    spec = load_one(write_spec(tmp_path / "specs", data))
+    monkeypatch.chdir(tmp_path / "work")
+    assert spec.ref_base("impl.py:f") == tmp_path / "specs"
+    assert resolve("impl.py:f", spec.ref_base("impl.py:f"))(0, 0) == "spec folder"
+    overridden = spec.with_implementations(["impl.py:f"])  # as --impl gives it: the working directory's
+    assert overridden.ref_base("impl.py:f") is None
+    (case, *_) = [c for c in build_cases({"toy": spec}, {"toy": ["impl.py:f"]}) if c.check == "oracle"]
+    assert resolve("impl.py:f", case.spec.ref_base("impl.py:f"))(0, 0) == "working directory"
 
 
 def test_resolve_absolute_file(tmp_path: Path) -> None:
@@ -88,7 +112,7 @@ def test_missing_attribute_in_a_file(tmp_path: Path) -> None:
 
 
 def test_file_not_found(tmp_path: Path) -> None:
-    assert resolve_error("missing_impl_file.py:f", base=tmp_path) == "file 'missing_impl_file.py' not found"
+    assert resolve_error("missing_impl_file.py:f", base=tmp_path) == f"file 'missing_impl_file.py' not found (in {tmp_path})"
 
 
 def test_module_raising_on_import(tmp_path: Path) -> None:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -78,7 +77,7 @@ class PatternContext:
         """The implementation under test (class, function or module attribute)."""
         from conformance.calling import resolve
 
-        return resolve(self.ref, Path(self.spec.file).parent)
+        return resolve(self.ref, self.spec.ref_base(self.ref))
 
 
 class Lazy:
