@@ -622,3 +622,15 @@ def test_the_noise_floor_at_a_declared_noise_scale_is_the_compute_dtypes() -> No
     expected_floor = 8 * max(dh.eps("float32") * scale, dh.eps("float16") * 1.0)
     assert m.passed and m.tolerance.floor == pytest.approx(expected_floor, rel=1e-6)
     assert m.tolerance.floor < 0.1 < 8 * dh.eps("float16") * scale  # at float16's eps the floor would exceed |cos| ≤ 1
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16", "float16"])
+def test_a_random_table_fails_at_the_longest_sequence_at_every_dtype(dtype: str) -> None:
+    """No vacuous tolerance: at m = 4096 the float16 floor at float16's epsilon was 3.6, above |cos − cos'| ≤ 2."""
+    from conformance.checks import Trial, check_oracle
+
+    spec = shipped_specs()["rope_cache"]
+    ref = f"{Path(__file__).parent / 'meta_tests' / 'defects' / 'rope_defects.py'}:RandomTable"
+    example = Example({"L": 4096, "M": 4096, "D": 64}, {"base": 10000}, {"x": 1e-3}, {}, 0)
+    m = check_oracle(Trial(spec.with_implementations([ref]), ref, "cpu", dtype, example))
+    assert not m.passed and m.tolerance.atol < 0.2 < m.max_abs_err

@@ -126,6 +126,25 @@ class SinShiftedByOne(RotaryEmbedding):
         )
 
 
+class RandomTable(nn.Module):
+    """Tables of random values in [-1, 1] of the right shape, dtype and device: garbage a check must not pass.
+
+    Caught by: ``oracle`` at every dtype — the noise floor at the angle's scale is the compute dtype's, so
+    no tolerance reaches the range cos and sin can take (at float16's epsilon it did, from m ≈ 128).
+    """
+
+    def __init__(self, dim: int, max_seq_len: int = 4096, base: int = 10000) -> None:
+        super().__init__()
+        self.dim, self.max_seq_len = dim, max_seq_len
+
+    def forward(self, x: Tensor, seq_len: int) -> tuple[Tensor, Tensor]:
+        if seq_len > self.max_seq_len:
+            raise ValueError(f"seq_len {seq_len} exceeds max_seq_len {self.max_seq_len}")
+        g = torch.Generator().manual_seed(seq_len * 131 + self.dim)
+        cos, sin = (torch.rand(seq_len, self.dim // 2, generator=g, dtype=torch.float64) * 2 - 1 for _ in range(2))
+        return cos.to(x.dtype).to(x.device), sin.to(x.dtype).to(x.device)
+
+
 class InverseFrequencyBuffer(nn.Module):
     """θ as a floating buffer, angles computed in float32 at every call (a common public pattern).
 

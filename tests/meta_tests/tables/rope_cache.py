@@ -26,6 +26,7 @@ DEFECTS = (
     planted(ref("WrongThetaExponent"), "oracle", F64),
     planted(ref("WrongThetaExponent"), "oracle", F16),
     planted(ref("InverseFrequencyBuffer"), "oracle", F16),
+    *(planted(ref("RandomTable"), "oracle", dtype) for dtype in (F64, F32, "bfloat16", F16)),  # no vacuous dtype
     planted(ref("CosSinSwapped"), "oracle", F64),
     planted(ref("CosSinSwapped"), "invariant:position_zero", F32),
     planted(ref("CacheShiftedByOne"), "oracle", F64),
