@@ -182,6 +182,27 @@ class _AbsCumprod(torch.autograd.Function):
         return grad, None
 
 
+class _AbsEinsum(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, subscripts: str, *operands: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(*operands)
+        ctx.subscripts = subscripts
+        return TORCH_FUNCTIONS["einsum"](None, subscripts, *operands)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        # Multilinear: the partial in operand k is the einsum of g with the other operands; at their |values|
+        # it is Σ |terms|, the same for every value of operand k (einsum's own backward at |operands|).
+        with torch.enable_grad():
+            leaves = [o.detach().abs().requires_grad_(True) for o in ctx.saved_tensors]
+            grads = torch.autograd.grad(torch.einsum(ctx.subscripts, *leaves), leaves, g, allow_unused=True)
+        return (None, *(torch.zeros_like(o) if d is None else d for o, d in zip(ctx.saved_tensors, grads)))
+
+
+def _abs_einsum(b: Any, subscripts: str, *operands: torch.Tensor) -> torch.Tensor:
+    return _AbsEinsum.apply(subscripts, *operands)
+
+
 def _abs_log_softmax(b: Any, x: torch.Tensor, axis: int) -> torch.Tensor:
     return _AbsLogSoftmax.apply(x, axis)
 
@@ -253,6 +274,7 @@ ABS_BACKWARD: dict[str, Callable[..., torch.Tensor]] = {
     "var": _abs_var,
     "std": _abs_std,
     "norm": _abs_norm,
+    "einsum": _abs_einsum,
 }
 
 
@@ -262,7 +284,8 @@ class AbsBoundBackend(TorchBackend):
     The operators ``*`` and ``**`` are overridden here; a function uses its record's ``abs_backward``
     (:class:`~conformance.functions.ExprFunction`), or its plain ``torch`` callable where it has none:
     those (add, sqrt, exp, tanh, sums, means, max/min, where, transposes; erf, Phi, sigmoid, logsigmoid,
-    softplus, relu, expm1, maximum, minimum, clamp: non-decreasing; logsumexp, cumsum; sign, floor, round: zero) already have
+    softplus, relu, expm1, maximum, minimum, clamp: non-decreasing; logsumexp, cumsum; triu, reshape, gather: 0/1
+    selections; sign, floor, round; eye, ones, zeros, one_hot: zero or none) already have
     non-negative backward maps, so a non-negative cotangent stays non-negative (``log`` and ``log1p`` too
     on their domains).
     """

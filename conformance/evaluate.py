@@ -176,7 +176,17 @@ class _Walker:
         """``record``'s callable on this backend, on the arguments as its calling convention says."""
         last = len(args) - 1
         values = [
-            int(a) if i in record.int_args else bool(a) if record.keepdim and i == last else self.walk(a)
+            self._argument(
+                record, a, integer=i in record.int_args, string=i in record.string_args, keepdim=record.keepdim and i == last
+            )
             for i, a in enumerate(args)
         ]
         return self.b.implementation(record)(self.b, *values)
+
+    def _argument(self, record: ExprFunction, a: sympy.Basic, *, integer: bool, string: bool, keepdim: bool) -> Any:
+        """One argument as the calling convention passes it: an int, a str, a bool (keepdim) or an evaluated value."""
+        if integer:
+            return int(a)
+        if string:
+            return str(a.name)  # a sympy Str the parser built from a checked string constant
+        return bool(a) if keepdim else self.walk(a)

@@ -20,7 +20,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from conformance.functions import ExprFunction
+from conformance.functions import (
+    ExprFunction,
+    as_shape,
+    check_einsum_shapes,
+    check_gather,
+    check_indices,
+    expr_error,
+    reshape_sizes,
+)
 
 Array = Any
 
@@ -83,6 +91,41 @@ def _tril(b: TorchBackend, rows: Array, cols: Array) -> Array:
     return torch.ones(int(rows), int(cols), dtype=torch.bool, device=b.device).tril()
 
 
+def _index(fn: str, index: Array, size: int) -> Array:
+    """An integer-valued index tensor (any dtype but bool) as int64, checked against ``size`` as NumPy's is."""
+    if not isinstance(index, torch.Tensor) or index.dtype == torch.bool:
+        raise expr_error(f"{fn}(): an index must be an integer-valued tensor, got {index!r}")
+    check_indices(fn, index.detach().to("cpu", torch.float64).numpy(), size)
+    return index.detach().long()
+
+
+def _triu(b: TorchBackend, x: Array, k: int) -> Array:
+    if x.dim() < 2:
+        raise expr_error(f"triu(): x must have at least 2 dimensions, got {x.dim()}")
+    return torch.triu(x, k)
+
+
+def _full(name: str, fill: float) -> Callable[..., Array]:
+    return lambda b, *sizes: torch.full(as_shape(name, sizes), fill, dtype=b.dtype, device=b.device)
+
+
+def _one_hot(b: TorchBackend, index: Array, n: Array) -> Array:
+    size = as_shape("one_hot", (n,), 1)[0]
+    index = _index("one_hot", index, size)
+    as_shape("one_hot", (*index.shape, size))
+    return F.one_hot(index, size).to(b.dtype)
+
+
+def _gather(b: TorchBackend, x: Array, index: Array, axis: int) -> Array:
+    axis = check_gather(tuple(x.shape), tuple(index.shape), axis)
+    return torch.gather(x, axis, _index("gather", index, x.shape[axis]))
+
+
+def _einsum(b: TorchBackend, subscripts: str, *operands: Array) -> Array:
+    check_einsum_shapes(subscripts, [tuple(o.shape) for o in operands])
+    return torch.einsum(subscripts, *operands)
+
+
 _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
@@ -143,6 +186,14 @@ TORCH_FUNCTIONS: dict[str, Callable[..., Array]] = {
     "unsqueeze": lambda b, x, axis: x.unsqueeze(axis),
     "where": lambda b, c, x, y: torch.where(c, x, y),
     "tril": _tril,
+    "triu": _triu,
+    "eye": lambda b, n: torch.eye(as_shape("eye", (n, n), 1)[0], dtype=b.dtype, device=b.device),
+    "ones": _full("ones", 1.0),
+    "zeros": _full("zeros", 0.0),
+    "reshape": lambda b, x, *sizes: x.reshape(reshape_sizes(x.numel(), sizes)),
+    "one_hot": _one_hot,
+    "gather": _gather,
+    "einsum": _einsum,
     "arange": lambda b, n: torch.arange(int(n), dtype=b.dtype, device=b.device),
     "cat": _cat,
     "interleave": _interleave,

@@ -29,7 +29,7 @@ from typing import Any
 
 import sympy
 
-from conformance.functions import RESERVED_NAMES, ExprFunction
+from conformance.functions import MAX_STRING, RESERVED_NAMES, ExprFunction
 from conformance.registry import FUNCTIONS
 
 MAX_CHARS = 2000
@@ -40,6 +40,7 @@ MAX_EXPONENT = 64
 MAX_CONSTANT_MAGNITUDE = 1e300
 
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+_STRING_RE = re.compile(r"^[A-Za-z,>\-]*$")  # what any string constant may hold (a record checks it further)
 
 
 class ExprError(ValueError):
@@ -213,7 +214,10 @@ class _Builder:
         if record is None or record.operator_only:
             allowed = sorted(n for n, r in FUNCTIONS.items() if not r.operator_only)
             raise ExprError(f"function {name!r} is not allowed; allowed: {', '.join(allowed)}")
-        args = [self.build(a, depth) for a in node.args]
+        args = [
+            self._string(a, name, record, len(node.args)) if i in record.string_args else self.build(a, depth)
+            for i, a in enumerate(node.args)
+        ]
         if record.elementwise:
             if len(args) != 1 or node.keywords:
                 raise ExprError(f"{name}() takes exactly one argument")
@@ -232,6 +236,21 @@ class _Builder:
         if record.keepdim:
             args.append(sympy.true if keepdim else sympy.false)
         return record.constructor(*args)
+
+    def _string(self, node: ast.AST, name: str, record: ExprFunction, n_args: int) -> sympy.Basic:
+        """A string constant where ``record`` declares one (``string_args``): bounded, charset-checked, then
+        checked by the record; it becomes an inert SymPy ``Str`` (no free symbol, never evaluated)."""
+        if not isinstance(node, ast.Constant) or not isinstance(node.value, str):
+            raise ExprError(f"argument 1 of {name}() must be a string constant, such as '...' in quotes")
+        text = node.value
+        if len(text) > MAX_STRING:
+            raise ExprError(f"the string argument of {name}() is {len(text)} characters long (at most {MAX_STRING})")
+        if not _STRING_RE.match(text):
+            raise ExprError(f"the string argument of {name}() may hold letters, ',', '-' and '>' only, got {text!r}")
+        problem = record.check_string(text, n_args) if record.check_string is not None else None
+        if problem is not None:
+            raise ExprError(f"{name}(): {problem}")
+        return sympy.core.symbol.Str(text)
 
     def _keepdim(self, node: ast.Call, name: str, record: ExprFunction) -> bool:
         keepdim = False

@@ -15,8 +15,10 @@ callable per backend of :mod:`conformance.evaluate`:
 
 Every callable is called as ``fn(backend, *args)``: ``backend`` is the evaluating backend (torch's
 has ``dtype`` and ``device``), the arguments come in the order the spec wrote them, the integer
-arguments (``int_args``) as Python ints, and where ``keepdim`` is allowed its value comes last as a
-Python bool.
+arguments (``int_args``) as Python ints, a string argument (``string_args``: einsum's subscripts) as a
+Python str, and where ``keepdim`` is allowed its value comes last as a Python bool. Sizes (``eye(n)``,
+``ones(a, b)``) and index tensors (``one_hot``, ``gather``) arrive evaluated; :func:`as_size`,
+:func:`as_shape` and :func:`check_indices` refuse, alike in every backend, those that are not integers in range.
 
 The harness's own records are :data:`BUILTIN`; :data:`conformance.registry.FUNCTIONS` holds them and
 any a user adds (``FUNCTIONS.register(record)`` or an entry point in ``conformance.functions``).
@@ -52,6 +54,8 @@ Array = Any
 BackendFn = Callable[..., Array]
 
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+MAX_STRING = 64  # characters of a string constant (string_args)
+MAX_ELEMENTS = 2**24  # elements of a tensor that eye, ones, zeros or one_hot builds from sizes
 # Names the expression language gives another meaning (see conformance.expr.CONSTANTS).
 RESERVED_NAMES = frozenset({"inf", "pi", "True", "False", "None"})
 
@@ -85,6 +89,10 @@ class ExprFunction:
     ``operator_only``: reached only through an operator (``@``, ``&``, ``|``, ``~``), not callable by name.
     ``defaults``: where given, one integer constant per optional argument; the parser fills in those a spec
     leaves off, so the callables always receive ``max_args`` arguments (``var(x, -1)`` is ``var(x, -1, 1)``).
+    ``string_args``: ``(0,)`` where the first argument is a string constant (``einsum('ij,jk->ik', a, b)``);
+    the only place a string may appear in an expression. The parser bounds it (:data:`MAX_STRING` characters of
+    letters, ``,``, ``-`` and ``>``) and, where given, ``check_string(text, n_args)`` returns what is wrong with
+    it (``None``: nothing); the callables receive it as a Python ``str``.
     """
 
     name: str
@@ -97,6 +105,8 @@ class ExprFunction:
     int_args: tuple[int, ...] = ()
     defaults: tuple[int, ...] = ()  # integer constants for the optional arguments min_args .. max_args - 1
     keepdim: bool = False
+    string_args: tuple[int, ...] = ()
+    check_string: Callable[[str, int], str | None] | None = None
     sympy_function: Callable[..., sympy.Basic] | None = None
     operator_only: bool = False
     doc: str = ""
@@ -107,6 +117,7 @@ class ExprFunction:
             object.__setattr__(self, "max_args", self.min_args)
         object.__setattr__(self, "int_args", tuple(self.int_args))
         object.__setattr__(self, "defaults", tuple(self.defaults))
+        object.__setattr__(self, "string_args", tuple(self.string_args))
         self._check()
         if self.sympy_function is None:
             # commutative=True: an applied tensor function is an elementwise factor under ``*`` whatever its
@@ -146,7 +157,7 @@ class ExprFunction:
         for slot in ("numpy", "torch"):
             if not callable(getattr(self, slot)):
                 raise fail(f"'{slot}' must be a callable fn(backend, *args)")
-        for slot in ("symbolic", "abs_backward", "sympy_function"):
+        for slot in ("symbolic", "abs_backward", "sympy_function", "check_string"):
             if getattr(self, slot) is not None and not callable(getattr(self, slot)):
                 raise fail(f"'{slot}' must be a callable or None")
         max_args = self.max_args if self.max_args is not None else self.min_args
@@ -161,6 +172,10 @@ class ExprFunction:
             raise fail(f"int_args must be indices of required (or defaulted) arguments (below {filled}), got {self.int_args}")
         if self.sympy_function is not None and (max_args != 1 or self.min_args != 1 or self.int_args or self.keepdim):
             raise fail("a SymPy elementwise function takes exactly one argument (no int_args, no keepdim)")
+        if self.string_args not in ((), (0,)) or (self.string_args and (self.min_args < 1 or 0 in self.int_args)):
+            raise fail(f"string_args may only be (0,): a required first argument that is not an int_arg, got {self.string_args}")
+        if self.check_string is not None and not self.string_args:
+            raise fail("check_string needs string_args=(0,)")
 
 
 # -- the harness's own functions -------------------------------------------------------------------
@@ -249,6 +264,169 @@ def _np_arange(b: Any, n: Array) -> Array:
 
 def _sym_arange(b: Any, n: Array) -> Array:
     return np.array([sympy.Integer(i) for i in range(int(n))], dtype=object)
+
+
+# -- sizes, indices and subscripts: checked alike in every backend -------------------------------
+def expr_error(message: str) -> Exception:
+    """A :class:`conformance.expr.ExprError` (imported here on use: conformance.expr imports this module)."""
+    from conformance.expr import ExprError
+
+    return ExprError(message)
+
+
+def as_size(fn: str, value: Any, minimum: int = 0) -> int:
+    """A size argument (an evaluated expression: a number, 0-d array or tensor) as an int >= ``minimum``."""
+    try:
+        if getattr(value, "ndim", 0) != 0:
+            raise TypeError
+        number = float(value)
+    except (TypeError, ValueError):
+        raise expr_error(f"{fn}(): a size must be one number (an expression over symbols), got {value!r}") from None
+    if not math.isfinite(number) or number != math.floor(number) or number < minimum:
+        least = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise expr_error(f"{fn}(): a size must be {least}, got {number:g}")
+    return int(number)
+
+
+def as_shape(fn: str, values: tuple[Any, ...], minimum: int = 0) -> tuple[int, ...]:
+    """Size arguments as a shape of at most :data:`MAX_ELEMENTS` elements."""
+    shape = tuple(as_size(fn, v, minimum) for v in values)
+    if math.prod(shape) > MAX_ELEMENTS:
+        raise expr_error(f"{fn}(): shape {shape} has more than {MAX_ELEMENTS} elements")
+    return shape
+
+
+def reshape_sizes(total: int, values: tuple[Any, ...]) -> tuple[int, ...]:
+    """The sizes of ``reshape(x, ...)`` (one may be -1) for ``total`` elements, or an error saying why not."""
+    sizes = tuple(-1 if _is_minus_one(v) else as_size("reshape", v) for v in values)
+    known = math.prod(s for s in sizes if s != -1)
+    if sizes.count(-1) > 1:
+        raise expr_error(f"reshape(): at most one size may be -1, got {sizes}")
+    if sizes.count(-1) == 1 and (known == 0 or total % known):
+        raise expr_error(f"reshape(): {total} elements cannot be reshaped to {sizes}")
+    if -1 not in sizes and known != total:
+        raise expr_error(f"reshape(): {total} elements cannot be reshaped to {sizes} ({known} elements)")
+    return sizes
+
+
+def _is_minus_one(value: Any) -> bool:
+    try:
+        return getattr(value, "ndim", 0) == 0 and float(value) == -1.0
+    except (TypeError, ValueError):
+        return False
+
+
+def check_indices(fn: str, values: Array, size: int) -> None:
+    """Refuse index values (a float64 NumPy array) that are not integers in ``0 .. size - 1``."""
+    bad = ~np.isfinite(values) | (values != np.floor(np.where(np.isfinite(values), values, 0.0)))
+    if bad.any():
+        raise expr_error(f"{fn}(): an index must be integer-valued, got {float(values[bad].flat[0])!r}")
+    out = (values < 0) | (values >= size)
+    if out.any():
+        raise expr_error(f"{fn}(): index {int(values[out].flat[0])} is out of range (0 to {size - 1})")
+
+
+def _np_index(fn: str, index: Array, size: int) -> Array:
+    """An integer-valued index array (float, integer, or exact SymPy numbers) as int64, checked against ``size``."""
+    index = np.asarray(index)
+    if index.dtype == bool:
+        raise expr_error(f"{fn}(): an index must be integer-valued, not True/False")
+    if index.dtype == object:
+        index = np.vectorize(_exact_number(fn), otypes=[np.float64])(index) if index.size else index.astype(np.float64)
+    values = np.asarray(index, dtype=np.float64)
+    check_indices(fn, values, size)
+    return values.astype(np.int64)
+
+
+def _exact_number(fn: str) -> Callable[[Any], float]:
+    def number(e: Any) -> float:
+        if isinstance(e, sympy.Basic) and not e.is_Number:
+            raise expr_error(f"{fn}(): an index must be a number, got {e}")
+        return float(e)
+
+    return number
+
+
+def check_gather(x_shape: tuple[int, ...], index_shape: tuple[int, ...], axis: int) -> int:
+    """The axis of ``gather(x, i, axis)`` as a non-negative int, or an error: same rank, same sizes off the axis."""
+    ndim = len(x_shape)
+    if not -ndim <= axis < ndim:
+        raise expr_error(f"gather(): axis {axis} is out of range for a tensor of {ndim} dimensions")
+    axis %= ndim
+    if len(index_shape) != ndim or any(a != b for d, (a, b) in enumerate(zip(x_shape, index_shape)) if d != axis):
+        raise expr_error(
+            f"gather(): the index has shape {index_shape}; expected {ndim} dimensions, the sizes of x {x_shape} off axis {axis}"
+        )
+    return axis
+
+
+_EINSUM_RE = re.compile(r"^[A-Za-z]*(?:,[A-Za-z]*)*(?:->[A-Za-z]*)?$")
+
+
+def check_einsum(subscripts: str, n_args: int) -> str | None:
+    """What is wrong with einsum subscripts for ``n_args - 1`` operands (``None``: nothing).
+
+    >>> check_einsum("ij,jk->ik", 3) is None, check_einsum("i...->i", 2)
+    (True, "subscripts are letters, ',' and one '->' (no spaces, no ellipsis), e.g. 'ij,jk->ik'")
+    """
+    if not _EINSUM_RE.match(subscripts):
+        return "subscripts are letters, ',' and one '->' (no spaces, no ellipsis), e.g. 'ij,jk->ik'"
+    inputs, arrow, output = subscripts.partition("->")
+    terms = inputs.split(",")
+    if len(terms) != n_args - 1:
+        return f"subscripts {subscripts!r} name {len(terms)} operand(s), got {n_args - 1}"
+    if arrow and (len(set(output)) != len(output) or not set(output) <= set(inputs)):
+        return f"the output {output!r} must name each letter once, and only letters of the operands"
+    return None
+
+
+def check_einsum_shapes(subscripts: str, shapes: list[tuple[int, ...]]) -> None:
+    """Refuse operands whose ranks or letter sizes do not fit the subscripts."""
+    sizes: dict[str, int] = {}
+    for position, (term, shape) in enumerate(zip(subscripts.partition("->")[0].split(","), shapes), start=1):
+        if len(term) != len(shape):
+            raise expr_error(f"einsum(): operand {position} has {len(shape)} dimensions, subscripts {term!r} name {len(term)}")
+        for letter, size in zip(term, shape):
+            if sizes.setdefault(letter, size) != size:
+                raise expr_error(f"einsum(): index {letter!r} has size {sizes[letter]} and {size}")
+
+
+def _np_einsum(b: Any, subscripts: str, *operands: Array) -> Array:
+    operands = tuple(np.asarray(o) for o in operands)
+    check_einsum_shapes(subscripts, [o.shape for o in operands])
+    return np.einsum(subscripts, *operands)
+
+
+def _sym_array(values: Array) -> Array:
+    """Numbers (0/1 masks, one-hot rows) as an object array of exact SymPy integers."""
+    if not np.size(values):
+        return np.asarray(values, dtype=object)
+    return np.vectorize(lambda v: sympy.Integer(int(v)), otypes=[object])(values)
+
+
+def _triu(x: Array, k: int) -> Array:
+    if np.ndim(x) < 2:
+        raise expr_error(f"triu(): x must have at least 2 dimensions, got {np.ndim(x)}")
+    return np.triu(x, k)
+
+
+def _np_reshape(b: Any, x: Array, *sizes: Array) -> Array:
+    x = np.asarray(x)
+    return np.reshape(x, reshape_sizes(x.size, sizes))
+
+
+def _np_one_hot(b: Any, index: Array, n: Array) -> Array:
+    size = as_size("one_hot", n, 1)
+    index = _np_index("one_hot", index, size)
+    as_shape("one_hot", (*index.shape, size))
+    return (index[..., None] == np.arange(size)).astype(np.float64)
+
+
+def _np_gather(b: Any, x: Array, index: Array, axis: int) -> Array:
+    x = np.asarray(x)
+    index_shape = np.shape(index)
+    axis = check_gather(x.shape, index_shape, axis)
+    return np.take_along_axis(x, _np_index("gather", index, x.shape[axis]), axis)
 
 
 def _same(fn: Callable[..., Array]) -> BackendFn:
@@ -490,6 +668,55 @@ BUILTIN: tuple[ExprFunction, ...] = (
     _tensor("unsqueeze", lambda b, x, axis: np.expand_dims(x, axis), min_args=2, int_args=(1,)),
     _tensor("where", _same(np.where), min_args=3),
     _tensor("tril", _np_tril, min_args=2, doc="a (rows, cols) boolean mask, True on and below the diagonal"),
+    ExprFunction(
+        "triu",
+        numpy=lambda b, x, k: _triu(x, k),
+        torch=_torch("triu"),
+        symbolic=lambda b, x, k: _triu(np.asarray(x, dtype=object), k),
+        min_args=2,
+        int_args=(1,),
+        doc="x with the elements below diagonal k of its last two axes set to 0",
+    ),
+    ExprFunction(
+        "eye",
+        numpy=lambda b, n: np.eye(as_shape("eye", (n, n), 1)[0]),
+        torch=_torch("eye"),
+        symbolic=lambda b, n: _sym_array(np.eye(as_shape("eye", (n, n), 1)[0])),
+        doc="the (n, n) identity",
+    ),
+    *(
+        ExprFunction(
+            name,
+            numpy=lambda b, *sizes, fill=fill, name=name: np.full(as_shape(name, sizes), float(fill)),
+            torch=_torch(name),
+            symbolic=lambda b, *sizes, fill=fill, name=name: np.full(as_shape(name, sizes), sympy.Integer(fill), dtype=object),
+            max_args=4,
+            doc=f"a tensor of {name} of shape (a, b, ...), 1 to 4 sizes",
+        )
+        for name, fill in (("ones", 1), ("zeros", 0))
+    ),
+    _tensor("reshape", _np_reshape, min_args=2, max_args=5, doc="x reshaped to 1 to 4 sizes, one of which may be -1"),
+    ExprFunction(
+        "one_hot",
+        numpy=_np_one_hot,
+        torch=_torch("one_hot"),
+        symbolic=lambda b, index, n: _sym_array(_np_one_hot(b, index, n)),
+        min_args=2,
+        doc="(..., n): 1 at each integer index of i in 0 .. n - 1, else 0",
+    ),
+    _tensor("gather", _np_gather, min_args=3, int_args=(2,), doc="x[..., i[...], ...] along one axis (torch.gather)"),
+    ExprFunction(
+        "einsum",
+        numpy=_np_einsum,
+        torch=_torch("einsum"),
+        symbolic=_np_einsum,
+        abs_backward=_abs_bound("einsum"),
+        min_args=2,
+        max_args=5,
+        string_args=(0,),
+        check_string=check_einsum,
+        doc="einsum('ij,jk->ik', a, b): 1 to 4 operands, letters only",
+    ),
     _tensor("arange", _np_arange, symbolic=_sym_arange),
     _tensor("cat", _np_cat, min_args=3, int_args=(2,)),
     ExprFunction("chunk", numpy=_chunk, torch=_chunk, symbolic=_chunk, min_args=3, int_args=(1, 2)),

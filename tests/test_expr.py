@@ -105,6 +105,29 @@ HOSTILE = [
     pytest.param("-True", "- cannot be applied", id="negated-boolean"),
     pytest.param("True**2", "must be numbers or tensors", id="boolean-power"),
     pytest.param("sqrt(x < y)", "needs a number or tensor", id="function-of-comparison"),
+    # strings: only einsum's first argument, bounded and checked against the einsum grammar
+    pytest.param("sum('ij', 0)", "constant 'ij' is not allowed", id="string-in-another-function"),
+    pytest.param("einsum(x, 'ij')", "argument 1 of einsum() must be a string constant", id="string-not-first"),
+    pytest.param("einsum('ij', 'ij')", "constant 'ij' is not allowed", id="string-as-operand"),
+    pytest.param("einsum('ij->', x) + 'ij'", "constant 'ij' is not allowed", id="string-outside-a-call"),
+    pytest.param("einsum(x)", "argument 1 of einsum() must be a string constant", id="einsum-without-subscripts"),
+    pytest.param("einsum(f'{x}', x)", "must be a string constant", id="einsum-f-string"),
+    pytest.param("einsum(b'ij', x)", "must be a string constant", id="einsum-bytes"),
+    pytest.param("einsum('i' * 2, x)", "must be a string constant", id="einsum-string-expression"),
+    pytest.param("einsum('" + "i" * 65 + "', x)", "65 characters long (at most 64)", id="einsum-too-long"),
+    pytest.param("einsum('__import__', x)", "letters, ',', '-' and '>' only", id="einsum-underscores"),
+    pytest.param("einsum('ij; import os', x)", "letters, ',', '-' and '>' only", id="einsum-code"),
+    pytest.param("einsum('ij, jk', x, y)", "letters, ',', '-' and '>' only", id="einsum-space"),
+    pytest.param("einsum('...ij->...ji', x)", "letters, ',', '-' and '>' only", id="einsum-ellipsis"),
+    pytest.param("einsum('ij->j->i', x)", "no ellipsis", id="einsum-two-arrows"),
+    pytest.param("einsum('ij-ji', x)", "no ellipsis", id="einsum-dash"),
+    pytest.param("einsum('ij>ji', x)", "no ellipsis", id="einsum-gt"),
+    pytest.param("einsum('ij,,->', x)", "name 3 operand(s), got 1", id="einsum-empty-terms"),
+    pytest.param("einsum('ij,jk->ik', x)", "name 2 operand(s), got 1", id="einsum-too-few-operands"),
+    pytest.param("einsum('ij->ii', x)", "each letter once", id="einsum-repeated-output"),
+    pytest.param("einsum('ij->k', x)", "only letters of the operands", id="einsum-unknown-output"),
+    pytest.param("einsum('i,i,i,i,i', x, x, x, x, x)", "einsum() takes 2 to 5 arguments, got 6", id="einsum-too-many-operands"),
+    pytest.param("einsum('ij', x, keepdim=True)", "keyword 'keepdim' is not allowed in einsum()", id="einsum-keyword"),
 ]
 
 
@@ -333,3 +356,11 @@ def test_names_in_lists_free_names_only() -> None:
 @pytest.mark.parametrize("text", shipped_expression_texts())
 def test_every_shipped_expression_parses(text: str) -> None:
     assert isinstance(parse(text), sympy.Basic)
+
+
+def test_a_string_constant_is_inert_and_not_a_name() -> None:
+    from sympy.core.symbol import Str
+
+    expr = parse("einsum('ij,jk->ik', A, B)")
+    assert expr.args[0] == Str("ij,jk->ik") and names_in(expr) == {"A", "B"}
+    assert parse(f"einsum('{'a' * 64}', x)").args[0] == Str("a" * 64)  # at the bound

@@ -31,7 +31,9 @@ from hypothesis import settings
 from conformance.engine import run_case
 from conformance.error_bounds import AbsBoundBackend
 from conformance.evaluate import NumpyBackend, SymbolicBackend, TorchBackend, evaluate
-from conformance.expr import names_in, parse
+from conformance.expr import ExprError, names_in, parse
+from conformance.functions import MAX_ELEMENTS, ExprFunction
+from conformance.registry import RegistryError
 from conformance.selection import build_cases
 from conformance.spec import load_specs
 
@@ -96,12 +98,65 @@ OPS = (
     Op("cumprod(x, -1)", low=-1.5, high=1.5),
     Op("norm(x, -1)", edges=(1e200, -1e200)),
     Op("norm(x, 0, keepdim=True)"),
+    # shapes and masks (n = 6 and m = 4 are sizes; i, r, j integer-valued index tensors; see FIXED)
+    Op("triu(x, 0)"),
+    Op("triu(x, 1)"),
+    Op("triu(x, -2)"),
+    Op("triu(unsqueeze(x, 0) * unsqueeze(unsqueeze(y, -1), -1), 1)"),  # a batch of (6, 4, 6) matrices
+    Op("x @ eye(n)"),
+    Op("eye(m) @ x"),
+    Op("x @ eye(n / 2 + 3)"),  # a size expression
+    Op("x * ones(m, n)"),
+    Op("x + zeros(m, n)"),
+    Op("ones(2, m, n) * x"),
+    Op("x * ones(n) + zeros(1, 1, 1, n)"),
+    Op("reshape(x, n, m)"),
+    Op("reshape(x, -1)", edges=BIG),
+    Op("reshape(x, 2, -1, 3)"),
+    Op("reshape(x, m * n)"),
+    Op("reshape(x, 1, 2, 3, m)"),
+    Op("sum(one_hot(j, n) * x, -1)"),
+    Op("one_hot(j, n) @ transpose(x)"),
+    Op("gather(x, i, -1)"),
+    Op("gather(x, r, 0)"),
+    # einsum: inputs of one sign, so that sums of products are well conditioned for the 4-ulp agreement
+    Op("einsum('ij,j->i', x, y)", low=0.5),
+    Op("einsum('ij,kj->ik', x, x)", low=0.5),
+    Op("einsum('ij->ji', x)"),
+    Op("einsum('ij,ij->', x, x)", low=0.5),
+    Op("einsum('ij,j,kj->ik', x, y, x)", low=0.5),
+    Op("einsum('ii->i', reshape(x, n, m) @ x)", low=0.5),
+    Op("einsum('i,i->', reshape(x, -1), reshape(x, -1))", low=0.5, edges=(1e100, 1e150)),
+    Op("einsum('ij', x) - einsum('ij,j->ij', x, y)"),
 )
 NEW_FUNCTIONS = {
     *"erf erfc Phi phi sigmoid logsigmoid softplus relu log1p expm1 sign floor round".split(),
     *"maximum minimum clamp".split(),
     *"logsumexp log_softmax var std cumsum cumprod norm".split(),
+    *"triu eye ones zeros reshape one_hot gather einsum".split(),
 }
+_INDEX_RNG = np.random.default_rng(8)
+# Values that are not differentiable inputs: sizes (Python ints, as a spec's symbols are) and integer-valued indices.
+FIXED: dict[str, int | np.ndarray] = {
+    "n": 6,
+    "m": 4,
+    "i": _INDEX_RNG.integers(0, 6, size=(4, 6)).astype(np.float64),  # along x's last axis
+    "r": _INDEX_RNG.integers(0, 4, size=(4, 6)).astype(np.float64),  # along x's first axis
+    "j": np.array([0.0, 5.0, 2.0, 5.0]),
+}
+
+
+def fixed(op: Op, backend: str = "numpy") -> dict[str, object]:
+    """The op's sizes and indices: NumPy arrays, torch tensors (no gradient) or exact SymPy integers."""
+    values = {k: v for k, v in FIXED.items() if k in names_in(parse(op.text))}
+    if backend == "torch":
+        return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in values.items()}
+    if backend == "symbolic":
+        return {
+            k: np.vectorize(lambda e: sympy.Integer(int(e)), otypes=[object])(v) if isinstance(v, np.ndarray) else v
+            for k, v in values.items()
+        }
+    return values
 
 
 def inputs(op: Op, *, edges: bool = True) -> dict[str, np.ndarray]:
@@ -111,17 +166,17 @@ def inputs(op: Op, *, edges: bool = True) -> dict[str, np.ndarray]:
     if edges and op.edges:
         x = np.concatenate([x.ravel(), np.asarray(op.edges)])
     values = {"x": x, "y": rng.uniform(op.low, op.high, size=x.shape[-1:])}
-    return {name: values[name] for name in sorted(names_in(parse(op.text)))}
+    return {name: values[name] for name in sorted(names_in(parse(op.text))) if name not in FIXED}
 
 
 def numpy_value(op: Op, values: dict[str, np.ndarray]) -> np.ndarray:
     with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
         warnings.simplefilter("error")
-        return np.asarray(evaluate(parse(op.text), values, NumpyBackend()), dtype=np.float64)
+        return np.asarray(evaluate(parse(op.text), {**fixed(op), **values}, NumpyBackend()), dtype=np.float64)
 
 
-def torch_value(op: Op, values: dict[str, torch.Tensor]) -> torch.Tensor:
-    return evaluate(parse(op.text), values, TorchBackend(F64))
+def torch_value(op: Op, values: dict[str, torch.Tensor], backend: type[TorchBackend] = TorchBackend) -> torch.Tensor:
+    return evaluate(parse(op.text), {**fixed(op, "torch"), **values}, backend(F64))
 
 
 def test_the_table_covers_every_new_function() -> None:
@@ -144,7 +199,7 @@ def test_the_symbolic_backend_agrees_numerically(op: Op) -> None:
     if op.text.startswith("log1p"):
         values["x"] = np.maximum(values["x"], -0.875)
     exact = {k: np.vectorize(lambda v: sympy.Rational(int(v * 8), 8), otypes=[object])(v) for k, v in values.items()}
-    symbolic = np.asarray(evaluate(parse(op.text), exact, SymbolicBackend()), dtype=object)
+    symbolic = np.asarray(evaluate(parse(op.text), {**fixed(op, "symbolic"), **exact}, SymbolicBackend()), dtype=object)
     as_float = np.vectorize(lambda e: float(sympy.N(e, 30)), otypes=[np.float64])(symbolic)
     kappa = numpy_value(Op(op.conditioning), values) if op.conditioning else 0.0
     rtol = (4 + kappa) * np.finfo(np.float64).eps
@@ -176,7 +231,7 @@ def test_the_abs_bound_is_finite_and_at_least_the_gradient(op: Op) -> None:
         grads = []
         for backend, cotangent in ((TorchBackend, cot), (AbsBoundBackend, cot.abs())):
             scope = {k: torch.from_numpy(v).requires_grad_(k == wrt) for k, v in values.items()}
-            (grad,) = torch.autograd.grad(evaluate(parse(op.text), scope, backend(F64)), scope[wrt], cotangent)
+            (grad,) = torch.autograd.grad(torch_value(op, scope, backend), scope[wrt], cotangent)
             grads.append(grad)
         grad, bound = grads
         assert torch.isfinite(bound).all()
@@ -211,6 +266,103 @@ def test_round_is_half_to_even_in_every_backend() -> None:
     assert torch_value(Op("round(x)"), {"x": torch.from_numpy(x)}).tolist() == expected
     exact = np.array([sympy.Rational(int(2 * v), 2) for v in x], dtype=object)
     assert [int(v) for v in evaluate(parse("round(x)"), {"x": exact}, SymbolicBackend())] == expected
+
+
+BACKENDS = ("numpy", "torch", "symbolic")
+
+
+def value_in(backend: str, text: str, env: dict[str, object]) -> np.ndarray:
+    """``text`` on ``env`` (NumPy arrays, ints) in one backend, as a NumPy array."""
+    if backend == "torch":
+        scope = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in env.items()}
+        return evaluate(parse(text), scope, TorchBackend(F64)).numpy()
+    if backend == "symbolic":
+        scope = {k: np.vectorize(sympy.nsimplify, otypes=[object])(v) if isinstance(v, np.ndarray) else v for k, v in env.items()}
+        return np.asarray(evaluate(parse(text), scope, SymbolicBackend()))
+    return np.asarray(evaluate(parse(text), env, NumpyBackend()))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_eye_ones_zeros_and_one_hot_build_exact_float_tensors(backend: str) -> None:
+    j = np.array([[2.0, 0.0], [1.0, 2.0]])
+    cases = {
+        "eye(n)": np.eye(3),
+        "eye(n * 2 - 3)": np.eye(3),
+        "ones(n, 2)": np.ones((3, 2)),
+        "zeros(1, n, 1, 2)": np.zeros((1, 3, 1, 2)),
+        "one_hot(j, n)": np.eye(3)[j.astype(int)],
+        "triu(ones(n, n), 1) + transpose(triu(ones(n, n), 0))": np.ones((3, 3)),
+        "reshape(arange(6), 2, n)": np.arange(6.0).reshape(2, 3),
+        "gather(reshape(arange(6), 2, n), j + 0 * ones(2, 2), 1)": np.array([[2.0, 0.0], [4.0, 5.0]]),
+    }
+    for text, expected in cases.items():
+        got = value_in(backend, text, {"n": 3, "j": j})
+        assert got.shape == expected.shape and np.array_equal(got.astype(np.float64), expected), (text, got)
+        if backend == "symbolic":
+            assert all(isinstance(e, sympy.Integer) for e in got.flat), (text, got)
+        else:
+            assert got.dtype == np.float64, (text, got.dtype)
+
+
+BAD = [
+    pytest.param("eye(n / 4)", "eye(): a size must be a positive integer, got 0.75", id="eye-fraction"),
+    pytest.param("eye(n - 3)", "eye(): a size must be a positive integer, got 0", id="eye-zero"),
+    pytest.param("eye(x)", "eye(): a size must be one number", id="eye-of-a-tensor"),
+    pytest.param("ones(n, -2)", "ones(): a size must be an integer >= 0, got -2", id="ones-negative"),
+    pytest.param("zeros(4096, 4096, 2)", f"has more than {MAX_ELEMENTS} elements", id="zeros-too-large"),
+    pytest.param("reshape(x, 5, -1)", "6 elements cannot be reshaped to (5, -1)", id="reshape-indivisible"),
+    pytest.param("reshape(x, n, n)", "6 elements cannot be reshaped to (3, 3) (9 elements)", id="reshape-wrong-count"),
+    pytest.param("reshape(x, -1, -1)", "at most one size may be -1", id="reshape-two-unknowns"),
+    pytest.param("reshape(x, 2.5, -1)", "reshape(): a size must be an integer >= 0, got 2.5", id="reshape-fraction"),
+    pytest.param("one_hot(j + 0.5, n)", "one_hot(): an index must be integer-valued, got 2.5", id="one-hot-fraction"),
+    pytest.param("one_hot(j, 2)", "one_hot(): index 2 is out of range (0 to 1)", id="one-hot-too-large"),
+    pytest.param("one_hot(j - 2, n)", "one_hot(): index -2 is out of range (0 to 2)", id="one-hot-negative"),
+    pytest.param("one_hot(j > 0, n)", "one_hot(): an index must be", id="one-hot-boolean"),
+    pytest.param("one_hot(j, n - 3)", "one_hot(): a size must be a positive integer, got 0", id="one-hot-no-classes"),
+    pytest.param("gather(x, j / 4, 1)", "gather(): an index must be integer-valued, got 0.5", id="gather-fraction"),
+    pytest.param("gather(x, j * 3, 1)", "gather(): index 6 is out of range (0 to 5)", id="gather-out-of-range"),
+    pytest.param("gather(x, 2 * ones(1, 6), 0)", "gather(): index 2 is out of range (0 to 0)", id="gather-out-of-range-axis-0"),
+    pytest.param("gather(x, j, 2)", "gather(): axis 2 is out of range for a tensor of 2 dimensions", id="gather-axis"),
+    pytest.param("gather(x, arange(2), 1)", "the index has shape (2,); expected 2 dimensions", id="gather-rank"),
+    pytest.param("gather(x, ones(2, 2), 1)", "expected 2 dimensions, the sizes of x (1, 6) off axis 1", id="gather-shape"),
+    pytest.param("einsum('ij,jk->ik', x, x)", "index 'j' has size 6 and 1", id="einsum-sizes"),
+    pytest.param("einsum('i,i->', x, x)", "operand 1 has 2 dimensions, subscripts 'i' name 1", id="einsum-rank"),
+    pytest.param("triu(arange(n), 0)", "triu(): x must have at least 2 dimensions, got 1", id="triu-vector"),
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("text", "message"), BAD)
+def test_bad_sizes_indices_and_operands_give_one_clear_error_in_every_backend(backend: str, text: str, message: str) -> None:
+    env = {"n": 3, "x": np.arange(6.0).reshape(1, 6), "j": np.array([[2.0, 0.0]])}
+    with pytest.raises(ExprError) as info:
+        value_in(backend, text, env)
+    assert message in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"string_args": (1,), "min_args": 2}, "string_args may only be (0,)"),
+        ({"string_args": (0,), "min_args": 0, "max_args": 1}, "string_args may only be (0,)"),
+        ({"string_args": (0,), "min_args": 2, "int_args": (0,)}, "string_args may only be (0,)"),
+        ({"check_string": lambda text, n: None}, "check_string needs string_args=(0,)"),
+        ({"string_args": (0,), "check_string": "ij"}, "'check_string' must be a callable or None"),
+    ],
+)
+def test_a_record_declares_strings_only_as_its_first_argument(fields: dict, message: str) -> None:
+    with pytest.raises(RegistryError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        ExprFunction("mine", numpy=np.abs, torch=np.abs, **fields)
+
+
+def test_the_einsum_abs_bound_takes_absolute_values_of_the_other_operands() -> None:
+    a = torch.tensor([[1.0, -2.0], [3.0, -4.0]], dtype=F64)
+    b = torch.tensor([-1.0, 1.0], dtype=F64)
+    leaf = a.clone().requires_grad_(True)
+    out = evaluate(parse("einsum('ij,j->i', a, b)"), {"a": leaf, "b": b}, AbsBoundBackend(F64))
+    torch.testing.assert_close(out, a @ b)
+    (bound,) = torch.autograd.grad(out, leaf, torch.ones(2, dtype=F64))
+    torch.testing.assert_close(bound, torch.ones(2, 2, dtype=F64))  # |b_j|, where the plain gradient is b_j
 
 
 # -- GELU: exact and tanh, one-line oracles --------------------------------------------------------
