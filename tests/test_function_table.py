@@ -128,6 +128,8 @@ OPS = (
     Op("einsum('ii->i', reshape(x, n, m) @ x)", low=0.5),
     Op("einsum('i,i->', reshape(x, -1), reshape(x, -1))", low=0.5, edges=(1e100, 1e150)),
     Op("einsum('ij', x) - einsum('ij,j->ij', x, y)"),
+    Op("einsum('ji', x) - transpose(x)"),  # implicit output: the letters that occur once, in alphabetical order
+    Op("einsum('Ab,b', x, y)", low=0.5),  # upper case sorts before lower case (as NumPy and torch)
 )
 NEW_FUNCTIONS = {
     *"erf erfc Phi phi sigmoid logsigmoid softplus relu log1p expm1 sign floor round".split(),
