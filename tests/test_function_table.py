@@ -431,3 +431,44 @@ def test_gelu_is_a_one_line_oracle_that_torch_passes(tmp_path: Path, oracle: str
 def test_a_sigmoid_approximation_fails_the_exact_gelu_oracle(tmp_path: Path) -> None:
     result = gelu_results(tmp_path, EXACT, "gelu_sigmoid")[("float64", "oracle")]
     assert result.outcome == "failed", result
+
+
+# -- einsum, eye and zeros in a spec's oracle, end to end ------------------------------------------
+MM_SPEC = """\
+schema: 1
+paper: {title: "Matrix products", authors: ["A. Author"], url: "https://example.org/mm", year: 2020}
+specs:
+  - id: mm
+    title: Matrix product
+    equation: "1"
+    statement: 'y = a b'
+    symbols: {N: {min: 1, max: 4}}
+    inputs: {a: {shape: [N, N]}, b: {shape: [N, N]}}
+    outputs: {y: {shape: [N, N]}}
+    interface: {kind: function, args: [a, b]}
+    oracle: {expr: "einsum('ij,jk->ik', a, b) @ eye(N) + zeros(N, N)"}
+    gradients: {wrt: [a, b]}
+    implementations: [{ref: mm_impl.py:IMPL}]
+"""
+MM_IMPL = """\
+def mm(a, b):
+    return a @ b
+
+
+def mm_transposed(a, b):
+    return a @ b.transpose(-1, -2)  # wrong: a bᵀ
+"""
+
+
+@pytest.mark.parametrize(("impl", "outcome"), [("mm", "passed"), ("mm_transposed", "failed")])
+def test_an_einsum_oracle_passes_a_matrix_product_and_fails_a_transposed_one(tmp_path: Path, impl: str, outcome: str) -> None:
+    (tmp_path / "mm_impl.py").write_text(MM_IMPL)
+    spec_file = tmp_path / f"{impl}.yaml"
+    spec_file.write_text(MM_SPEC.replace("IMPL", impl))
+    cases = build_cases(load_specs([spec_file], default=False), {})
+    results = {
+        (c.dtype, c.check): run_case(c, FAST).outcome
+        for c in cases
+        if c.device == "cpu" and c.dtype in ("float64", "float32") and c.check in ("oracle", "gradient")
+    }
+    assert results == {(d, c): outcome for d in ("float64", "float32") for c in ("oracle", "gradient")}
