@@ -4,6 +4,8 @@
   [--hypothesis-profile NAME] [-n N] [-k TEXT]`` — run the conformance cases through :mod:`conformance.engine` (no pytest), write
   ``conformance.json`` and ``conformance.md``, exit 1 if any check failed or raised. Works from any
   directory: the shipped specs are found from the package, relative paths from the working directory.
+- ``conformance list [--spec-dir DIR]... [--report-dir DIR]`` — papers, equations and implementations,
+  with what the last report in ``--report-dir`` says of each (failing ones first in each line).
 - ``conformance validate [PATH...] [--resolve]`` — load and check spec files (default: the shipped
   specs) and print one line per equation; exit 1 with the spec error otherwise. It imports neither torch
   nor any implementation; ``--resolve`` also imports every implementation the specs name.
@@ -21,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "run":
         return _run(args, list(sys.argv[1:] if argv is None else argv))
+    if args.command == "list":
+        return _list(args.spec_dir, Path.cwd() / args.report_dir)
     return _validate(args.paths, resolve=args.resolve)
 
 
@@ -42,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-k", dest="select", action="append", default=[], metavar="TEXT",
                      help="only cases whose id contains TEXT (repeatable: all must match)")
     run.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
+    listing = sub.add_parser("list", help="papers, equations and implementations, with what the last report says of each")
+    listing.add_argument("--spec-dir", action="append", default=[], metavar="DIR", help="also list the specs in DIR; repeatable")
+    listing.add_argument("--report-dir", default="reports/latest", metavar="DIR",
+                         help="where the last conformance.json is (default: reports/latest)")
     validate = sub.add_parser("validate", help="check spec files: schema, meaning, limits (imports no implementation)")
     validate.add_argument("paths", nargs="*", help="spec files or directories (default: the shipped specs)")
     validate.add_argument("--resolve", action="store_true", help="also import every implementation the specs name")
@@ -81,6 +89,66 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     for path in written:
         print(f"written: {path}")
     return 1 if engine.failed(results) else 0
+
+
+def _list(spec_dirs: list[str], report_dir: Path) -> int:
+    """Each paper, its equations and their implementations, with the outcomes the last report recorded."""
+    from conformance.report import ReportError, read_report
+    from conformance.spec import load_specs
+    from conformance.validation import SpecError
+
+    try:
+        specs = load_specs(spec_dirs)
+    except SpecError as exc:
+        print(f"invalid spec: {exc}", file=sys.stderr)
+        return 1
+    report_path = report_dir / "conformance.json"
+    outcomes: dict[tuple[str, str], dict[str, int]] = {}
+    if report_path.exists():
+        try:
+            header, results = read_report(report_path)
+        except ReportError as exc:
+            print(f"conformance list: {exc}", file=sys.stderr)
+            return 1
+        for r in results:
+            counts = outcomes.setdefault((r.spec, r.implementation), {})
+            counts[r.outcome] = counts.get(r.outcome, 0) + 1
+        print(f"last report: {report_path} ({header.get('created', 'undated')}, {len(results)} rows)")
+    else:
+        print(f"last report: none in {report_dir}")
+    papers: dict[str, list] = {}
+    for spec in specs.values():
+        papers.setdefault(spec.paper.short, []).append(spec)
+    for paper, entries in papers.items():
+        print(f"\n{paper}")
+        for spec in entries:
+            print(f"  {spec.id}: Eq. {spec.equation}: {spec.title} ({_shown(spec.file)}:{spec.line})")
+            declared = [impl.id for impl in spec.implementations]
+            reported = sorted(i for s, i in outcomes if s == spec.id and i not in declared and not _per_spec(i))
+            for impl_id in declared + reported:
+                origin = "" if impl_id in declared else " (not in the spec: from the report, e.g. --impl)"
+                print(f"    {impl_id}{origin}: {_summary(outcomes.get((spec.id, impl_id)))}")
+    return 0
+
+
+def _per_spec(implementation: str) -> bool:
+    """The rows of per-spec checks (facts, the oracle cross-check) name no implementation under test."""
+    return implementation == "sympy" or implementation.startswith("reference:")
+
+
+def _shown(file: str) -> str:
+    try:
+        return Path(file).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return file
+
+
+def _summary(counts: dict[str, int] | None) -> str:
+    if not counts:
+        return "not in the last report"
+    order = ("failed", "error", "xfailed", "passed", "skipped")
+    text = ", ".join(f"{counts[o]} {o}" for o in order if counts.get(o))
+    return ("FAILING: " if counts.get("failed") or counts.get("error") else "") + text
 
 
 def _validate(paths: list[str], *, resolve: bool) -> int:

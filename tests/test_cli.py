@@ -93,3 +93,58 @@ def test_validate_imports_neither_torch_nor_an_implementation_unless_asked() -> 
     )
     last = resolved.stdout.splitlines()[-1]
     assert last.startswith("RC 0 HEAVY ") and not last.startswith("RC 0 HEAVY 0 "), resolved.stdout + resolved.stderr
+
+
+def _write_report(directory: Path, rows: list[tuple[str, str, str, str]]) -> None:
+    from conformance.report import write_reports
+    from conformance.results import make_result
+
+    results = [
+        make_result({"spec": s, "implementation": i, "device": "cpu", "dtype": "float32", "check": c}, outcome=o)
+        for s, i, c, o in rows
+    ]
+    write_reports(results, directory, profile="conformance-ci", argv=["conformance", "run"])
+
+
+def test_list_names_papers_equations_implementations_and_the_last_reports_outcomes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rmsnorm = "implementations.rmsnorm:RMSNorm"
+    _write_report(
+        tmp_path,
+        [
+            ("rmsnorm", rmsnorm, "oracle", "passed"),
+            ("rmsnorm", rmsnorm, "determinism", "passed"),
+            ("rmsnorm", "my_norm.py:MyNorm", "oracle", "failed"),
+            ("rmsnorm", "sympy", "fact:unit_rms_without_eps", "passed"),
+        ],
+    )
+    assert main(["list", "--report-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith(f"last report: {tmp_path / 'conformance.json'} (")
+    assert "Root Mean Square Layer Normalization (arXiv 1910.07467)" in out
+    assert f"    {rmsnorm}: 2 passed" in out.splitlines()
+    assert "    my_norm.py:MyNorm (not in the spec: from the report, e.g. --impl): FAILING: 1 failed" in out.splitlines()
+    assert "    implementations.surprise:compute_surprise: not in the last report" in out.splitlines()
+    assert "sympy" not in out
+
+
+def test_list_without_a_report_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "--report-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"last report: none in {tmp_path}"
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("not json", "not a readable JSON report"),
+        ('{"schema": "other"}', "not a conformance report"),
+        ('{"schema": "conformance-report", "schema_version": "2.0", "results": []}', "schema version '2.0'"),
+    ],
+)
+def test_list_refuses_a_file_that_is_not_a_report_it_can_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, words: str
+) -> None:
+    (tmp_path / "conformance.json").write_text(text)
+    assert main(["list", "--report-dir", str(tmp_path)]) == 1
+    assert words in capsys.readouterr().err

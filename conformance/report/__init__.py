@@ -74,4 +74,24 @@ def _write_atomic(path: Path, text: str) -> Path:
     return path
 
 
-__all__ = ["SCHEMA_VERSION", "build_report", "write_reports", "render_markdown"]
+class ReportError(ValueError):
+    """A file that is not a conformance report this version can read."""
+
+
+def read_report(path: Path) -> tuple[dict[str, Any], list[Result]]:
+    """A written ``conformance.json``: its header (everything but the rows) and its rows as results."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReportError(f"{path}: not a readable JSON report ({exc})") from None
+    if not isinstance(document, dict) or document.get("schema") != "conformance-report":
+        raise ReportError(f"{path}: not a conformance report (expected \"schema\": \"conformance-report\")")
+    major = str(document.get("schema_version", "")).split(".")[0]
+    if major != SCHEMA_VERSION.split(".")[0]:
+        raise ReportError(f"{path}: schema version {document.get('schema_version')!r}; this version reads {SCHEMA_VERSION}")
+    rows = document.get("results", [])
+    header = {k: v for k, v in document.items() if k != "results"}
+    return header, [Result.from_json(row) for row in rows]
+
+
+__all__ = ["SCHEMA_VERSION", "ReportError", "build_report", "read_report", "write_reports", "render_markdown"]
