@@ -29,6 +29,7 @@ from typing import Any
 
 import sympy
 
+from conformance.expr_error import ExprError
 from conformance.functions import MAX_STRING, RESERVED_NAMES, ExprFunction
 from conformance.registry import FUNCTIONS
 
@@ -41,10 +42,6 @@ MAX_CONSTANT_MAGNITUDE = 1e300
 
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 _STRING_RE = re.compile(r"^[A-Za-z,>\-]*$")  # what any string constant may hold (a record checks it further)
-
-
-class ExprError(ValueError):
-    """Spec text that is not a valid expression; the message says what was expected."""
 
 
 class _FunctionView(Mapping[str, Any]):

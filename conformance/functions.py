@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 import sympy
 
+from conformance.expr_error import ExprError
 from conformance.registry import RegistryError
 
 Array = Any
@@ -268,9 +269,7 @@ def _sym_arange(b: Any, n: Array) -> Array:
 
 # -- sizes, indices and subscripts: checked alike in every backend -------------------------------
 def expr_error(message: str) -> Exception:
-    """A :class:`conformance.expr.ExprError` (imported here on use: conformance.expr imports this module)."""
-    from conformance.expr import ExprError
-
+    """A :class:`conformance.expr_error.ExprError` (the parser's error type) with ``message``."""
     return ExprError(message)
 
 
