@@ -634,3 +634,22 @@ def test_a_random_table_fails_at_the_longest_sequence_at_every_dtype(dtype: str)
     example = Example({"L": 4096, "M": 4096, "D": 64}, {"base": 10000}, {"x": 1e-3}, {}, 0)
     m = check_oracle(Trial(spec.with_implementations([ref]), ref, "cpu", dtype, example))
     assert not m.passed and m.tolerance.atol < 0.2 < m.max_abs_err
+
+
+def test_a_float64_failure_at_float32_precision_is_named(tmp_path: Path) -> None:
+    """An implementation that rounds through float32 fails at float64 and the failure says "computed in float32?";
+    one wrong by more than float32's rounding gets no such note."""
+    spec = shipped_specs()["surprise"]
+    (tmp_path / "impls.py").write_text(textwrap.dedent("""
+        def in_float32(hidden, memory_pred):
+            return ((hidden.float() - memory_pred.float()) ** 2).sum(-1).double()
+
+        def a_mean(hidden, memory_pred):
+            return ((hidden - memory_pred) ** 2).mean(-1)
+    """))
+    example = Example({"B": 2, "L": 3, "D": 8}, {}, {"hidden": 1.0, "memory_pred": 1.0}, {}, 3)
+    low = run_check(spec, f"{tmp_path / 'impls.py'}:in_float32", "cpu", "float64", "oracle", example)
+    assert not low.passed and low.detail.endswith("computed in float32?")
+    wrong = run_check(spec, f"{tmp_path / 'impls.py'}:a_mean", "cpu", "float64", "oracle", example)
+    assert not wrong.passed and "float32" not in wrong.detail
+    assert run_check(spec, f"{tmp_path / 'impls.py'}:in_float32", "cpu", "float32", "oracle", example).passed
