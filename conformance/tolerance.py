@@ -212,5 +212,20 @@ def compare(
     err = max_abs(actual, expected)
     rel = err / scale if scale > 0 else err
     passed = err <= tol.atol
-    detail = "" if passed else f"max |error| {err:.4g} > tolerance {tol.atol:.4g} = {tol.describe()}"
+    detail = ""
+    if not passed:
+        detail = f"max |error| {err:.4g} > tolerance {tol.atol:.4g} = {tol.describe()}{_in_units(err, tol.atol, expected)}"
     return Measurement(err, rel, tol, passed, detail)
+
+
+def _in_units(err: float, atol: float, expected: np.ndarray) -> str:
+    """A failure's error in units a reader weighs at once: of the tolerance, and of the output's own size.
+
+    >>> print(_in_units(0.5, 1e-3, np.array([2.0, -4.0])))
+     [500× the tolerance; 0.12 of the output's largest |value| 4]
+    """
+    times = f"{err / atol:.3g}×" if atol > 0 else "∞×"
+    finite = expected[np.isfinite(expected)]
+    largest = float(np.max(np.abs(finite))) if finite.size else 0.0
+    of_output = f"; {err / largest:.2g} of the output's largest |value| {largest:.3g}" if largest > 0 else ""
+    return f" [{times} the tolerance{of_output}]"
