@@ -32,24 +32,62 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="conformance", description="Paper-to-code conformance harness for PyTorch.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the conformance suite (the engine, without pytest) and write the report")
-    run.add_argument("--impl", action="append", default=[], metavar="SPEC_ID=MODULE:ATTR",
-                     help="test only these implementations (module:attr or path/file.py:attr, [name=value,...]); repeatable")
-    run.add_argument("--spec-dir", action="append", default=[], metavar="DIR",
-                     help="also load the *.yaml specs in DIR (or one spec file); repeatable")
-    run.add_argument("--xfail-file", action="append", default=[], metavar="FILE",
-                     help="reviewed expected failures of your implementations (YAML; see docs/spec-schema.md)")
-    run.add_argument("--report-dir", default="reports/latest", metavar="DIR",
-                     help="where conformance.json and conformance.md are written (default: reports/latest)")
-    run.add_argument("--hypothesis-profile", default=None, metavar="NAME",
-                     help="conformance-dev (default), conformance-ci (default when CI is set) or conformance-thorough")
+    run.add_argument(
+        "--impl",
+        action="append",
+        default=[],
+        metavar="SPEC_ID=MODULE:ATTR",
+        help="test only these implementations (module:attr or path/file.py:attr, [name=value,...]); repeatable",
+    )
+    run.add_argument(
+        "--spec-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also load the *.yaml specs in DIR (or one spec file); repeatable",
+    )
+    run.add_argument(
+        "--xfail-file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="reviewed expected failures of your implementations (YAML; see docs/spec-schema.md)",
+    )
+    run.add_argument(
+        "--report-dir",
+        default="reports/latest",
+        metavar="DIR",
+        help="where conformance.json and conformance.md are written (default: reports/latest)",
+    )
+    run.add_argument(
+        "--hypothesis-profile",
+        default=None,
+        metavar="NAME",
+        help="conformance-dev (default), conformance-ci (default when CI is set) or conformance-thorough",
+    )
+    run.add_argument(
+        "--verdict-only",
+        action="store_true",
+        help="no shrinking: a failing check reports its first failing example (fast feedback, same verdicts)",
+    )
     run.add_argument("-n", "--workers", type=int, default=1, metavar="N", help="run cases in N worker processes (default 1)")
-    run.add_argument("-k", dest="select", action="append", default=[], metavar="TEXT",
-                     help="only cases whose id contains TEXT (repeatable: all must match)")
+    run.add_argument(
+        "-k",
+        dest="select",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="only cases whose id contains TEXT (repeatable: all must match)",
+    )
     run.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
     listing = sub.add_parser("list", help="papers, equations and implementations, with what the last report says of each")
     listing.add_argument("--spec-dir", action="append", default=[], metavar="DIR", help="also list the specs in DIR; repeatable")
-    listing.add_argument("--report-dir", default="reports/latest", metavar="DIR",
-                         help="where the last conformance.json is (default: reports/latest)")
+    listing.add_argument(
+        "--report-dir",
+        default="reports/latest",
+        metavar="DIR",
+        help="where the last conformance.json is (default: reports/latest)",
+    )
     validate = sub.add_parser("validate", help="check spec files: schema, meaning, limits (imports no implementation)")
     validate.add_argument("paths", nargs="*", help="spec files or directories (default: the shipped specs)")
     validate.add_argument("--resolve", action="store_true", help="also import every implementation the specs name")
@@ -67,7 +105,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     if profile not in profiles.PROFILES:
         print(f"conformance run: unknown profile {profile!r}; known: {', '.join(profiles.PROFILES)}", file=sys.stderr)
         return 2
-    plan = engine.Plan(tuple(args.spec_dir), tuple(args.impl), profile, tuple(args.select), tuple(args.xfail_file))
+    plan = engine.Plan(
+        tuple(args.spec_dir), tuple(args.impl), profile, tuple(args.select), tuple(args.xfail_file), args.verdict_only
+    )
     try:
         cases = plan.cases()
     except (SpecError, ImplementationError, ValueError) as exc:
@@ -83,7 +123,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
             print(line + (f"\n         {result.message.splitlines()[0]}" if result.message and not result.ok else ""))
 
     results = engine.run(plan, workers=args.workers, on_result=show, cases=cases)
-    written = write_reports(results, Path.cwd() / args.report_dir, profile=profile, argv=["conformance", *argv])
+    out = Path.cwd() / args.report_dir
+    written = write_reports(results, out, profile=profile, argv=["conformance", *argv], verdict_only=args.verdict_only)
     counts = {o: sum(1 for r in results if r.outcome == o) for o in ("passed", "failed", "error", "skipped", "xfailed")}
     print(f"{len(results)} rows: " + ", ".join(f"{n} {o}" for o, n in counts.items() if n))
     for path in written:

@@ -136,6 +136,7 @@ class Plan:
     profile: str = "conformance-dev"
     select: tuple[str, ...] = field(default_factory=tuple)  # substrings of case ids (like pytest's -k, all must match)
     xfail_files: tuple[str, ...] = ()
+    verdict_only: bool = False  # no shrinking: each failing check stops at its first failing example
 
     def cases(self) -> list[Case]:
         """The plan's cases, in the stable order every driver and worker agrees on."""
@@ -152,7 +153,7 @@ class Plan:
     def settings(self) -> settings:
         from conformance import profiles
 
-        return profiles.settings_for(self.profile)
+        return profiles.settings_for(self.profile, verdict_only=self.verdict_only)
 
 
 def run(

@@ -76,7 +76,10 @@ class ConformanceSession:
 
         out_dir = Path(self.config.invocation_params.dir) / self.config.getoption("report_dir")
         argv = ["pytest", *(str(a) for a in self.config.invocation_params.args)]
-        self.written = write_reports(list(self.results.values()), out_dir, profile=self.profile, argv=argv)
+        verdict_only = bool(self.config.getoption("verdict_only"))
+        self.written = write_reports(
+            list(self.results.values()), out_dir, profile=self.profile, argv=argv, verdict_only=verdict_only
+        )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.written:
@@ -115,6 +118,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         metavar="FILE",
         help="reviewed expected failures of your implementations (YAML: xfail: [{spec, implementation, check, reason}])",
+    )
+    group.addoption(
+        "--verdict-only",
+        action="store_true",
+        default=False,
+        help="no shrinking: a failing check reports its first failing example (fast feedback, same verdicts)",
     )
     group.addoption(
         "--report-dir",
@@ -159,7 +168,8 @@ def conformance_run(request: pytest.FixtureRequest) -> Callable[[Any], Any]:
     def run(case: Any) -> Any:
         from conformance import engine, profiles
 
-        result = engine.run_case(case, profiles.settings_for(request.config.stash[_SESSION].profile))
+        verdict_only = request.config.getoption("verdict_only")
+        result = engine.run_case(case, profiles.settings_for(request.config.stash[_SESSION].profile, verdict_only=verdict_only))
         request.node.user_properties.append((RESULT_KEY, result.to_json()))
         _as_pytest_outcome(result)
         return result

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 _COMMON = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 PREFIX = "conformance-"
@@ -49,7 +49,15 @@ def choose(explicit: str | None, environ: Mapping[str, str] = os.environ) -> str
     return "conformance-ci" if environ.get("CI") else "conformance-dev"
 
 
-def settings_for(name: str) -> settings:
-    """The registered profile ``name`` (ours or any other registered one)."""
+def settings_for(name: str, *, verdict_only: bool = False) -> settings:
+    """The registered profile ``name`` (ours or any other registered one).
+
+    ``verdict_only``: no shrinking — a failing check stops at its first failing example and reports it
+    as found, for fast feedback (the verdict is the same; the example is not the simplest).
+    """
     register()
-    return settings.get_profile(name)
+    profile = settings.get_profile(name)
+    return settings(profile, phases=VERDICT_ONLY_PHASES) if verdict_only else profile
+
+
+VERDICT_ONLY_PHASES = (Phase.explicit, Phase.reuse, Phase.generate)

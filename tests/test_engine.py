@@ -99,16 +99,50 @@ def test_the_cli_and_the_pytest_plugin_give_the_same_rows(tmp_path: Path) -> Non
     """Both drivers of the engine: ``conformance run`` (no pytest) and ``pytest conformance``."""
     impl = f"surprise={SURPRISE}"
     cli = subprocess.run(
-        [sys.executable, "-m", "conformance", "run", "--impl", impl, "--report-dir", "cli", "-k", "cpu-float32-",
-         "--hypothesis-profile", "conformance-ci", "-q"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "conformance",
+            "run",
+            "--impl",
+            impl,
+            "--report-dir",
+            "cli",
+            "-k",
+            "cpu-float32-",
+            "--hypothesis-profile",
+            "conformance-ci",
+            "-q",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert cli.returncode == 0, cli.stdout + cli.stderr
     suite = REPO_ROOT / "conformance" / "test_conformance.py"
     plugin = subprocess.run(
-        [sys.executable, "-m", "pytest", str(suite), "-p", "no:cacheprovider", "--impl", impl, "--report-dir", "plugin",
-         "-k", "cpu and float32", "--hypothesis-profile", "conformance-ci", "-q"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(suite),
+            "-p",
+            "no:cacheprovider",
+            "--impl",
+            impl,
+            "--report-dir",
+            "plugin",
+            "-k",
+            "cpu and float32",
+            "--hypothesis-profile",
+            "conformance-ci",
+            "-q",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert plugin.returncode == 0, plugin.stdout[-3000:]
     cli_rows = json.loads((tmp_path / "cli" / "conformance.json").read_text())["results"]
@@ -120,9 +154,23 @@ def test_the_cli_and_the_pytest_plugin_give_the_same_rows(tmp_path: Path) -> Non
 def test_conformance_run_from_another_directory_with_the_readme_command(tmp_path: Path) -> None:
     """The README's ``conformance run --impl rmsnorm=implementations.rmsnorm:RMSNorm --report-dir out/``."""
     result = subprocess.run(
-        [sys.executable, "-m", "conformance", "run", "--impl", "rmsnorm=implementations.rmsnorm:RMSNorm",
-         "--report-dir", "out/", "-k", "cpu-float32-o", "-q"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "conformance",
+            "run",
+            "--impl",
+            "rmsnorm=implementations.rmsnorm:RMSNorm",
+            "--report-dir",
+            "out/",
+            "-k",
+            "cpu-float32-o",
+            "-q",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((tmp_path / "out" / "conformance.json").read_text())
@@ -139,19 +187,27 @@ def test_conformance_run_help_lists_every_harness_option() -> None:
 def test_a_bad_impl_option_is_a_usage_error(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "conformance", "run", "--impl", "nosuch=x.py:f"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2 and "unknown spec id 'nosuch'" in result.stderr
 
 
 def test_a_failing_run_exits_1(tmp_path: Path) -> None:
-    (tmp_path / "bad.py").write_text(textwrap.dedent("""
+    (tmp_path / "bad.py").write_text(
+        textwrap.dedent("""
         def f(hidden, memory_pred):
             return ((hidden - memory_pred) ** 2).mean(-1)
-    """))
+    """)
+    )
     result = subprocess.run(
         [sys.executable, "-m", "conformance", "run", "--impl", "surprise=bad.py:f", "-k", "cpu-float64-oracle", "-q"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 1 and "FAILED" in result.stdout
 
@@ -170,3 +226,43 @@ def test_a_failure_hypothesis_cannot_replay_is_still_a_failure(tmp_path: Path) -
     result = engine.run_case(_case(tmp_path, NONDETERMINISTIC), FAST)
     assert result.outcome == "failed" and "not reproducible on replay" in result.message
     assert result.error is None
+
+
+def test_verdict_only_gives_the_same_verdict_without_shrinking(tmp_path: Path) -> None:
+    """``--verdict-only``: the first failing example, unshrunk, and no more examples than a shrinking run."""
+    from conformance import profiles
+
+    wrong = "def f(h, m):\n    return ((h - m) ** 2).mean(-1)\n"
+    full = profiles.settings_for("conformance-ci")
+    quick = profiles.settings_for("conformance-ci", verdict_only=True)
+    assert "shrink" in {p.name for p in full.phases} and "shrink" not in {p.name for p in quick.phases}
+    shrunk = engine.run_case(_case(tmp_path, wrong), full)
+    first = engine.run_case(_case(tmp_path, wrong), quick)
+    assert shrunk.outcome == first.outcome == "failed" and first.falsifying_example and first.repro
+    assert first.examples <= shrunk.examples
+    assert engine.Plan(verdict_only=True).settings().phases == quick.phases
+
+
+def test_the_report_says_whether_examples_were_shrunk(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "conformance",
+            "run",
+            "--impl",
+            f"surprise={SURPRISE}",
+            "-k",
+            "cpu-float32-oracle",
+            "--verdict-only",
+            "--report-dir",
+            "out",
+            "-q",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads((tmp_path / "out" / "conformance.json").read_text())["hypothesis"]["shrink"] is False

@@ -19,7 +19,9 @@ from conformance.results import OUTCOMES, Result
 SCHEMA_VERSION = "1.1"
 
 
-def build_report(rows: list[Result] | list[dict[str, Any]], *, profile: str, argv: list[str]) -> dict[str, Any]:
+def build_report(
+    rows: list[Result] | list[dict[str, Any]], *, profile: str, argv: list[str], verdict_only: bool = False
+) -> dict[str, Any]:
     """The report document: environment, Hypothesis settings, summary and sorted rows.
 
     ``rows``: results (or their JSON rows); ``argv``: the command that ran, as given.
@@ -35,19 +37,26 @@ def build_report(rows: list[Result] | list[dict[str, Any]], *, profile: str, arg
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": list(argv),
         "environment": environment(),
-        "hypothesis": {"profile": profile, "max_examples": current.max_examples, "derandomize": current.derandomize},
+        "hypothesis": {
+            "profile": profile,
+            "max_examples": current.max_examples,
+            "derandomize": current.derandomize,
+            "shrink": not verdict_only,
+        },
         "summary": {"rows": len(rows), **summary},
         "results": rows,
     }
 
 
-def write_reports(rows: list[Result] | list[dict[str, Any]], out_dir: Path, *, profile: str, argv: list[str]) -> list[Path]:
+def write_reports(
+    rows: list[Result] | list[dict[str, Any]], out_dir: Path, *, profile: str, argv: list[str], verdict_only: bool = False
+) -> list[Path]:
     """Write ``conformance.json`` and ``conformance.md`` under ``out_dir``; return their paths.
 
     Each file is replaced atomically, so an interrupted run never leaves a half-written report
     over the previous one. Under GitHub Actions the Markdown is also appended to the job summary.
     """
-    report = build_report(rows, profile=profile, argv=argv)
+    report = build_report(rows, profile=profile, argv=argv, verdict_only=verdict_only)
     out_dir.mkdir(parents=True, exist_ok=True)
     markdown = render_markdown(report)
     json_path = _write_atomic(out_dir / "conformance.json", json.dumps(report, indent=1, allow_nan=False) + "\n")
@@ -85,7 +94,7 @@ def read_report(path: Path) -> tuple[dict[str, Any], list[Result]]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ReportError(f"{path}: not a readable JSON report ({exc})") from None
     if not isinstance(document, dict) or document.get("schema") != "conformance-report":
-        raise ReportError(f"{path}: not a conformance report (expected \"schema\": \"conformance-report\")")
+        raise ReportError(f'{path}: not a conformance report (expected "schema": "conformance-report")')
     major = str(document.get("schema_version", "")).split(".")[0]
     if major != SCHEMA_VERSION.split(".")[0]:
         raise ReportError(f"{path}: schema version {document.get('schema_version')!r}; this version reads {SCHEMA_VERSION}")

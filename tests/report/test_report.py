@@ -97,7 +97,7 @@ def test_build_report_schema_and_summary() -> None:
 )
 def test_build_report_records_the_profile_it_was_given(profile: str, max_examples: int, derandomize: bool) -> None:
     report = build_report(ROWS, profile=profile, argv=ARGV)
-    assert report["hypothesis"] == {"profile": profile, "max_examples": max_examples, "derandomize": derandomize}
+    assert report["hypothesis"] == {"profile": profile, "max_examples": max_examples, "derandomize": derandomize, "shrink": True}
 
 
 def test_build_report_environment_names_both_devices() -> None:
