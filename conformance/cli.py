@@ -4,6 +4,9 @@
   [--hypothesis-profile NAME] [-n N] [-k TEXT]`` — run the conformance cases through :mod:`conformance.engine` (no pytest), write
   ``conformance.json`` and ``conformance.md``, exit 1 if any check failed or raised. Works from any
   directory: the shipped specs are found from the package, relative paths from the working directory.
+- ``conformance new-spec FILE --id ID --title T --equation N [--paper-title --authors --year --arxiv]`` —
+  scaffold a loadable entry with commented fields (and a stub implementation beside it) into a new or
+  existing paper file; asks for missing fields on a terminal; never overwrites without asking.
 - ``conformance list [--spec-dir DIR]... [--report-dir DIR]`` — papers, equations and implementations,
   with what the last report in ``--report-dir`` says of each (failing ones first in each line).
 - ``conformance validate [PATH...] [--resolve]`` — load and check spec files (default: the shipped
@@ -23,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "run":
         return _run(args, list(sys.argv[1:] if argv is None else argv))
+    if args.command == "new-spec":
+        return _new_spec(args)
     if args.command == "list":
         return _list(args.spec_dir, Path.cwd() / args.report_dir)
     return _validate(args.paths, resolve=args.resolve)
@@ -80,6 +85,16 @@ def _parser() -> argparse.ArgumentParser:
         help="only cases whose id contains TEXT (repeatable: all must match)",
     )
     run.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
+    new = sub.add_parser("new-spec", help="scaffold an equation entry (and a stub implementation) into a paper file")
+    new.add_argument("file", help="the paper's spec file (created if missing, else the entry is appended)")
+    new.add_argument("--id", dest="spec_id", help="the entry's id (lower case, e.g. layer_norm)")
+    new.add_argument("--title", help="the equation's title")
+    new.add_argument("--equation", help="the paper's own equation number")
+    new.add_argument("--paper-title", help="a new file: the paper's title")
+    new.add_argument("--authors", help="a new file: the authors, comma-separated")
+    new.add_argument("--year", type=int, help="a new file: the year")
+    new.add_argument("--arxiv", help="a new file: the arXiv id")
+    new.add_argument("--implementation", default="", help="the stub's file name beside the spec (default <id>_impl.py)")
     listing = sub.add_parser("list", help="papers, equations and implementations, with what the last report says of each")
     listing.add_argument("--spec-dir", action="append", default=[], metavar="DIR", help="also list the specs in DIR; repeatable")
     listing.add_argument(
@@ -130,6 +145,47 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     for path in written:
         print(f"written: {path}")
     return 1 if engine.failed(results) else 0
+
+
+def _new_spec(args: argparse.Namespace) -> int:
+    """Scaffold an entry; missing flags are asked for on a terminal, else named in one error."""
+    from conformance.scaffold import Request, ScaffoldError, scaffold
+    from conformance.validation import SpecError
+
+    interactive = sys.stdin.isatty()
+    file = Path(args.file)
+    needed = ["spec_id", "title", "equation"] + ([] if file.exists() else ["paper_title", "authors", "year", "arxiv"])
+    values = {name: getattr(args, name) for name in needed}
+    for name, value in values.items():
+        if value in (None, "") and interactive:
+            answer = input(f"{name.replace('_', ' ')}: ").strip()
+            values[name] = int(answer) if name == "year" and answer.isdigit() else answer
+    missing = [f"--{name.replace('_', '-')}".replace("--spec-id", "--id") for name, v in values.items() if v in (None, "")]
+    if missing:
+        print(f"conformance new-spec: missing {', '.join(missing)}", file=sys.stderr)
+        return 2
+    authors = tuple(a.strip() for a in str(values.get("authors") or "").split(",") if a.strip())
+    request = Request(
+        file,
+        values["spec_id"],
+        values["title"],
+        str(values["equation"]),
+        values.get("paper_title"),
+        authors,
+        values.get("year"),
+        values.get("arxiv"),
+        args.implementation,
+    )
+    confirm = (lambda question: input(question).strip().lower() in ("y", "yes")) if interactive else None
+    try:
+        written = scaffold(request, confirm=confirm)
+    except (ScaffoldError, SpecError) as exc:
+        print(f"conformance new-spec: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"written: {path}")
+    print(f"next: edit the entry, then `conformance validate {file}`")
+    return 0
 
 
 def _list(spec_dirs: list[str], report_dir: Path) -> int:
