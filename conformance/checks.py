@@ -411,7 +411,9 @@ def check_invariant(t: Trial, invariant_id: str) -> Measurement | None:
     for k, (name, (o_lhs, o_rhs)) in enumerate(o_pairs):
         slack = max_abs(o_lhs, o_rhs)
         baseline = None if r_pairs is None else max_abs(*r_pairs[k][1])
-        scale = max(float(np.max(np.abs(o_lhs), initial=0.0)), float(np.max(np.abs(o_rhs), initial=0.0)))
+        # The relation is judged at the larger of the oracle's scale and the implementation's own (finite)
+        # scale: an implementation wrong in magnitude fails the oracle, not a relation it keeps exactly.
+        scale = max(_largest_finite(o_lhs), _largest_finite(o_rhs), *map(_largest_finite, i_pairs[k][1]))
         tol = derive(t.dtype, baseline=baseline, scale=scale, rule=t.rule, slack=slack if np.isfinite(slack) else 0.0)
         err = max_abs(*i_pairs[k][1])
         passed = err <= tol.atol
@@ -420,6 +422,13 @@ def check_invariant(t: Trial, invariant_id: str) -> Measurement | None:
         detail = "" if passed else detail
         measurements.append(Measurement(err, err / scale if scale > 0 else err, tol, passed, detail))
     return worst(measurements)
+
+
+def _largest_finite(values: np.ndarray) -> float:
+    """max |values| over the finite elements (0 if none): a scale that a non-finite value cannot inflate."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    return float(np.max(np.abs(finite), initial=0.0))
 
 
 class _Unrepresentable(Exception):

@@ -180,3 +180,32 @@ def test_invariants_and_facts_may_name_the_oracles_lets(tmp_path: Path) -> None:
     wrong = load_one(write_spec(tmp_path, data, "wrong.yaml"))
     (case,) = [c for c in build_cases({"toy": wrong}, {}) if c.check == "fact:expanded"]
     assert run_case(case, FAST).outcome == "failed"
+
+
+def test_a_relation_is_judged_at_the_implementations_own_scale(tmp_path: Path) -> None:
+    """An implementation wrong only in magnitude (×1e8) fails the oracle, not an invariant it keeps: permuting
+    a sum's terms changes its rounding at the implementation's scale, which the oracle's scale would call a
+    violation (issue 8: failures attributed to the right property)."""
+    data = minimal_spec()
+    entry = data["specs"][0]
+    entry.update(
+        symbols={"N": {"min": 2, "max": 64}},
+        inputs={"x": {"shape": ["N"], "magnitude": [0.5, 2.0]}},
+        outputs={"total": {"shape": []}},
+        interface={"kind": "function", "args": ["x"]},
+        oracle={"expr": "sum(x, -1)"},
+        invariants=[
+            {
+                "id": "order_free",
+                "kind": "permutation",
+                "description": "the order of the terms does not matter",
+                "permute": {"x": 0},
+            }
+        ],
+    )
+    (tmp_path / "scaled.py").write_text("def f(x):\n    return (x * 1e8 + 0.1).sum(-1)\n")
+    entry["implementations"] = [{"ref": "scaled.py:f"}]
+    spec = load_one(write_spec(tmp_path, data))
+    cases = {c.check: c for c in build_cases({"toy": spec}, {}) if c.device == "cpu" and c.dtype == "float32"}
+    assert run_case(cases["oracle"], FAST).outcome == "failed"
+    assert run_case(cases["invariant:order_free"], FAST).outcome == "passed"
