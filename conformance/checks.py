@@ -47,6 +47,14 @@ class CheckFailure(AssertionError):
     """A check whose measured error exceeded its tolerance (or whose contract was broken)."""
 
 
+class CheckSkipped(Exception):
+    """A check that does not apply to this implementation (the message says why): the row is ``skipped``.
+
+    For example a trainer with the guide's signature ``Trainer(model, optimizer, use_amp)`` cannot be
+    asked for an autocast dtype other than its device's default, so that dtype's row is not its to pass.
+    """
+
+
 class OutputCountError(TypeError):
     """An implementation of a several-output spec that did not return one tensor per output."""
 

@@ -3,7 +3,8 @@
 :func:`run_case` runs one case's check (:mod:`conformance.runner`) and decides its outcome; the rules
 live here and nowhere else:
 
-- ``skipped``: the case's device is not available (the reason says why), before anything runs;
+- ``skipped``: the case's device is not available (the reason says why), before anything runs; or the
+  check found it does not apply to this implementation (``CheckSkipped``, with its reason);
 - ``passed``: every example was within its tolerance;
 - ``failed``: a check's error exceeded its tolerance (or its contract was broken); the message is the
   measured error against the tolerance. A failure Hypothesis could not replay (a nondeterministic
@@ -47,7 +48,7 @@ def skip_reason(case: Case) -> str | None:
 
 def run_case(case: Case, hypothesis_settings: settings | None = None) -> Result:
     """Run ``case`` and return its result (never raises for a failing or crashing implementation)."""
-    from conformance.checks import CheckFailure
+    from conformance.checks import CheckFailure, CheckSkipped
     from conformance.runner import run_case as run_check
 
     identity = case.identity()
@@ -60,6 +61,8 @@ def run_case(case: Case, hypothesis_settings: settings | None = None) -> Result:
         run_check(case, measured.update, hypothesis_settings)
     except CheckFailure as exc:
         return _judged(case, identity, "failed", measured, exc)
+    except CheckSkipped as exc:  # the check does not apply to this implementation
+        return make_result(identity, outcome="skipped", message=str(exc), measured=measured)
     except Exception as exc:  # the implementation (or the harness) raised
         failure = _check_failure_in(exc)
         if failure is not None:  # Hypothesis could not replay the check's failure: still a failure

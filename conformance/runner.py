@@ -18,7 +18,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, note, reject, settings
 
-from conformance.checks import CheckFailure
+from conformance.checks import CheckFailure, CheckSkipped
 from conformance.selection import Case
 from conformance.strategies import Example
 from conformance.tolerance import Measurement, worst
@@ -61,7 +61,7 @@ def run_case(case: Case, record: Callable[[dict[str, Any]], None], hypothesis_se
             _run_whole(case, definition.judge_fn(), tracker, hypothesis_settings or settings())
         else:
             _run_property(case, definition.draw_fn(), definition.judge_fn(), tracker, hypothesis_settings or settings())
-    except CheckFailure:
+    except (CheckFailure, CheckSkipped):
         raise
     except Exception as exc:
         tracker.extra["error"] = f"{type(exc).__name__}: {exc}"

@@ -244,3 +244,41 @@ def test_a_failure_names_the_problem_and_the_example(tmp_path: Path) -> None:
     assert m.example is not None and m.example["optimizer"] in GOOD["optimizers"]
     again = KIND.replay(_context(GOOD, "float64", f"{path}:T"), m.example)
     assert not again.passed and again.max_abs_err == m.max_abs_err
+
+
+GUIDE_SIGNATURE_TRAINER = '''
+from implementations.trainer import Trainer
+
+
+class GuideTrainer(Trainer):
+    """The guide's signature: Trainer(model, optimizer, use_amp=True), no amp_dtype keyword."""
+
+    def __init__(self, model, optimizer, use_amp=True):
+        super().__init__(model, optimizer, use_amp=use_amp)
+'''
+
+
+def test_a_guide_signature_trainer_is_judged_through_the_guides_signature(tmp_path: Path) -> None:
+    """Issue 8: no hidden demand for an amp_dtype keyword. At the device's autocast dtype (bfloat16 on CPU) the
+    trainer is called as the guide writes it and judged; a dtype it cannot be asked for is skipped, saying why."""
+    from hypothesis import settings
+
+    from conformance.engine import run_case
+    from conformance.selection import build_cases
+    from tests.spec_helpers import shipped_specs
+
+    (tmp_path / "guide_trainer.py").write_text(GUIDE_SIGNATURE_TRAINER)
+    ref = f"{tmp_path / 'guide_trainer.py'}:GuideTrainer"
+    fast = settings(max_examples=2, derandomize=True, deadline=None, database=None)
+    cases = [
+        c
+        for c in build_cases({"amp_train_step": shipped_specs()["amp_train_step"]}, {"amp_train_step": [ref]})
+        if c.device == "cpu"
+    ]
+    by_dtype = {}
+    for case in cases:
+        by_dtype.setdefault(case.dtype, []).append(run_case(case, fast))
+    assert {r.outcome for r in by_dtype["bfloat16"]} == {"passed"}
+    assert {r.outcome for r in by_dtype["float32"]} == {"passed"}
+    assert by_dtype["float16"] and {r.outcome for r in by_dtype["float16"]} == {"skipped"}
+    assert all("guide's signature" in r.message and "bfloat16" in r.message for r in by_dtype["float16"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from conformance.checks import CheckSkipped
 from conformance.dtype_helpers import torch_dtype
 from conformance.patterns import PatternContext
 from conformance.patterns.helpers.search import search
@@ -282,6 +284,27 @@ class Observed:
     problems: list[str]
 
 
+def _accepts(trainer_cls: Any, keyword: str) -> bool:
+    """Whether the trainer's constructor takes ``keyword`` (by name, or through ``**kwargs``)."""
+    try:
+        parameters = inspect.signature(trainer_cls).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: try the keyword, as before
+        return True
+    return any(p.name == keyword or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def _skip_unaskable_dtype(ctx: PatternContext) -> None:
+    """A trainer with the guide's signature (no ``amp_dtype``) is judged at its device's autocast dtype only."""
+    if ctx.dtype not in AMP_DTYPES or _accepts(ctx.target(), "amp_dtype"):
+        return
+    default = torch.get_autocast_dtype(torch.device(ctx.device).type)  # float16 on CUDA, bfloat16 on CPU
+    if torch_dtype(ctx.dtype) != default:
+        raise CheckSkipped(
+            "the trainer has the guide's signature Trainer(model, optimizer, use_amp), without amp_dtype, so it "
+            f"autocasts at the device's default ({str(default).removeprefix('torch.')}); it cannot be asked for {ctx.dtype}"
+        )
+
+
 def run_implementation(
     trainer_cls: Any, s: Setup, *, amp_dtype: torch.dtype | None, overflow: Mapping[str, Any] | None
 ) -> tuple[Observed, LossScale | None]:
@@ -291,8 +314,8 @@ def run_implementation(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         kwargs: dict[str, Any] = {"use_amp": amp_dtype is not None}
-        if amp_dtype is not None:
-            kwargs["amp_dtype"] = amp_dtype
+        if amp_dtype is not None and _accepts(trainer_cls, "amp_dtype"):
+            kwargs["amp_dtype"] = amp_dtype  # else the guide's signature: the device's default (checked by run)
         try:
             trainer = trainer_cls(s.model, s.optimizer, **kwargs)
         except TypeError as exc:
@@ -510,4 +533,5 @@ def run(ctx: PatternContext) -> Measurement:
         raise RuntimeError(
             f"train_step needs torch >= 2.4 (device-generic autocast queries, torch.amp.GradScaler); found {torch.__version__}"
         )
+    _skip_unaskable_dtype(ctx)
     return search(ctx, draws(ctx.options), lambda d: check_example(ctx, d), to_example=asdict)
