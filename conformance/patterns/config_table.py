@@ -6,7 +6,9 @@ The implementation is a configuration class (a dataclass, say) with a constructo
 - ``[table]``: ``from_paper(variant).to_dict()`` has exactly the table's fields, each with the
   table's value *and type* (``512`` is not ``512.0`` nor ``True``); the values are declared constants,
   so they are compared exactly, with no tolerance;
-- ``[derived]``: attributes computed from the fields (``d_head``) equal the ``derived`` table;
+- ``[derived]``: what the paper states follows from the fields equals the ``derived`` table: an
+  expression over the fields (``d_model / n_heads``, evaluated exactly on the config's values), or an
+  attribute the implementation is known to compute (a plain name);
 - ``[to_dict]``: ``to_dict`` returns a plain ``dict`` of JSON values (``json`` round-trips it), a new
   one on every call, and changing it (every key set to a sentinel, a key added) leaves the config as
   it was — the dict is a copy, not the live ``__dict__``;
@@ -27,8 +29,8 @@ Spec options::
     table:                             # variant -> every field -> value
       base: {d_model: 512, n_heads: 8, dropout: 0.1}
       big: {d_model: 1024, n_heads: 16, dropout: 0.3}
-    derived:                           # optional: variant -> attribute -> value
-      base: {d_head: 64}
+    derived:                           # optional: variant -> expression over the fields (or attribute) -> value
+      base: {"d_model / n_heads": 64}
     rejects:                           # optional
       - variant: xl                    # from_paper("xl")
         error: ValueError              # a built-in exception type
@@ -50,6 +52,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from conformance.patterns import PatternKind
+from conformance.patterns.helpers.options import parse_scalar
 from conformance.validation import SpecContext, Where
 
 _NAME = re.compile(r"^[A-Za-z_]\w*$")
@@ -65,6 +68,7 @@ def validate(options: Mapping[str, Any], where: Where, context: SpecContext) -> 
         "constructor": _identifier(options.get("constructor", "from_paper"), where.at("constructor")),
         "to_dict": _identifier(options.get("to_dict", "to_dict"), where.at("to_dict")),
         "derived": _validate_derived(options.get("derived", {}), where.at("derived"), table),
+        "derived_expressions": _derived_expressions(options.get("derived", {}), where.at("derived"), table),
         "rejects": _validate_rejects(options.get("rejects", []), where.at("rejects"), table),
     }
     return out
@@ -76,11 +80,12 @@ def _identifier(value: Any, where: Where) -> str:
     return value
 
 
-def _scalar_row(row: Any, where: Where) -> dict[str, Any]:
+def _scalar_row(row: Any, where: Where, expressions: bool = False) -> dict[str, Any]:
+    """A mapping name -> scalar; with ``expressions``, a name may instead be an expression (checked by the caller)."""
     if not isinstance(row, dict) or not row:
         raise where.error(f"expected a non-empty mapping field -> value, got {row!r}")
     for name, value in row.items():
-        if not isinstance(name, str) or not _NAME.match(name):
+        if not isinstance(name, str) or not (expressions or _NAME.match(name)):
             raise where.error(f"expected field names that are Python identifiers, got {name!r}")
         if not isinstance(value, _SCALARS):
             raise where.at(name).error(f"expected a number, string, boolean or null, got {value!r}")
@@ -110,7 +115,18 @@ def _validate_derived(derived: Any, where: Where, table: Mapping[str, Any]) -> d
     for variant in derived:
         if variant not in table:
             raise where.at(variant).error(f"not a variant of the table ({', '.join(table)})")
-    return {variant: _scalar_row(row, where.at(variant)) for variant, row in derived.items()}
+    return {variant: _scalar_row(row, where.at(variant), expressions=True) for variant, row in derived.items()}
+
+
+def _derived_expressions(derived: Mapping[str, Any], where: Where, table: Mapping[str, Any]) -> dict[str, Any]:
+    """Every ``derived`` key that is not a plain name, parsed as a scalar expression over the table's fields."""
+    fields = {name for row in table.values() for name in row}
+    return {
+        key: parse_scalar(key, where.at(variant, key), fields)
+        for variant, row in derived.items()
+        for key in row
+        if not _NAME.match(key)
+    }
 
 
 def _validate_rejects(rejects: Any, where: Where, table: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from conformance.patterns import PatternContext
+from conformance.patterns.helpers.options import evaluate_scalar
 from conformance.tolerance import Measurement
 
 _SCALARS = (bool, int, float, str, type(None))
@@ -151,6 +152,18 @@ def _check_variant(problems: list[str], target: Any, options: Mapping[str, Any],
         problems.append(f"[table] {label} returned {type(cfg).__name__}, not a {target.__name__}")
     data = _check_dict(problems, label, cfg, to_dict, row)
     for name, expected in options["derived"].get(variant, {}).items():
+        parsed = options.get("derived_expressions", {}).get(name)
+        if parsed is not None:  # what the paper states, from the fields: no attribute of the implementation's demanded
+            values = {
+                s.name: _call(problems, "derived", f"{label}.{s.name}", lambda n=s.name: getattr(cfg, n))
+                for s in parsed.free_symbols
+            }
+            if any(v is None for v in values.values()):
+                continue
+            actual = _call(problems, "derived", f"{label}: {name}", lambda p=parsed, v=values: evaluate_scalar(p, v))
+            if actual is not None and actual != expected:
+                problems.append(f"[derived] {label}: {name} = {actual:g}, table: {_describe(expected)}")
+            continue
         actual = _call(problems, "derived", f"{label}.{name}", lambda name=name: getattr(cfg, name))
         if actual is not None and not _same(actual, expected):
             problems.append(f"[derived] {label}.{name} = {_describe(actual)}, table: {_describe(expected)}")

@@ -26,9 +26,10 @@ _PAPER = {
 @dataclass
 class GuideVerbatim:
     """The implementation guide's ModelConfig as written: no ``big`` variant, a bare ``KeyError`` for
-    an unknown variant, no validation at all, no ``d_head``.
+    an unknown variant, no validation at all.
 
-    Caught by: ``[table]`` (no ``big``), ``[derived]`` (no ``d_head``), ``[rejects]``.
+    Caught by: ``[table]`` (no ``big``), ``[rejects]``. (It has no ``d_head``, which neither the guide nor the paper
+    defines: the spec checks d_k = d_model / h on the fields instead.)
     """
 
     d_model: int = 512
@@ -124,9 +125,9 @@ class BigEnglishFrenchDropout(ModelConfig):
 @dataclass
 class FloatDModel(ModelConfig):
     """``d_model`` stored as ``512.0``: equal as a number, but a float where an int belongs
-    (``nn.Linear(512.0, ...)`` raises), and ``d_head`` becomes ``64.0``.
+    (``nn.Linear(512.0, ...)`` raises).
 
-    Caught by: ``[table]``, ``[derived]``, ``[round trip]`` (its own validation refuses the float it stored).
+    Caught by: ``[table]``, ``[round trip]`` (its own validation refuses the float it stored).
     """
 
     def __post_init__(self) -> None:
@@ -135,15 +136,25 @@ class FloatDModel(ModelConfig):
 
 
 @dataclass
-class TrueDivisionHeadDim(ModelConfig):
-    """``d_head = d_model / n_heads``: 64.0, a float, where the paper's d_k = 64 is a dimension.
+@dataclass
+class HeadsAttributeDisagrees(ModelConfig):
+    """``to_dict`` reports the fields as given, but the attribute a model is built from was changed after
+    (``n_heads`` doubled in ``__post_init__``): the serialised config and the live one disagree, and
+    d_k = d_model / h is 32, not the paper's 64.
 
-    Caught by: ``[derived]``.
+    Caught by: ``[derived]`` (``d_model / n_heads`` evaluated on the config's attributes).
     """
 
-    @property
-    def d_head(self) -> float:  # type: ignore[override]
-        return self.d_model / self.n_heads
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._given = dataclasses.asdict(self)
+        self.n_heads = self.n_heads * 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self._given)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HeadsAttributeDisagrees) and self.to_dict() == other.to_dict()
 
 
 @dataclass

@@ -27,14 +27,14 @@ def planted(name: str, *parts: str) -> PlantedDefect:
 
 
 DEFECTS = (
-    planted("GuideVerbatim", "table", "derived", "rejects"),
+    planted("GuideVerbatim", "table", "rejects"),
     planted("GuideKeyError", "rejects"),
     planted("NoHeadDivisibility", "rejects"),
     planted("VagueDivisibilityError", "rejects"),
     planted("BigDffDefault", "table"),
     planted("BigEnglishFrenchDropout", "table"),
-    planted("FloatDModel", "table", "derived", "round trip"),
-    planted("TrueDivisionHeadDim", "derived"),
+    planted("FloatDModel", "table", "round trip"),
+    planted("HeadsAttributeDisagrees", "derived"),
     planted("DropsPadToken", "table"),
     planted("RenamedHeads", "table", "round trip"),
     planted("LiveDict", "to_dict"),
