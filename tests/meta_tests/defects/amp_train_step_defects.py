@@ -37,8 +37,8 @@ class GuideVerbatim:
     """The guide's Trainer as printed: ``torch.cuda.amp.autocast``/``GradScaler`` and no ``amp_dtype``.
 
     Caught by: ``train_step:full_precision`` (``torch.cuda.amp.autocast(...)`` emits a FutureWarning
-    even when disabled) and ``train_step:mixed_precision`` (its constructor does not take ``amp_dtype``, the
-    spec's interface; on CPU autocast and the scaler are also silently disabled).
+    even when disabled) and ``train_step:mixed_precision``: called through its own signature (no ``amp_dtype``)
+    at the device's autocast dtype, its ``torch.cuda.amp`` autocast and scaler are silently off on CPU.
     """
 
     def __init__(self, model, optimizer, use_amp: bool = True):
