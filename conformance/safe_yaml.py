@@ -75,6 +75,17 @@ class DuplicateKey(yaml.YAMLError):
         self.key, self.first, self.again = key, first, again
 
 
+def read_text(file: Path, max_bytes: int) -> str:
+    """A spec-like file's text: at most ``max_bytes``, UTF-8; each problem one :class:`SpecError` naming the file."""
+    raw = file.read_bytes()
+    if len(raw) > max_bytes:
+        raise SpecError(file, "", f"file is {len(raw)} bytes (at most {max_bytes})")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(file, "", "expected UTF-8 text") from None
+
+
 def load_yaml(text: str, file: str | Path) -> Document:
     """The data of one YAML document, checked (see the module docstring) before it is constructed."""
     lines: dict[tuple, int] = {}

@@ -21,7 +21,7 @@ from pathlib import Path
 from conformance.loader.meaning import MAX_EXAMPLE_BYTES, MAX_SIZE_GRID
 from conformance.loader.parser import SCHEMA_VERSION, SpecParser
 from conformance.model import EquationSpec
-from conformance.safe_yaml import load_yaml
+from conformance.safe_yaml import load_yaml, read_text
 from conformance.validation import SpecError
 
 __all__ = ["MAX_EXAMPLE_BYTES", "MAX_SIZE_GRID", "MAX_SPEC_BYTES", "SCHEMA_VERSION", "load_file", "load_specs"]
@@ -60,14 +60,7 @@ def load_specs(paths: Iterable[str | Path] = (), *, default: bool = True) -> dic
 def load_file(file: str | Path) -> list[EquationSpec]:
     """Load and validate one paper's spec file."""
     file = Path(file)
-    raw = file.read_bytes()
-    if len(raw) > MAX_SPEC_BYTES:
-        raise SpecError(file, "", f"file is {len(raw)} bytes (at most {MAX_SPEC_BYTES})")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise SpecError(file, "", "expected UTF-8 text") from None
-    document = load_yaml(text, file)
+    document = load_yaml(read_text(file, MAX_SPEC_BYTES), file)
     try:
         return SpecParser(file, document.lines).parse(document.data)
     except RecursionError:

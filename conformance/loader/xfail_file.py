@@ -23,7 +23,7 @@ from pathlib import Path
 
 from conformance.loader.parser import SpecParser
 from conformance.model import EquationSpec, XFailEntry
-from conformance.safe_yaml import load_yaml
+from conformance.safe_yaml import load_yaml, read_text
 from conformance.validation import SpecError
 
 MAX_XFAIL_FILE_BYTES = 256 * 1024
@@ -39,14 +39,7 @@ def load_xfail_file(path: str | Path) -> list[XFailEntry]:
     file = Path(path)
     if not file.is_file():
         raise SpecError(file, "", "expected an xfail file (YAML with a list 'xfail'); not found")
-    raw = file.read_bytes()
-    if len(raw) > MAX_XFAIL_FILE_BYTES:
-        raise SpecError(file, "", f"file is {len(raw)} bytes (at most {MAX_XFAIL_FILE_BYTES})")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise SpecError(file, "", "expected UTF-8 text") from None
-    document = load_yaml(text, file)
+    document = load_yaml(read_text(file, MAX_XFAIL_FILE_BYTES), file)
     parser = SpecParser(file, document.lines)
     data = parser.mapping(document.data, (), {"xfail"}, set())
     entries = parser.typed(data["xfail"], ("xfail",), list, "a list of {spec, implementation, check, reason}")
