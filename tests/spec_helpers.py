@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +145,17 @@ def shipped_expression_texts() -> list[str]:
                 texts.extend(t for k, v in entry.items() if k in _EXPRESSION_KEYS for t in _strings(v))
                 texts.extend(str(v) for k in _SUBSTITUTION_KEYS for v in entry.get(k, {}).values())
     return texts
+
+
+SUITE = REPO_ROOT / "conformance" / "test_conformance.py"
+
+
+def run_cli(cwd: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    """``python -m conformance ARGS`` run in ``cwd`` (a fresh process, as a user runs it)."""
+    return subprocess.run([sys.executable, "-m", "conformance", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def run_suite(cwd: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    """``python -m pytest <the conformance suite> -p no:cacheprovider ARGS`` run in ``cwd``."""
+    command = [sys.executable, "-m", "pytest", str(SUITE), "-p", "no:cacheprovider", *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -13,7 +11,7 @@ from hypothesis import settings
 
 from conformance import engine
 from conformance.selection import Case
-from tests.spec_helpers import REPO_ROOT, shipped_specs
+from tests.spec_helpers import run_cli, run_suite, shipped_specs
 
 FAST = settings(max_examples=5, derandomize=True, deadline=None, database=None)
 SURPRISE = "implementations.surprise:compute_surprise"
@@ -98,50 +96,32 @@ def _comparable(rows: list[dict]) -> list[tuple]:
 def test_the_cli_and_the_pytest_plugin_give_the_same_rows(tmp_path: Path) -> None:
     """Both drivers of the engine: ``conformance run`` (no pytest) and ``pytest conformance``."""
     impl = f"surprise={SURPRISE}"
-    cli = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "conformance",
-            "run",
-            "--impl",
-            impl,
-            "--report-dir",
-            "cli",
-            "-k",
-            "cpu-float32-",
-            "--hypothesis-profile",
-            "conformance-ci",
-            "-q",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
+    cli = run_cli(
+        tmp_path,
+        "run",
+        "--impl",
+        impl,
+        "--report-dir",
+        "cli",
+        "-k",
+        "cpu-float32-",
+        "--hypothesis-profile",
+        "conformance-ci",
+        "-q",
         timeout=600,
     )
     assert cli.returncode == 0, cli.stdout + cli.stderr
-    suite = REPO_ROOT / "conformance" / "test_conformance.py"
-    plugin = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            str(suite),
-            "-p",
-            "no:cacheprovider",
-            "--impl",
-            impl,
-            "--report-dir",
-            "plugin",
-            "-k",
-            "cpu and float32",
-            "--hypothesis-profile",
-            "conformance-ci",
-            "-q",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
+    plugin = run_suite(
+        tmp_path,
+        "--impl",
+        impl,
+        "--report-dir",
+        "plugin",
+        "-k",
+        "cpu and float32",
+        "--hypothesis-profile",
+        "conformance-ci",
+        "-q",
         timeout=600,
     )
     assert plugin.returncode == 0, plugin.stdout[-3000:]
@@ -153,23 +133,16 @@ def test_the_cli_and_the_pytest_plugin_give_the_same_rows(tmp_path: Path) -> Non
 
 def test_conformance_run_from_another_directory_with_the_readme_command(tmp_path: Path) -> None:
     """The README's ``conformance run --impl rmsnorm=implementations.rmsnorm:RMSNorm --report-dir out/``."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "conformance",
-            "run",
-            "--impl",
-            "rmsnorm=implementations.rmsnorm:RMSNorm",
-            "--report-dir",
-            "out/",
-            "-k",
-            "cpu-float32-o",
-            "-q",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
+    result = run_cli(
+        tmp_path,
+        "run",
+        "--impl",
+        "rmsnorm=implementations.rmsnorm:RMSNorm",
+        "--report-dir",
+        "out/",
+        "-k",
+        "cpu-float32-o",
+        "-q",
         timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -179,19 +152,13 @@ def test_conformance_run_from_another_directory_with_the_readme_command(tmp_path
 
 
 def test_conformance_run_help_lists_every_harness_option() -> None:
-    result = subprocess.run([sys.executable, "-m", "conformance", "run", "--help"], capture_output=True, text=True, timeout=120)
+    result = run_cli(Path.cwd(), "run", "--help", timeout=120)
     for option in ("--impl", "--spec-dir", "--report-dir", "--hypothesis-profile", "-n"):
         assert option in result.stdout, option
 
 
 def test_a_bad_impl_option_is_a_usage_error(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "conformance", "run", "--impl", "nosuch=x.py:f"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_cli(tmp_path, "run", "--impl", "nosuch=x.py:f", timeout=120)
     assert result.returncode == 2 and "unknown spec id 'nosuch'" in result.stderr
 
 
@@ -202,13 +169,7 @@ def test_a_failing_run_exits_1(tmp_path: Path) -> None:
             return ((hidden - memory_pred) ** 2).mean(-1)
     """)
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "conformance", "run", "--impl", "surprise=bad.py:f", "-k", "cpu-float64-oracle", "-q"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_cli(tmp_path, "run", "--impl", "surprise=bad.py:f", "-k", "cpu-float64-oracle", "-q", timeout=300)
     assert result.returncode == 1 and "FAILED" in result.stdout
 
 
@@ -244,24 +205,17 @@ def test_verdict_only_gives_the_same_verdict_without_shrinking(tmp_path: Path) -
 
 
 def test_the_report_says_whether_examples_were_shrunk(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "conformance",
-            "run",
-            "--impl",
-            f"surprise={SURPRISE}",
-            "-k",
-            "cpu-float32-oracle",
-            "--verdict-only",
-            "--report-dir",
-            "out",
-            "-q",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
+    result = run_cli(
+        tmp_path,
+        "run",
+        "--impl",
+        f"surprise={SURPRISE}",
+        "-k",
+        "cpu-float32-oracle",
+        "--verdict-only",
+        "--report-dir",
+        "out",
+        "-q",
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from conformance.loader.xfail_file import load_xfail_file
 from conformance.model import XFail
 from conformance.selection import build_cases, xfail_for
 from conformance.validation import SpecError
-from tests.spec_helpers import REPO_ROOT, load_one, minimal_spec, shipped_specs, write_spec
+from tests.spec_helpers import load_one, minimal_spec, run_cli, run_suite, shipped_specs, write_spec
 
 FAST = settings(max_examples=5, derandomize=True, deadline=None, database=None)
 SURPRISE = "implementations.surprise:compute_surprise"
@@ -149,35 +147,9 @@ def test_both_drivers_take_an_xfail_file(tmp_path: Path) -> None:
     """,
     )
     common = ["--impl", "surprise=mean.py:f", "--xfail-file", "known.yaml", "--hypothesis-profile", "conformance-ci"]
-    cli = subprocess.run(
-        [sys.executable, "-m", "conformance", "run", *common, "--report-dir", "cli", "-k", "cpu-float64-oracle", "-q"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    cli = run_cli(tmp_path, "run", *common, "--report-dir", "cli", "-k", "cpu-float64-oracle", "-q", timeout=300)
     assert cli.returncode == 0, cli.stdout + cli.stderr
-    suite = REPO_ROOT / "conformance" / "test_conformance.py"
-    plugin = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            str(suite),
-            "-p",
-            "no:cacheprovider",
-            *common,
-            "--report-dir",
-            "plugin",
-            "-k",
-            "cpu and float64 and oracle",
-            "-q",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    plugin = run_suite(tmp_path, *common, "--report-dir", "plugin", "-k", "cpu and float64 and oracle", "-q", timeout=300)
     assert plugin.returncode == 0, plugin.stdout[-3000:]
     for folder in ("cli", "plugin"):
         rows = json.loads((tmp_path / folder / "conformance.json").read_text())["results"]
@@ -187,12 +159,5 @@ def test_both_drivers_take_an_xfail_file(tmp_path: Path) -> None:
 
 def test_a_bad_xfail_file_is_a_usage_error_of_the_plugin(tmp_path: Path) -> None:
     _file(tmp_path, "xfail: [{spec: nope, implementation: i, check: oracle, reason: r}]")
-    suite = REPO_ROOT / "conformance" / "test_conformance.py"
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", str(suite), "-p", "no:cacheprovider", "--xfail-file", "known.yaml", "-q"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_suite(tmp_path, "--xfail-file", "known.yaml", "-q", timeout=300)
     assert result.returncode == 4 and "unknown spec 'nope'" in result.stdout + result.stderr
