@@ -9,11 +9,13 @@ pattern kinds) get the Hypothesis settings instead and return the one measuremen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from conformance import checks
 from conformance.strategies import Example, examples
 from conformance.tolerance import Measurement
+from conformance.unsupported import judge_outside
 
 if TYPE_CHECKING:
     from hypothesis import settings
@@ -37,37 +39,44 @@ def draw_invariant(case: Case) -> SearchStrategy[Example]:
 
 
 # -- judging one example ---------------------------------------------------------------------------
+# An example in a region the implementation declares unsupported (``unsupported`` in its entry) is not
+# judged by the check: the implementation must refuse it (:mod:`conformance.unsupported`).
 def _trial(case: Case, example: Example) -> checks.Trial:
     return checks.Trial(case.spec, case.implementation, case.device, case.dtype, example)
 
 
+def _judge(case: Case, example: Example, check: Callable[[checks.Trial], Measurement | None]) -> Measurement | None:
+    return judge_outside(case.spec, case.implementation, example, lambda: _trial(case, example), check)
+
+
 def oracle(case: Case, example: Example) -> Measurement | None:
-    return checks.check_oracle(_trial(case, example))
+    return _judge(case, example, checks.check_oracle)
 
 
-def output_contract(case: Case, example: Example) -> Measurement:
-    return checks.check_output_contract(_trial(case, example))
+def output_contract(case: Case, example: Example) -> Measurement | None:
+    return _judge(case, example, checks.check_output_contract)
 
 
-def determinism(case: Case, example: Example) -> Measurement:
-    return checks.check_determinism(_trial(case, example))
+def determinism(case: Case, example: Example) -> Measurement | None:
+    return _judge(case, example, checks.check_determinism)
 
 
-def gradient(case: Case, example: Example) -> Measurement:
-    return checks.check_gradient(_trial(case, example))
+def gradient(case: Case, example: Example) -> Measurement | None:
+    return _judge(case, example, checks.check_gradient)
 
 
-def gradcheck(case: Case, example: Example) -> Measurement:
-    return checks.check_gradcheck(_trial(case, example), 1)
+def gradcheck(case: Case, example: Example) -> Measurement | None:
+    return _judge(case, example, lambda t: checks.check_gradcheck(t, 1))
 
 
-def gradgradcheck(case: Case, example: Example) -> Measurement:
-    return checks.check_gradcheck(_trial(case, example), 2)
+def gradgradcheck(case: Case, example: Example) -> Measurement | None:
+    return _judge(case, example, lambda t: checks.check_gradcheck(t, 2))
 
 
 def invariant(case: Case, example: Example) -> Measurement | None:
-    assert case.ref.item is not None
-    return checks.check_invariant(_trial(case, example), case.ref.item)
+    item = case.ref.item
+    assert item is not None
+    return _judge(case, example, lambda t: checks.check_invariant(t, item))
 
 
 def oracle_agreement(case: Case, example: Example) -> Measurement:

@@ -78,6 +78,8 @@ class Param:
 
     A param with a ``default`` is an *implementation option* (a layout, say): never drawn; each
     implementation is tested at the value its entry fixes (``params``), else at the default.
+    ``values`` may be strings (``approximate: {values: [none, tanh]}``, see :data:`STRING_VALUE_RE`):
+    such a param is passed to the implementation as given and never appears in an expression.
     """
 
     name: str
@@ -102,6 +104,15 @@ class Param:
             return False
         assert self.low is not None and self.high is not None
         return self.low <= value <= self.high and (not self.integer or float(value).is_integer())
+
+    @property
+    def is_string(self) -> bool:
+        """Whether the param's values are strings (an option passed as is, never in an expression).
+
+        >>> Param("approximate", values=("none", "tanh")).is_string
+        True
+        """
+        return bool(self.values) and all(isinstance(v, str) for v in self.values)
 
 
 @dataclass(frozen=True)
@@ -227,9 +238,11 @@ class XFailEntry:
 class Diagnosis:
     """An alternative reading of the spec tried when a check fails (``diagnose`` in a spec).
 
-    When ``check`` fails and ``when`` holds, the oracle is evaluated again on the same inputs with
-    the params of ``alternative`` (expressions over symbols and params); if the implementation
-    matches that, ``say`` is appended to the failure's detail.
+    When ``check`` fails and ``when`` holds, the oracle is evaluated again on the same inputs as the
+    reading has it: with the params of ``alternative`` (expressions over symbols and params), its
+    ``let`` bindings replaced by ``let`` (name -> expression, in the oracle's order) and its output
+    expressions by ``exprs`` (output name -> expression; outputs not named keep the oracle's). If the
+    implementation matches that, ``say`` is appended to the failure's detail.
     """
 
     check: str
@@ -237,6 +250,72 @@ class Diagnosis:
     say: str
     when: sympy.Basic | None
     line: int
+    let: Mapping[str, sympy.Basic] = field(default_factory=dict)
+    exprs: Mapping[str, sympy.Basic] = field(default_factory=dict)
+
+
+# The builtin exceptions an ``unsupported`` entry may name in ``raises``: names only, looked up in
+# :mod:`builtins` by the checks (never imported or evaluated from a spec).
+UNSUPPORTED_EXCEPTIONS = (
+    "ArithmeticError",
+    "AssertionError",
+    "Exception",
+    "IndexError",
+    "KeyError",
+    "LookupError",
+    "NotImplementedError",
+    "OverflowError",
+    "RuntimeError",
+    "TypeError",
+    "ValueError",
+    "ZeroDivisionError",
+)
+
+# In an ``unsupported`` entry's ``when``, ``has_<input>`` is whether optional input ``<input>`` is passed.
+PRESENCE_PREFIX = "has_"
+
+
+def presence_name(input_name: str) -> str:
+    """The name that stands for ``input_name``'s presence in an ``unsupported`` condition.
+
+    >>> presence_name("mask")
+    'has_mask'
+    """
+    return PRESENCE_PREFIX + input_name
+
+
+def condition_names(symbols: Iterable[str], params: Mapping[str, Param], inputs: Mapping[str, TensorInput]) -> set[str]:
+    """The names an ``unsupported`` condition may use: sizes, params that are not strings, and
+    ``has_<input>`` for every optional input."""
+    names = set(symbols) | {n for n, p in params.items() if not p.is_string}
+    return names | {presence_name(n) for n, i in inputs.items() if i.optional}
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """A region of the domain an implementation declares it does not support (``unsupported`` in a spec).
+
+    ``when`` is an expression over sizes, (non-string) params and ``has_<input>`` for optional inputs;
+    an example where it holds must make the implementation raise one of ``raises`` (builtin exception
+    names from :data:`UNSUPPORTED_EXCEPTIONS`) with a non-empty message, and is not otherwise judged.
+    """
+
+    when: sympy.Basic
+    when_text: str
+    raises: tuple[str, ...]
+    reason: str
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class UnsupportedEntry:
+    """An ``unsupported`` region recorded outside the spec (``--xfail-file``): for which spec and implementation."""
+
+    spec: str
+    implementation: str
+    unsupported: Unsupported
+    file: str = ""
+    line: int = 0
 
 
 @dataclass(frozen=True)
@@ -244,7 +323,8 @@ class Implementation:
     """An implementation under test; ``params`` fixes some of the spec's params for it (its options).
 
     ``id`` names it in cases and reports: the ref, followed by its params in brackets, as
-    ``--impl`` accepts it (``mod:fn[interleaved=true]``).
+    ``--impl`` accepts it (``mod:fn[interleaved=true]``, ``mod:fn[approximate='tanh']``).
+    ``unsupported``: regions of the domain it declares it refuses (see :class:`Unsupported`).
     """
 
     ref: str
@@ -252,6 +332,7 @@ class Implementation:
     line: int = 0
     params: Mapping[str, Any] = field(default_factory=dict)
     label: str | None = None  # the id exactly as given on the command line
+    unsupported: tuple[Unsupported, ...] = ()
 
     @property
     def id(self) -> str:
@@ -276,14 +357,22 @@ def format_implementation(ref: str, params: Mapping[str, Any]) -> str:
 
 
 def _format_value(value: Any) -> str:
-    return ("true" if value else "false") if isinstance(value, bool) else repr(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f"'{value}'" if isinstance(value, str) else repr(value)
+
+
+# What a string param value may hold: it is written in implementation ids between quotes, unescaped.
+STRING_VALUE_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 
 def parse_implementation(text: str) -> tuple[str, dict[str, Any]]:
-    """Split ``mod:attr[name=value,...]`` into the ref and its params (booleans, integers, numbers).
+    """Split ``mod:attr[name=value,...]`` into the ref and its params (booleans, numbers, quoted strings).
 
     >>> parse_implementation("implementations.rope:apply_rotary_emb_interleaved[interleaved=true]")
     ('implementations.rope:apply_rotary_emb_interleaved', {'interleaved': True})
+    >>> parse_implementation("torch.nn.functional:gelu[approximate='tanh']")
+    ('torch.nn.functional:gelu', {'approximate': 'tanh'})
     >>> parse_implementation("implementations.rmsnorm:RMSNorm")
     ('implementations.rmsnorm:RMSNorm', {})
     """
@@ -300,8 +389,22 @@ def parse_implementation(text: str) -> tuple[str, dict[str, Any]]:
     return match["ref"].strip(), params
 
 
-def _option_value(raw: str, name: str, text: str) -> bool | int | float:
-    """``true``/``false`` (any case), an integer or a number; anything else is an error."""
+def _option_value(raw: str, name: str, text: str) -> bool | int | float | str:
+    """``true``/``false`` (any case), an integer, a number or a string in quotes; anything else is an error.
+
+    A string is never evaluated: it is the text between matching quotes (``'tanh'`` or ``"tanh"``),
+    letters, digits, ``_``, ``.`` and ``-`` only (:data:`STRING_VALUE_RE`).
+    """
+    if raw[0] in "'\"":
+        if len(raw) < 2 or raw[-1] != raw[0]:
+            raise ValueError(f"unterminated string in the value of {name!r} in {text!r}: {raw!r} (expected {raw[0]}...{raw[0]})")
+        inner = raw[1:-1]
+        if not STRING_VALUE_RE.match(inner):
+            raise ValueError(
+                f"the string value of {name!r} in {text!r} may hold letters, digits, '_', '.' and '-' only"
+                f" (1 to 64 of them), got {raw}"
+            )
+        return inner
     if raw.lower() in ("true", "false"):
         return raw.lower() == "true"
     for parse in (int, float):
@@ -309,7 +412,10 @@ def _option_value(raw: str, name: str, text: str) -> bool | int | float:
             return parse(raw)
         except ValueError:
             pass
-    raise ValueError(f"the value of {name!r} in {text!r} must be true, false or a number, got {raw!r}")
+    raise ValueError(
+        f"the value of {name!r} in {text!r} must be true, false, a number or a string in quotes"
+        f" (such as {name}='{raw}'), got {raw!r}"
+    )
 
 
 @dataclass(frozen=True)
@@ -354,26 +460,38 @@ class EquationSpec:
 
         A ref may fix params in brackets, ``mod:fn[interleaved=true]`` (see :func:`parse_implementation`);
         each names its implementation exactly as given.
-        The spec's reviewed expected failures of an implementation it lists (same ref and params) carry over.
+        The spec's reviewed expected failures and declared unsupported regions of an implementation it
+        lists (same ref and params) carry over.
         """
-        recorded = {(impl.ref, tuple(sorted(impl.params.items()))): impl.xfail for impl in self.implementations}
+        recorded = {(impl.ref, tuple(sorted(impl.params.items()))): impl for impl in self.implementations}
         impls = []
         for text in refs:
             ref, params = parse_implementation(text)
             self.check_implementation_params(params)
-            xfail = recorded.get((ref, tuple(sorted(params.items()))), ())
-            impls.append(Implementation(ref=ref, xfail=xfail, params=params, label=text if params else None))
+            known = recorded.get((ref, tuple(sorted(params.items()))))
+            xfail, unsupported = (known.xfail, known.unsupported) if known else ((), ())
+            label = text if params else None
+            impls.append(Implementation(ref=ref, xfail=xfail, params=params, label=label, unsupported=unsupported))
         return replace(self, implementations=tuple(impls))
 
-    def with_xfails(self, entries: Iterable[XFailEntry]) -> EquationSpec:
-        """The same spec with ``entries`` (``--xfail-file``) added to the implementations they name."""
-        extra: dict[str, list[XFail]] = {}
+    def with_xfails(self, entries: Iterable[XFailEntry | UnsupportedEntry]) -> EquationSpec:
+        """The same spec with ``entries`` (``--xfail-file``: expected failures, unsupported regions) added
+        to the implementations they name."""
+        xfails: dict[str, list[XFail]] = {}
+        regions: dict[str, list[Unsupported]] = {}
         for entry in entries:
-            if entry.spec == self.id:
-                extra.setdefault(entry.implementation, []).append(entry.xfail)
-        if not extra:
+            if entry.spec != self.id:
+                continue
+            if isinstance(entry, UnsupportedEntry):
+                regions.setdefault(entry.implementation, []).append(entry.unsupported)
+            else:
+                xfails.setdefault(entry.implementation, []).append(entry.xfail)
+        if not xfails and not regions:
             return self
-        impls = tuple(replace(i, xfail=i.xfail + tuple(extra.get(i.id, ()))) for i in self.implementations)
+        impls = tuple(
+            replace(i, xfail=i.xfail + tuple(xfails.get(i.id, ())), unsupported=i.unsupported + tuple(regions.get(i.id, ())))
+            for i in self.implementations
+        )
         return replace(self, implementations=impls)
 
     def check_implementation_params(self, params: Mapping[str, Any]) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from conformance.check_defs import CheckDef, CheckRef
 from conformance.dtype_names import DTYPES
-from conformance.model import EquationSpec, XFail, XFailEntry, parse_implementation
+from conformance.model import EquationSpec, UnsupportedEntry, XFail, XFailEntry, parse_implementation
 from conformance.registry import CHECKS
 
 DEVICES = ("cpu", "cuda")
@@ -160,13 +160,14 @@ def build_cases(
     overrides: Mapping[str, list[str]],
     *,
     resolve: bool = True,
-    xfails: Sequence[XFailEntry] = (),
+    xfails: Sequence[XFailEntry | UnsupportedEntry] = (),
 ) -> list[Case]:
     """Every case of the run, in a stable order (xdist workers must agree on it).
 
     With ``resolve`` (the default), every implementation and reference ref the cases use is imported
-    first (:func:`conformance.refs.resolve_implementations`). ``xfails`` (``--xfail-file``) are added to
-    the implementations they name; one naming a spec or a check that does not exist is a ``SpecError``.
+    first (:func:`conformance.refs.resolve_implementations`). ``xfails`` (``--xfail-file``: expected failures
+    and unsupported regions) are added to the implementations they name; one naming a spec or a check
+    that does not exist is a ``SpecError``.
     """
     if xfails:
         from conformance.loader.xfail_file import check_entries

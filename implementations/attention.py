@@ -121,3 +121,30 @@ def attention_manual(
     if dropout_p > 0:
         attn = F.dropout(attn, p=dropout_p, training=True)
     return attn @ V  # (..., Lq, Dv)
+
+
+def attention_sdpa_documented(
+    Q: Tensor,
+    K: Tensor,
+    V: Tensor,
+    mask: Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+) -> Tensor:
+    """``F.scaled_dot_product_attention`` called as it is, under its documented contract.
+
+    The spec passes the mask as ``mask``; SDPA names it ``attn_mask``: that is the only adaptation.
+    SDPA's documentation says "An error is thrown if both attn_mask and is_causal are set", and the
+    fused CUDA kernels do raise; some builds (the CPU math path of recent torch) accept the pair and
+    AND them instead. This adapter keeps the documented refusal on every build, so the spec's entry
+    can declare the combination unsupported (``unsupported`` with ``has_mask & is_causal``).
+
+    >>> Q = torch.randn(1, 1, 3, 4)
+    >>> attention_sdpa_documented(Q, Q, Q, mask=torch.ones(3, 3, dtype=torch.bool), is_causal=True)
+    Traceback (most recent call last):
+    ...
+    RuntimeError: scaled_dot_product_attention: attn_mask and is_causal=True cannot both be set (as documented)
+    """
+    if mask is not None and is_causal:
+        raise RuntimeError("scaled_dot_product_attention: attn_mask and is_causal=True cannot both be set (as documented)")
+    return F.scaled_dot_product_attention(Q, K, V, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal)

@@ -21,6 +21,8 @@ from conformance import expr as expr_mod
 from conformance.dtype_names import DTYPES
 from conformance.loader.meaning import check_meaning
 from conformance.model import (
+    STRING_VALUE_RE,
+    UNSUPPORTED_EXCEPTIONS,
     Ambiguity,
     Diagnosis,
     Dim,
@@ -37,7 +39,10 @@ from conformance.model import (
     Symbol,
     TensorInput,
     ToleranceRule,
+    Unsupported,
     XFail,
+    condition_names,
+    presence_name,
 )
 from conformance.refs import ref_problem
 from conformance.registry import FACT_KINDS, INVARIANT_KINDS, PATTERN_KINDS, REFERENCES
@@ -54,6 +59,7 @@ class SpecParser:
     def __init__(self, file: Path, lines: dict[tuple, int]) -> None:
         self.file = file
         self.lines = lines
+        self.string_params: set[str] = set()  # the current spec's string-valued params (never in an expression)
 
     # -- generic helpers -------------------------------------------------------------------
     def where(self, path: tuple) -> Where:
@@ -90,8 +96,20 @@ class SpecParser:
             raise self.fail(path, "expected a non-empty string")
         return value
 
-    def expression(self, value: Any, path: tuple, names: set[str]) -> sympy.Basic:
-        return parse_expression(value, self.where(path), names)
+    def expression(self, value: Any, path: tuple, names: set[str] | None) -> sympy.Basic:
+        """``value`` parsed by the safe parser, every free name among ``names`` (``None``: unchecked).
+
+        A string-valued param is refused by name: it is passed to the implementation as given, never evaluated.
+        """
+        parsed = parse_expression(value, self.where(path), None if names is None else set(names) | self.string_params)
+        strings = sorted(expr_mod.names_in(parsed) & self.string_params)
+        if strings:
+            raise self.fail(
+                path,
+                f"param {strings[0]!r} has string values: it is passed to the implementation as given and cannot"
+                " appear in an expression",
+            )
+        return parsed
 
     def shape(self, value: Any, path: tuple, symbols: Mapping[str, Symbol]) -> tuple[Dim, ...]:
         self.typed(value, path, list, "a list of symbol names or integers")
@@ -182,6 +200,7 @@ class SpecParser:
 
     def spec(self, value: Any, path: tuple, paper: Paper) -> EquationSpec:
         value = self.mapping(value, path, self._SPEC_REQUIRED, self._SPEC_OPTIONAL)
+        self.string_params = set()
         spec_id = self.text(value["id"], path + ("id",))
         if not _ID_RE.match(spec_id):
             raise self.fail(path + ("id",), f"expected a lower-case identifier like 'rmsnorm', got {spec_id!r}")
@@ -200,10 +219,13 @@ class SpecParser:
         )
         present = self._EQUATION_KEYS & set(value)
         if not present:  # a spec of pattern checks only
-            extra = sorted({"constraints", "params", "invariants", "facts", "gradients", "diagnose"} & set(value))
+            extra = sorted({"constraints", "invariants", "facts", "gradients", "diagnose"} & set(value))
             if extra:
                 raise self.fail(path + (extra[0],), "needs an equation: symbols, inputs, outputs, interface and oracle")
-            patterns = self.patterns(value.get("patterns", []), path + ("patterns",), SpecContext(self.file, spec_id))
+            options = self.implementation_options(value.get("params", {}), path + ("params",))
+            patterns = self.patterns(
+                value.get("patterns", []), path + ("patterns",), SpecContext(self.file, spec_id, params=options)
+            )
             if not patterns:
                 raise self.fail(path, "expected an equation (symbols, inputs, outputs, interface, oracle) or 'patterns'")
             return EquationSpec(
@@ -211,7 +233,6 @@ class SpecParser:
                 symbols={},
                 constraints=(),
                 inputs={},
-                params={},
                 outputs={},
                 interface=None,
                 oracle=None,
@@ -219,7 +240,8 @@ class SpecParser:
                 facts=(),
                 grad_wrt=(),
                 grad_order=0,
-                implementations=self.implementations(value["implementations"], path + ("implementations",), {}),
+                params=options,
+                implementations=self.implementations(value["implementations"], path + ("implementations",), options),
                 **common,
             )
         missing = sorted(self._EQUATION_KEYS - present)
@@ -232,10 +254,12 @@ class SpecParser:
         symbols = self.symbols(value["symbols"], path + ("symbols",))
         params = self.params(value.get("params", {}), path + ("params",), set(symbols))
         self.disjoint(path, symbols, params)
-        inputs = self.inputs(value["inputs"], path + ("inputs",), symbols, set(symbols) | set(params))
+        self.string_params = {n for n, p in params.items() if p.is_string}
+        numeric = set(params) - self.string_params  # a string param is passed to the implementation only
+        inputs = self.inputs(value["inputs"], path + ("inputs",), symbols, set(symbols) | numeric)
         outputs = self.outputs(value["outputs"], path + ("outputs",), symbols)
         self.disjoint(path, symbols, params, inputs, outputs)
-        scalar_names = set(symbols) | set(params)
+        scalar_names = set(symbols) | numeric
         value_names = scalar_names | set(inputs)
         constraints = tuple(
             (text, self.expression(text, path + ("constraints", i), scalar_names))
@@ -262,8 +286,15 @@ class SpecParser:
             facts=self.facts(value.get("facts", []), path + ("facts",), context),
             grad_wrt=grad_wrt,
             grad_order=grad_order,
-            implementations=self.implementations(value["implementations"], path + ("implementations",), params),
-            diagnoses=self.diagnoses(value.get("diagnose", []), path + ("diagnose",), params, scalar_names),
+            implementations=self.implementations(
+                value["implementations"],
+                path + ("implementations",),
+                params,
+                self.condition_names(path, symbols, params, inputs, outputs),
+            ),
+            diagnoses=self.diagnoses(
+                value.get("diagnose", []), path + ("diagnose",), params, scalar_names, (oracle, value_names)
+            ),
             **common,
         )
 
@@ -339,10 +370,7 @@ class SpecParser:
             if "values" in body:
                 if set(body) - {"values", "default"}:
                     raise self.fail(p, "expected either 'values' or 'min'/'max', not both")
-                values = self.typed(body["values"], p + ("values",), list, "a non-empty list")
-                if not values or not all(isinstance(v, (bool, int, float)) for v in values):
-                    raise self.fail(p + ("values",), "expected a non-empty list of numbers or booleans")
-                param = Param(name, values=tuple(values))
+                param = Param(name, values=self.param_values(body["values"], p + ("values",)))
             elif {"min", "max"} <= set(body):
                 param = self.param_range(name, body, p)
             else:
@@ -353,6 +381,31 @@ class SpecParser:
                 param = replace(param, default=body["default"])
             out[name] = param
         return out
+
+    def param_values(self, value: Any, path: tuple) -> tuple[Any, ...]:
+        """A param's ``values``: numbers and booleans, or strings only (an option passed as is, never evaluated)."""
+        values = self.typed(value, path, list, "a non-empty list")
+        if values and all(isinstance(v, str) for v in values):
+            for i, v in enumerate(values):
+                if not STRING_VALUE_RE.match(v):
+                    raise self.fail(
+                        path + (i,), f"a string value may hold letters, digits, '_', '.' and '-' only (1 to 64), got {v!r}"
+                    )
+            if len(set(values)) != len(values):
+                raise self.fail(path, f"expected distinct values, got {values}")
+            return tuple(values)
+        if not values or not all(isinstance(v, (bool, int, float)) for v in values):
+            raise self.fail(path, "expected a non-empty list of numbers or booleans, or of strings (not both)")
+        return tuple(values)
+
+    def implementation_options(self, value: Any, path: tuple) -> dict[str, Param]:
+        """A pattern-only spec's ``params``: implementation options only (each with a ``default``; nothing is drawn)."""
+        options = self.params(value, path, set())
+        for name, param in options.items():
+            if param.default is None:
+                message = "a spec of pattern checks only draws no params: give a default (an implementation option)"
+                raise self.fail(path + (name,), message)
+        return options
 
     def param_range(self, name: str, body: Mapping[str, Any], p: tuple) -> Param:
         """A float range (``log`` for log-uniform draws) or, with ``integer: true``, an integer range."""
@@ -470,10 +523,16 @@ class SpecParser:
             kind=kind,
             args=tuple(args),
             kwargs=dict(kwargs),
-            init={k: self.expression(v, path + ("init", k), scalars) for k, v in init.items()},
+            init={k: self.init_value(v, path + ("init", k), scalars) for k, v in init.items()},
             state=dict(state),
             train=self.typed(value.get("train", False), path + ("train",), bool, "true or false"),
         )
+
+    def init_value(self, value: Any, path: tuple, scalars: set[str]) -> sympy.Basic:
+        """A constructor argument: an expression over sizes and params, or a string param's bare name (passed as is)."""
+        if isinstance(value, str) and value.strip() in self.string_params:
+            return sympy.Symbol(value.strip())
+        return self.expression(value, path, scalars)
 
     def oracle(self, value: Any, path: tuple, names: set[str], outputs: Mapping[str, Output]) -> Oracle:
         value = self.mapping(value, path, set(), {"expr", "let", "reference", "compute_dtype", "noise_scale"})
@@ -612,12 +671,16 @@ class SpecParser:
             out[dt] = ToleranceRule(factor, floor, self.text(body["reason"], p + ("reason",)))
         return out
 
-    def implementations(self, value: Any, path: tuple, params: Mapping[str, Param]) -> tuple[Implementation, ...]:
+    def implementations(
+        self, value: Any, path: tuple, params: Mapping[str, Param], condition_names: set[str] | None = None
+    ) -> tuple[Implementation, ...]:
+        """The ``implementations`` list; ``condition_names``: what an ``unsupported`` condition may name
+        (``None``: a spec without an equation, where ``unsupported`` does not apply)."""
         self.typed(value, path, list, "a list of {ref: module:attr}")
         out = []
         for i, body in enumerate(value):
             p = path + (i,)
-            body = self.mapping(body, p, {"ref"}, {"xfail", "params"})
+            body = self.mapping(body, p, {"ref"}, {"xfail", "params", "unsupported"})
             ref = self.text(body["ref"], p + ("ref",))
             problem = ref_problem(ref)  # syntax only: implementations are imported when cases are built
             if problem is not None:
@@ -625,7 +688,8 @@ class SpecParser:
             entries = self.typed(body.get("xfail", []), p + ("xfail",), list, "a list")
             xfails = [self.xfail(xf, p + ("xfail", j)) for j, xf in enumerate(entries)]
             fixed = self.implementation_params(body.get("params", {}), p + ("params",), params)
-            out.append(Implementation(ref, tuple(xfails), self.line(p), fixed))
+            regions = self.unsupported_list(body.get("unsupported", []), p + ("unsupported",), condition_names)
+            out.append(Implementation(ref, tuple(xfails), self.line(p), fixed, unsupported=regions))
         ids = [impl.id for impl in out]
         if len(ids) != len(set(ids)):
             raise self.fail(path, f"implementations must differ in ref or params, got {ids}")
@@ -646,6 +710,54 @@ class SpecParser:
         reason = self.text(body["reason"], path + ("reason",))
         return XFail(self.text(body["check"], path + ("check",)), device, dtype, reason, strict)
 
+    def condition_names(
+        self,
+        path: tuple,
+        symbols: Mapping[str, Symbol],
+        params: Mapping[str, Param],
+        inputs: Mapping[str, TensorInput],
+        outputs: Mapping[str, Output],
+    ) -> set[str]:
+        """What an ``unsupported`` condition may name; a ``has_<input>`` that is also a declared name is refused."""
+        declared = set(symbols) | set(params) | set(inputs) | set(outputs)
+        for name, inp in inputs.items():
+            if inp.optional and presence_name(name) in declared:
+                raise self.fail(
+                    path + ("inputs", name),
+                    f"{presence_name(name)!r} names the presence of optional input {name!r} in 'unsupported'"
+                    " conditions, and is also declared: rename one",
+                )
+        return condition_names(symbols, params, inputs)
+
+    UNSUPPORTED_KEYS = frozenset({"when", "raises", "reason"})
+
+    def unsupported_list(self, value: Any, path: tuple, names: set[str] | None) -> tuple[Unsupported, ...]:
+        """An implementation's ``unsupported`` regions: ``[{when, raises, reason}, ...]``."""
+        self.typed(value, path, list, "a list of {when, raises, reason}")
+        if value and names is None:
+            raise self.fail(path, "applies to an equation's implementations (a spec with symbols, inputs and an oracle)")
+        return tuple(self.unsupported(body, path + (i,), names) for i, body in enumerate(value))
+
+    def unsupported(self, value: Any, path: tuple, names: set[str] | None, extra: frozenset[str] = frozenset()) -> Unsupported:
+        """One declared unsupported region: ``when`` (a condition over sizes, params and ``has_<input>``),
+        ``raises`` (builtin exception names, one or a list) and ``reason``. ``names=None``: the names are
+        checked later, against the spec the entry names (``--xfail-file``)."""
+        body = self.mapping(value, path, set(self.UNSUPPORTED_KEYS | extra), set())
+        if isinstance(body["when"], bool) or not isinstance(body["when"], str):
+            raise self.fail(path + ("when",), f"expected a condition string such as 'has_mask & is_causal', got {body['when']!r}")
+        when = self.expression(body["when"], path + ("when",), names)
+        raises = body["raises"] if isinstance(body["raises"], list) else [body["raises"]]
+        if not raises:
+            raise self.fail(path + ("raises",), "expected at least one exception name")
+        for j, name in enumerate(raises):
+            if name not in UNSUPPORTED_EXCEPTIONS:
+                raise self.fail(
+                    path + ("raises", j) if isinstance(body["raises"], list) else path + ("raises",),
+                    f"expected a builtin exception name from {', '.join(UNSUPPORTED_EXCEPTIONS)}, got {name!r}",
+                )
+        reason = self.text(body["reason"], path + ("reason",))
+        return Unsupported(when, body["when"], tuple(raises), reason, self.line(path))
+
     def implementation_params(self, value: Any, path: tuple, params: Mapping[str, Param]) -> dict[str, Any]:
         """The params an implementation fixes (its declared options): declared, and within their domain."""
         self.typed(value, path, dict, "a mapping param name -> value")
@@ -658,33 +770,75 @@ class SpecParser:
 
     _DIAGNOSABLE = ("oracle",)
 
-    def diagnoses(self, value: Any, path: tuple, params: Mapping[str, Param], scalars: set[str]) -> tuple[Diagnosis, ...]:
-        """``diagnose``: alternative params the oracle is re-evaluated with when a check fails."""
-        self.typed(value, path, list, "a list of {when_failing, try, say}")
-        out = []
-        for i, body in enumerate(value):
-            p = path + (i,)
-            body = self.mapping(body, p, {"try", "say"}, {"when_failing", "when"})
-            check = body.get("when_failing", "oracle")
-            if check not in self._DIAGNOSABLE:
-                raise self.fail(p + ("when_failing",), f"expected one of {', '.join(self._DIAGNOSABLE)}, got {check!r}")
-            alternative = self.typed(body["try"], p + ("try",), dict, "a mapping param name -> expression")
-            if not alternative:
-                raise self.fail(p + ("try",), "expected at least one param")
-            for name in alternative:
-                if name not in params:
-                    declared = ", ".join(params) or "none"
-                    raise self.fail(p + ("try", name), f"{name!r} is not a declared param (params: {declared})")
-            out.append(
-                Diagnosis(
-                    check=check,
-                    alternative={n: self.expression(_bool_text(e), p + ("try", n), scalars) for n, e in alternative.items()},
-                    say=self.text(body["say"], p + ("say",)),
-                    when=self.expression(body["when"], p + ("when",), scalars) if "when" in body else None,
-                    line=self.line(p),
-                )
-            )
-        return tuple(out)
+    def diagnoses(
+        self, value: Any, path: tuple, params: Mapping[str, Param], scalars: set[str], equation: tuple[Oracle, set[str]]
+    ) -> tuple[Diagnosis, ...]:
+        """``diagnose``: alternative readings the oracle is re-evaluated as when a check fails.
+
+        A reading changes params (``try``), the oracle's ``let`` bindings (``let``: overrides, by name)
+        and/or its output expressions (``expr``: like ``oracle.expr``, for several outputs a mapping of
+        some of them); ``equation`` is the oracle and the names its expressions may use.
+        """
+        self.typed(value, path, list, "a list of {when_failing, when, try, let, expr, say}")
+        return tuple(self.diagnosis(body, path + (i,), params, scalars, equation) for i, body in enumerate(value))
+
+    def diagnosis(
+        self, body: Any, p: tuple, params: Mapping[str, Param], scalars: set[str], equation: tuple[Oracle, set[str]]
+    ) -> Diagnosis:
+        body = self.mapping(body, p, {"say"}, {"when_failing", "when", "try", "let", "expr"})
+        if not {"try", "let", "expr"} & set(body):
+            raise self.fail(p, "expected the alternative reading: 'try' (params), 'let' (bindings) and/or 'expr' (outputs)")
+        check = body.get("when_failing", "oracle")
+        if check not in self._DIAGNOSABLE:
+            raise self.fail(p + ("when_failing",), f"expected one of {', '.join(self._DIAGNOSABLE)}, got {check!r}")
+        alternative = self.typed(body.get("try", {}), p + ("try",), dict, "a mapping param name -> expression")
+        if "try" in body and not alternative:
+            raise self.fail(p + ("try",), "expected at least one param")
+        for name in alternative:
+            if name not in params:
+                declared = ", ".join(params) or "none"
+                raise self.fail(p + ("try", name), f"{name!r} is not a declared param (params: {declared})")
+        lets, exprs = self.reading(body, p, *equation)
+        return Diagnosis(
+            check=check,
+            alternative={n: self.expression(_bool_text(e), p + ("try", n), scalars) for n, e in alternative.items()},
+            say=self.text(body["say"], p + ("say",)),
+            when=self.expression(body["when"], p + ("when",), scalars) if "when" in body else None,
+            line=self.line(p),
+            let=lets,
+            exprs=exprs,
+        )
+
+    def reading(
+        self, body: Mapping[str, Any], p: tuple, oracle: Oracle, names: set[str]
+    ) -> tuple[dict[str, sympy.Basic], dict[str, sympy.Basic]]:
+        """A reading's ``let`` overrides and ``expr`` replacements, parsed like the oracle's own."""
+        if not {"let", "expr"} & set(body):
+            return {}, {}
+        key = "let" if "let" in body else "expr"
+        if not oracle.exprs:
+            raise self.fail(p + (key,), "needs the oracle's own 'expr' to change (this oracle is a reference function only)")
+        lets: dict[str, sympy.Basic] = {}
+        overrides = self.typed(body.get("let", {}), p + ("let",), dict, "a mapping name -> expression")
+        bound = [n for n, _ in oracle.let]
+        for name, text in overrides.items():
+            if name not in bound:
+                known = ", ".join(bound) or "none"
+                raise self.fail(p + ("let", name), f"{name!r} is not a binding of oracle.let ({known}); use 'expr' for an output")
+            before = set(bound[: bound.index(name)])
+            lets[name] = self.expression(text, p + ("let", name), names | before)
+        exprs: dict[str, sympy.Basic] = {}
+        if "expr" in body:
+            outputs = {n: Output(n, ()) for n in oracle.exprs}
+            value = body["expr"]
+            if isinstance(value, dict):  # several outputs: some of them
+                for name in value:
+                    if name not in outputs:
+                        raise self.fail(p + ("expr", name), f"{name!r} is not a declared output ({', '.join(outputs)})")
+                outputs = {n: o for n, o in outputs.items() if n in value}
+                value = {n: value[n] for n in outputs}
+            exprs = self.oracle_exprs(value, p + ("expr",), names | set(bound), outputs)
+        return lets, exprs
 
     def ambiguities(self, value: Any, path: tuple) -> tuple[Ambiguity, ...]:
         self.typed(value, path, list, "a list of {question, choice}")
