@@ -16,13 +16,15 @@ A spec may declare several outputs: the implementation returns a tuple in their 
 check measures each output; the worst one decides, and a failure's detail starts with its name.
 An implementation id may fix params (``mod:fn[interleaved=true]``, see
 :meth:`conformance.spec.EquationSpec.implementation`): every example is run at those values. When
-the oracle fails, the spec's ``diagnose`` entries re-evaluate it with alternative params on the same
-inputs and say so where the implementation matches one of them. Where a spec declares
+the oracle fails, the spec's ``diagnose`` entries re-evaluate it as alternative readings (params,
+bindings, expressions) on the same inputs and say so where the implementation matches one of them
+(:mod:`conformance.diagnosis`). Where a spec declares
 ``oracle.noise_scale`` (an ill-conditioned equation), the oracle's noise floor is taken at that scale.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -32,6 +34,7 @@ import torch
 
 from conformance import dtype_helpers as dh
 from conformance.calling import build_callable, call_interface
+from conformance.diagnosis import reading
 from conformance.error_bounds import AbsBoundBackend
 from conformance.evaluate import NumpyBackend, TorchBackend, evaluate
 from conformance.invariants import INVARIANT_KINDS
@@ -329,17 +332,28 @@ def _diagnose_precision(t: Trial, env: Mapping[str, Any], actual: Outputs, expec
 
 
 def _diagnose(t: Trial, env: Mapping[str, Any], actual: Outputs, m: Measurement) -> Measurement:
-    """Append the first ``diagnose`` entry whose alternative params the implementation matches."""
+    """Append the ``diagnose`` reading (params, bindings, expressions) the implementation matches best.
+
+    Each reading is judged like the oracle: on the same inputs, with its own same-precision reference
+    and noise scale, by the same tolerance rule (:mod:`conformance.diagnosis`). Where several match
+    (two readings the tested precision cannot tell apart on these inputs), the one of the smallest
+    error in units of its tolerance is named; on a tie, the first.
+    """
     scalars = t.scalars_of(env)
+    best: tuple[float, str] | None = None
     for d in t.spec.diagnoses:
         if d.check != "oracle" or (d.when is not None and not bool(evaluate(d.when, scalars, NumpyBackend()))):
             continue
         alternative = {k: _like(evaluate(e, scalars, NumpyBackend()), scalars[k]) for k, e in d.alternative.items()}
-        env_alt = {**env, **alternative}  # the same inputs: only the oracle's params change
-        expected = t.oracle(env_alt)
-        if compare_outputs(t, actual, expected, t.baselines(env_alt, expected), scales=noise_scales(t.spec, env_alt)).passed:
-            return replace(m, detail=f"{m.detail}; {d.say}")
-    return m
+        env_alt = {**env, **alternative}  # the same inputs: only the oracle's params and expressions change
+        read = copy.copy(t)
+        read.spec = reading(t.spec, d)
+        expected = read.oracle(env_alt)
+        baselines = read.baselines(env_alt, expected)
+        matched = compare_outputs(read, actual, expected, baselines, scales=noise_scales(read.spec, env_alt))
+        if matched.passed and (best is None or matched.ratio < best[0]):
+            best = (matched.ratio, d.say)
+    return m if best is None else replace(m, detail=f"{m.detail}; {best[1]}")
 
 
 def _representable(values: np.ndarray, dtype: str) -> bool:

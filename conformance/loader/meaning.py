@@ -12,7 +12,8 @@ Three checks, each a keyed :class:`~conformance.validation.SpecError`:
 - **oracle shapes**: every oracle expression (and derived input) is evaluated once in float64 with
   NumPy on deterministic inputs at small sizes that satisfy the constraints (distinct sizes where
   possible, so that ``Q @ K`` written for ``Q @ transpose(K)`` cannot pass by coincidence), and
-  its shape must be the declared output's.
+  its shape must be the declared output's; so is every ``diagnose`` reading that rewrites the
+  oracle's expressions.
 """
 
 from __future__ import annotations
@@ -220,21 +221,45 @@ def check_oracle_shapes(spec: EquationSpec, where: Where, point: Mapping[str, An
         else:
             env[name] = 0.25 + 0.125 * (np.arange(math.prod(shape), dtype=np.float64) % 5).reshape(shape)
     oracle = spec.oracle
+    inputs = dict(env)
     for name, expr in oracle.let:
         env[name] = _evaluate(expr, env, where.at("oracle", "let", name), sizes)
     many = len(spec.outputs) > 1 or isinstance(oracle.expr_text, dict)
     for name, expr in oracle.exprs.items():
         at = where.at("oracle", "expr", name) if many else where.at("oracle", "expr")
-        got = np.shape(_evaluate(expr, env, at, sizes))
-        declared = spec.outputs[name].shape
-        expected = _shape(declared, sizes, where.at("outputs", name, "shape"))
-        if got != expected:
-            raise at.error(
-                f"at sizes {sizes} the expression has shape {got}, but output {name!r} is declared "
-                f"{list(map(str, declared))} = {expected}"
-            )
+        _check_output_shape(spec, name, _evaluate(expr, env, at, sizes), at, sizes, where)
     for name, expr in oracle.noise_scale.items():
         _evaluate(expr, env, where.at("oracle", "noise_scale", name) if many else where.at("oracle", "noise_scale"), sizes)
+    check_reading_shapes(spec, where, inputs, sizes)
+
+
+def check_reading_shapes(spec: EquationSpec, where: Where, inputs: Mapping[str, Any], sizes: Mapping[str, int]) -> None:
+    """Each ``diagnose`` reading that changes expressions, evaluated like the oracle: its shapes must be the outputs'."""
+    assert spec.oracle is not None
+    many = len(spec.outputs) > 1
+    for i, d in enumerate(spec.diagnoses):
+        if not d.let and not d.exprs:
+            continue
+        at = where.at("diagnose", i)
+        env = dict(inputs)
+        for name, expr in spec.oracle.let:
+            key = at.at("let", name) if name in d.let else where.at("oracle", "let", name)
+            env[name] = _evaluate(d.let.get(name, expr), env, key, sizes)
+        for name, expr in spec.oracle.exprs.items():
+            key = (at.at("expr", name) if many else at.at("expr")) if name in d.exprs else at.at("let")
+            _check_output_shape(spec, name, _evaluate(d.exprs.get(name, expr), env, key, sizes), key, sizes, where)
+
+
+def _check_output_shape(spec: EquationSpec, name: str, value: Any, at: Where, sizes: Mapping[str, int], where: Where) -> None:
+    """An expression's value (at ``at``) must have the declared shape of output ``name`` (spec at ``where``)."""
+    got = np.shape(value)
+    declared = spec.outputs[name].shape
+    expected = _shape(declared, sizes, where.at("outputs", name, "shape"))
+    if got != expected:
+        raise at.error(
+            f"at sizes {sizes} the expression has shape {got}, but output {name!r} is declared "
+            f"{list(map(str, declared))} = {expected}"
+        )
 
 
 def _shape(shape: tuple[Dim, ...], sizes: Mapping[str, int], where: Where) -> tuple[int, ...]:

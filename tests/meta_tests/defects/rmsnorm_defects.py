@@ -105,6 +105,16 @@ class GuideNoUpcast(nn.Module):
         return self.weight * (x / rms)
 
 
+class GainOffsetFromOne(_Base):
+    """Applies the gain as (1 + g), the weight stored as an offset from 1 (Gemma's RMSNorm): x / RMS(x) · (1 + g).
+
+    Caught by: ``oracle`` (``... * weight``), whose failure names the reading (spec ``diagnose``).
+    """
+
+    def normalize(self, a, g):
+        return a * torch.rsqrt(a.pow(2).mean(-1, keepdim=True) + self.eps) * (1 + g)
+
+
 class MeanAbs(_Base):
     """Divides by the mean absolute value instead of the RMS: x / sqrt(mean(|x|)² + ε) · g.
 

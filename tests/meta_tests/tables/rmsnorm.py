@@ -13,9 +13,18 @@ CORRECT = ("implementations.rmsnorm:RMSNorm",)
 ref = in_module("rmsnorm_defects.py")
 planted = partial(PlantedDefect, SPEC)
 
+# The spec's diagnose readings a failure names (how the row's detail ends).
+SAYS_EPS_OUTSIDE = "matches the reading: ε outside the square root, x / (sqrt(mean(x²)) + ε) · g (the RMSNorm authors' code)"
+SAYS_NO_EPS = "matches the reading: no ε, x / sqrt(mean(x²)) · g (Eq. 4 as printed)"
+SAYS_GAIN_OFFSET = "matches the reading: a (1 + g) gain, the weight stored as an offset from 1 (Gemma's convention)"
+
 DEFECTS = (
-    planted(ref("EpsOutsideSqrt"), "oracle"),
-    planted(ref("NoEps"), "oracle"),
+    planted(ref("EpsOutsideSqrt"), "oracle", detail_ends=SAYS_EPS_OUTSIDE),
+    planted(ref("EpsOutsideSqrt"), "oracle", F16, detail_ends=SAYS_EPS_OUTSIDE),
+    planted(ref("NoEps"), "oracle", detail_ends=SAYS_NO_EPS),
+    planted(ref("NoEps"), "oracle", F16, detail_ends=SAYS_NO_EPS),
+    planted(ref("GainOffsetFromOne"), "oracle", detail_ends=SAYS_GAIN_OFFSET),
+    planted(ref("GainOffsetFromOne"), "oracle", F32, detail_ends=SAYS_GAIN_OFFSET),
     planted(ref("WeightIgnored"), "oracle"),
     planted(ref("WeightIgnored"), "invariant:gain_linearity"),
     planted(ref("NormalizesOverSequence"), "oracle"),

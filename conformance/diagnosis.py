@@ -1,0 +1,122 @@
+"""Diagnoses that name the cause of a failure: another reading of the spec, or the region it is confined to.
+
+Two diagnoses, each appended to a failing row's detail and computed only on failure:
+
+- **alternative readings** (a spec's ``diagnose`` entries, :class:`conformance.model.Diagnosis`):
+  :func:`reading` is the spec as one entry reads it — its params (``try``), the oracle's ``let``
+  bindings and output expressions replaced — and :func:`conformance.checks.check_oracle` judges a
+  failing implementation against each reading on the same inputs with the tolerance derived the same
+  way, naming the first it matches ("; matches the reading: ε outside the square root ...");
+- **the failing region** (:func:`with_region`): the failing example is judged again with each
+  optional input toggled absent/present and each param of listed ``values`` set to its other values,
+  one at a time (same sizes, seed and magnitudes). Where changing any one of some conditions makes
+  the same example pass, the detail says "fails only when mask is given and is_causal = true"; where
+  no change makes it pass it says nothing (the failure is not confined). At most
+  :data:`MAX_REJUDGEMENTS` judgements, the first of which confirms that the example still fails
+  (a nondeterministic failure names no region).
+
+The module is torch-free and knows checks only as a ``judge(case, example)`` callable (the check
+definition's), so :mod:`conformance.runner` calls it with the judge it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from conformance.evaluate import NumpyBackend, evaluate
+from conformance.model import Diagnosis, EquationSpec
+from conformance.strategies import Example
+from conformance.tolerance import Measurement
+
+if TYPE_CHECKING:
+    from conformance.selection import Case
+
+MAX_REJUDGEMENTS = 8  # judgements of one failing example's variants, the confirming one included
+
+Judge = Callable[["Case", Example], "Measurement | None"]
+
+
+# -- alternative readings -----------------------------------------------------------------------
+def reading(spec: EquationSpec, diagnosis: Diagnosis) -> EquationSpec:
+    """``spec`` with its oracle as ``diagnosis`` reads it: its ``let`` overrides and output expressions.
+
+    Params (``try``) are the caller's to set on the inputs; a diagnosis of params only is ``spec`` itself.
+    """
+    oracle = spec.oracle
+    if oracle is None or not (diagnosis.let or diagnosis.exprs):
+        return spec
+    lets = tuple((name, diagnosis.let.get(name, expr)) for name, expr in oracle.let)
+    exprs = {name: diagnosis.exprs.get(name, expr) for name, expr in oracle.exprs.items()}
+    expr = next(iter(exprs.values())) if oracle.expr is not None else None
+    return replace(spec, oracle=replace(oracle, let=lets, exprs=exprs, expr=expr))
+
+
+# -- the failing region --------------------------------------------------------------------------
+def with_region(case: Case, judge: Judge, example: Example, failure: Measurement) -> Measurement:
+    """``failure`` with the region it is confined to appended to its detail (unchanged where none is found)."""
+    note = region_note(case, judge, example)
+    return failure if note is None else replace(failure, detail=f"{failure.detail}; {note}")
+
+
+def region_note(case: Case, judge: Judge, example: Example) -> str | None:
+    """"fails only when ..." where changing any one of those conditions makes ``example`` pass, else ``None``."""
+    dimensions = variants(case, example)
+    if not dimensions or _fails(case, judge, example) is not True:
+        return None
+    budget = MAX_REJUDGEMENTS - 1
+    confining = []
+    for name, others in dimensions:
+        if len(others) > budget:
+            break
+        budget -= len(others)
+        if all(_fails(case, judge, other) is False for other in others):
+            confining.append(condition(case.spec, name, example))
+    if not confining:
+        return None
+    changed = "changing it" if len(confining) == 1 else "changing any one of them"
+    return f"fails only when {' and '.join(confining)} ({changed}, the same example passes)"
+
+
+def variants(case: Case, example: Example) -> list[tuple[str, list[Example]]]:
+    """Per optional input and per drawn param of listed values: ``example`` with each other value of it.
+
+    Only variants the check would draw (the spec's constraints and the check's ``when`` hold).
+    """
+    spec = case.spec
+    out: list[tuple[str, list[Example]]] = []
+    for name, present in example.present.items():
+        out.append((name, [replace(example, present={**example.present, name: not present})]))
+    for name, param in spec.params.items():
+        if not param.values or param.default is not None or name not in example.params:
+            continue
+        others = [replace(example, params={**example.params, name: v}) for v in param.values if v != example.params[name]]
+        out.append((name, [e for e in others if _admissible(case, e)]))
+    return [(name, others) for name, others in out if others]
+
+
+def condition(spec: EquationSpec, name: str, example: Example) -> str:
+    """The example's value of one varied dimension, in words: ``mask is given``, ``is_causal = true``."""
+    if name in example.present:
+        return f"{name} is {'given' if example.present[name] else 'absent'}"
+    value = example.params[name]
+    return f"{name} = {('true' if value else 'false') if isinstance(value, bool) else value!r}"
+
+
+def _admissible(case: Case, example: Example) -> bool:
+    """Whether the check could have drawn ``example``: the spec's constraints and an invariant's ``when`` hold."""
+    conditions = [c for _, c in case.spec.constraints]
+    if case.ref.definition == "invariant":
+        conditions += [i.when for i in case.spec.invariants if i.id == case.ref.item and i.when is not None]
+    scalars: Mapping[str, Any] = {**example.sizes, **example.params}
+    return all(bool(evaluate(c, scalars, NumpyBackend())) for c in conditions)
+
+
+def _fails(case: Case, judge: Judge, example: Example) -> bool | None:
+    """Whether the check fails on ``example``; ``None`` where it cannot say (rejected, or it raised)."""
+    try:
+        m = judge(case, example)
+    except Exception:  # noqa: BLE001 - a variant that raises is no evidence either way
+        return None
+    return None if m is None else not m.passed
