@@ -13,7 +13,8 @@ Two diagnoses, each appended to a failing row's detail and computed only on fail
   the same example pass, the detail says "fails only when mask is given and is_causal = true"; where
   no change makes it pass it says nothing (the failure is not confined). At most
   :data:`MAX_REJUDGEMENTS` judgements, the first of which confirms that the example still fails
-  (a nondeterministic failure names no region).
+  (a nondeterministic failure names no region). A variant the check rejects, that raises, or that an
+implementation refuses as declared unsupported (:mod:`conformance.unsupported`) is no evidence.
 
 The module is torch-free and knows checks only as a ``judge(case, example)`` callable (the check
 definition's), so :mod:`conformance.runner` calls it with the judge it runs.
@@ -29,6 +30,7 @@ from conformance.evaluate import NumpyBackend, evaluate
 from conformance.model import Diagnosis, EquationSpec
 from conformance.strategies import Example
 from conformance.tolerance import Measurement
+from conformance.unsupported import Refusal
 
 if TYPE_CHECKING:
     from conformance.selection import Case
@@ -101,7 +103,8 @@ def condition(spec: EquationSpec, name: str, example: Example) -> str:
     if name in example.present:
         return f"{name} is {'given' if example.present[name] else 'absent'}"
     value = example.params[name]
-    return f"{name} = {('true' if value else 'false') if isinstance(value, bool) else value!r}"
+    written = ("true" if value else "false") if isinstance(value, bool) else repr(value)
+    return f"{name} = {written}"
 
 
 def _admissible(case: Case, example: Example) -> bool:
@@ -114,9 +117,10 @@ def _admissible(case: Case, example: Example) -> bool:
 
 
 def _fails(case: Case, judge: Judge, example: Example) -> bool | None:
-    """Whether the check fails on ``example``; ``None`` where it cannot say (rejected, or it raised)."""
+    """Whether the check fails on ``example``; ``None`` where it cannot say (rejected, raised, or refused
+    as declared unsupported: not judged there, so no pass)."""
     try:
         m = judge(case, example)
     except Exception:  # noqa: BLE001 - a variant that raises is no evidence either way
         return None
-    return None if m is None else not m.passed
+    return None if m is None or isinstance(m, Refusal) else not m.passed
