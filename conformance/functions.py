@@ -571,7 +571,7 @@ BUILTIN: tuple[ExprFunction, ...] = (
     _elementwise("exp", sympy.exp, np.exp),
     _elementwise("log", sympy.log, np.log),
     _elementwise("abs", sympy.Abs, np.abs, abs_backward=_abs_bound("abs")),
-    _elementwise("tanh", sympy.tanh, np.tanh),
+    _elementwise("tanh", sympy.tanh, np.tanh, abs_backward=_abs_bound("tanh")),
     _elementwise("cos", sympy.cos, np.cos, abs_backward=_abs_bound("cos")),
     _elementwise("sin", sympy.sin, np.sin, abs_backward=_abs_bound("sin")),
     # elementwise functions of deep-learning papers
@@ -585,7 +585,9 @@ BUILTIN: tuple[ExprFunction, ...] = (
         abs_backward=_abs_bound("phi"),
         doc="standard normal PDF",
     ),
-    _elementwise_tensor("sigmoid", _np_sigmoid, lambda e: 1 / (1 + sympy.exp(-e)), doc="1 / (1 + exp(-x))"),
+    _elementwise_tensor(
+        "sigmoid", _np_sigmoid, lambda e: 1 / (1 + sympy.exp(-e)), doc="1 / (1 + exp(-x))", abs_backward=_abs_bound("sigmoid")
+    ),
     _elementwise_tensor("logsigmoid", _np_logsigmoid, lambda e: -sympy.log(1 + sympy.exp(-e)), doc="log sigmoid(x)"),
     _elementwise_tensor("softplus", _np_softplus, lambda e: sympy.log(1 + sympy.exp(e)), doc="log(1 + exp(x)), no threshold"),
     _elementwise_tensor("relu", lambda x: np.maximum(x, 0.0), lambda e: sympy.Max(e, 0), doc="max(x, 0)"),

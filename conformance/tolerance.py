@@ -40,18 +40,30 @@ FALLBACK_ULPS = 64.0
 
 @dataclass(frozen=True)
 class Tolerance:
+    """One comparison's tolerance and its parts (where it varies per element: at the deciding element).
+
+    ``own``: the float64 oracle's own rounding error where it is not negligible (see
+    :func:`own_error`); it counts ``factor`` times, like the reference error, because the oracle and
+    a correct implementation both make it. ``per_element``: whether the noise floor (and ``own``)
+    were set element by element, from the scale of each element's terms.
+    """
+
     atol: float
     baseline: float | None
     floor: float
     slack: float
     factor: float
     reason: str | None
+    own: float = 0.0
+    per_element: bool = False
 
     def describe(self) -> str:
         parts = []
         if self.baseline is not None:
             parts.append(f"{self.factor:g}×{self.baseline:.3g} (same-precision reference error)")
-        parts.append(f"{self.floor:.3g} (noise floor)")
+        parts.append(f"{self.floor:.3g} (noise floor{', at this element' if self.per_element else ''})")
+        if self.own:
+            parts.append(f"{self.factor:g}×{self.own:.3g} (float64 oracle's own rounding)")
         if self.slack:
             parts.append(f"{self.slack:.3g} (oracle's own violation)")
         text = " + ".join(parts)
@@ -69,10 +81,14 @@ class Measurement:
     detail: str = ""
     examples: int = 1  # how many cases a pattern check tried (property checks count their own)
     example: Mapping[str, Any] | None = None  # a failing pattern check's example, JSON-able, for its kind's replay
+    worst_ratio: float | None = None  # where tolerances vary per element: the largest error over its tolerance
+    vacuous: bool = False  # the tolerance reached the output's own magnitude: zeros would pass (see compare)
 
     @property
     def ratio(self) -> float:
         """Error over tolerance: above 1 fails; used to keep the worst example."""
+        if self.worst_ratio is not None:
+            return self.worst_ratio
         if self.tolerance is None:
             return 0.0 if self.passed else float("inf")
         return (
@@ -193,29 +209,124 @@ def compare(
     rule: ToleranceRule,
     reference: np.ndarray | None = None,
     slack: float = 0.0,
-    scale: float | None = None,
+    scale: float | np.ndarray | None = None,
     baseline: float | None = None,
+    own: np.ndarray | None = None,
 ) -> Measurement:
     """Compare ``actual`` with the float64 ``expected``; ``reference`` is the same-precision result.
 
     Without a ``reference``, ``baseline`` (if given) is the same-precision reference's error itself,
-    e.g. one carried over from another dtype by :func:`rescaled_baseline`.
+    e.g. one carried over from another dtype by :func:`rescaled_baseline`. ``scale`` is the noise
+    floor's scale: one number (default: the largest |expected|) or one per element (the magnitude of
+    the terms each element is computed from); ``own`` (per element) the float64 oracle's own rounding
+    error (:func:`own_error`). With per-element parts each element has its own tolerance, the one
+    with the largest error over tolerance decides, and the detail names it.
+
+    A tolerance that reaches the output's own largest magnitude at every element fails as *vacuous*:
+    no result, zeros included, could fail it, so the example proves nothing (never a pass).
     """
     expected = np.asarray(expected, dtype=np.float64)
     if np.shape(actual) != expected.shape:  # never broadcast: a wrong shape fails (it used to raise or pass)
         return Measurement(float("inf"), float("inf"), None, False, f"shape {np.shape(actual)} != expected {expected.shape}")
+    finite = bool(expected.size) and bool(np.all(np.isfinite(expected)))
     if scale is None:
-        scale = float(np.max(np.abs(expected))) if expected.size and np.all(np.isfinite(expected)) else 1.0
+        scale = float(np.max(np.abs(expected))) if finite else 1.0
     if reference is not None:
         baseline = max_abs(reference, expected)
-    tol = derive(dtype, baseline=baseline, scale=scale, rule=rule, slack=slack)
-    err = max_abs(actual, expected)
+    per_element = np.ndim(scale) > 0 or own is not None
+    if not per_element:
+        tol = derive(dtype, baseline=baseline, scale=float(scale), rule=rule, slack=slack)
+        err = max_abs(actual, expected)
+        return _verdict(err, err, tol, None, expected, scale=float(scale))
+    return _compare_per_element(actual, expected, dtype, rule, baseline, np.asarray(scale, dtype=np.float64), own, slack)
+
+
+def _compare_per_element(
+    actual: np.ndarray,
+    expected: np.ndarray,
+    dtype: str,
+    rule: ToleranceRule,
+    baseline: float | None,
+    scale: np.ndarray,
+    own: np.ndarray | None,
+    slack: float,
+) -> Measurement:
+    """:func:`compare` where the floor (or the oracle's own error) differs from element to element."""
+    scales = np.broadcast_to(scale, expected.shape)
+    owns = np.zeros(expected.shape) if own is None else np.broadcast_to(np.asarray(own, dtype=np.float64), expected.shape)
+    owns = np.where(np.isfinite(owns), owns, 0.0)
+    units = eps(dtype) * np.maximum(scales, np.finfo(np.float64).tiny)
+    measured = baseline is not None and bool(np.isfinite(baseline))
+    ulps = rule.floor_ulps if measured else FALLBACK_ULPS
+    with np.errstate(over="ignore"):
+        tols = (rule.factor * float(baseline) if measured else 0.0) + ulps * units + rule.factor * owns + slack
+        errs = _abs_errors(actual, expected)
+        ratios = np.where(errs == 0, 0.0, errs / np.where(tols > 0, tols, np.inf))
+    if expected.size == 0:
+        return Measurement(0.0, 0.0, derive(dtype, baseline=baseline, scale=1.0, rule=rule, slack=slack), True)
+    k = int(np.argmax(errs))  # the element of the largest error decides where it fails, else the worst ratio
+    worst_ratio = float(np.max(ratios))
+    if not errs.flat[k] > tols.flat[k]:
+        k = int(np.argmax(ratios))
+    tol = Tolerance(
+        float(tols.flat[k]),
+        float(baseline) if measured else None,
+        float(ulps * units.flat[k]),
+        slack,
+        rule.factor,
+        rule.reason,
+        own=float(owns.flat[k]),
+        per_element=bool(np.ndim(scale) > 0),
+    )
+    where = np.unravel_index(k, expected.shape) if expected.ndim else ()
+    return _verdict(
+        float(np.max(errs)), float(errs.flat[k]), tol, where, expected, scale=float(np.max(scales)), tols=tols, ratio=worst_ratio
+    )
+
+
+def _abs_errors(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|a − b| per element, where equal infinities count as 0 and a NaN on either side as infinite."""
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.where(a == b, 0.0, np.abs(a - b))
+    return np.where(np.isnan(diff), np.inf, diff)
+
+
+def _verdict(
+    err: float,
+    deciding: float,
+    tol: Tolerance,
+    where: tuple | None,
+    expected: np.ndarray,
+    *,
+    scale: float,
+    tols: np.ndarray | None = None,
+    ratio: float | None = None,
+) -> Measurement:
+    """The measurement of one comparison: passed, failed, or failed as vacuous (see :func:`compare`).
+
+    ``deciding`` is the error at the reported element (the largest where it fails), ``ratio`` the largest
+    error over tolerance of any element where tolerances vary per element.
+    """
     rel = err / scale if scale > 0 else err
-    passed = err <= tol.atol
+    passed = ratio <= 1.0 if ratio is not None else deciding <= tol.atol
+    largest = float(np.max(np.abs(expected[np.isfinite(expected)]), initial=0.0))
+    smallest_tol = float(np.min(tols)) if tols is not None and tols.size else tol.atol
+    if largest > 0 and smallest_tol >= largest:
+        detail = (
+            f"vacuous tolerance: {smallest_tol:.4g} ({tol.describe()}) reaches the output's largest |value| {largest:.4g} "
+            "at every element, so no result could fail this example (not counted as a pass)"
+        )
+        return Measurement(err, rel, tol, False, detail, worst_ratio=ratio, vacuous=True)
     detail = ""
     if not passed:
-        detail = f"max |error| {err:.4g} > tolerance {tol.atol:.4g} = {tol.describe()}{_in_units(err, tol.atol, expected)}"
-    return Measurement(err, rel, tol, passed, detail)
+        units = _in_units(deciding, tol.atol, expected)
+        at = "" if not where else f" at element {tuple(int(i) for i in where)}"
+        if deciding == err:
+            detail = f"max |error| {err:.4g} > tolerance {tol.atol:.4g} = {tol.describe()}{units}{at}"
+        else:  # the largest error is within its own tolerance; another element is not
+            detail = f"|error| {deciding:.4g} > tolerance {tol.atol:.4g} = {tol.describe()}{units}{at} (max |error| {err:.4g})"
+    return Measurement(err, rel, tol, passed, detail, worst_ratio=ratio)
 
 
 def _in_units(err: float, atol: float, expected: np.ndarray) -> str:
