@@ -239,7 +239,7 @@ def test_impl_option_accepts_fixed_params_in_brackets() -> None:
 @pytest.mark.parametrize(
     ("option", "message"),
     [
-        (f"rope_apply={ROPE}[layout=half]", "must be true, false or a number"),
+        (f"rope_apply={ROPE}[layout=half]", "must be true, false, a number or a string in quotes"),
         (f"rope_apply={ROPE}[layout=1]", "'layout' is not a param of spec 'rope_apply'"),
         (f"rope_apply={ROPE}[interleaved=2]", "interleaved=2 is outside the domain of param 'interleaved'"),
         ("rope_apply=implementations.rope:nope[interleaved=true]", "has no attribute 'nope'"),

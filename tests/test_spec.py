@@ -619,7 +619,7 @@ def test_parse_implementation(text: str, expected: tuple) -> None:
     ("text", "words"),
     [
         ("mod:fn[a]", "expected name=value"),
-        ("mod:fn[a=yes]", "must be true, false or a number"),
+        ("mod:fn[a=yes]", "must be true, false, a number or a string in quotes"),
         ("mod:fn[a=1", "REF[name=value"),
     ],
 )
