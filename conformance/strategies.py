@@ -6,6 +6,12 @@ which optional inputs are present, and a seed. :func:`materialize` turns it into
 (derived inputs computed from the rest), so a falsifying example is a complete, copy-pasteable
 reproduction.
 
+Shrinking simplifies sizes and structure, not scale: a size (and an integer param) shrinks toward the
+smallest that still fails, a magnitude (and a log-scaled param) toward its range's
+:func:`representative` value — 1.0 where the range holds it, else the range's geometric middle —
+never toward an edge, so a shrunk failure reads at a scale a reviewer can weigh (not
+"5.8e-25 > 3.1e-32"). The edges are still drawn often, and kept when only they fail.
+
 >>> from conformance.spec import load_specs
 >>> spec = load_specs()["surprise"]
 >>> ex = Example(sizes={"B": 1, "L": 2, "D": 3}, params={}, magnitudes={"hidden": 1.0, "memory_pred": 1.0},
@@ -86,7 +92,16 @@ def examples(spec: EquationSpec, dtype: str, *, when: Any = None, for_gradcheck:
 def _size(lo: int, hi: int, small: bool) -> st.SearchStrategy[int]:
     if small:
         hi = max(lo, min(hi, GRADCHECK_MAX_SIZE))
-    return st.one_of(st.sampled_from(sorted({lo, hi})), st.integers(lo, hi))  # edges drawn often
+    return _integer(lo, hi)
+
+
+def _integer(lo: int, hi: int) -> st.SearchStrategy[int]:
+    """An integer in [lo, hi], edges drawn often, shrinking toward the smallest that still fails.
+
+    The edges come second: Hypothesis shrinks ``one_of`` toward its first branch, and an edge first
+    would shrink to ``hi`` whenever ``lo`` breaks a constraint (``D >= 2*H``), not to the next size up.
+    """
+    return st.one_of(st.integers(lo, hi), st.sampled_from(sorted({lo, hi})))
 
 
 def _param(p: Param) -> st.SearchStrategy[Any]:
@@ -97,15 +112,40 @@ def _param(p: Param) -> st.SearchStrategy[Any]:
     assert p.low is not None and p.high is not None
     if p.integer:
         lo, hi = int(p.low), int(p.high)
-        return st.one_of(st.sampled_from(sorted({lo, hi})), st.integers(lo, hi))  # edges drawn often
+        return _integer(lo, hi)
     return _log_uniform(p.low, p.high) if p.log else st.floats(p.low, p.high, allow_nan=False)
 
 
+def representative(lo: float, hi: float) -> float:
+    """The value a log-scaled range's draws shrink toward: 1.0 where ``lo <= 1 <= hi``, else ``sqrt(lo * hi)``.
+
+    Unit scale is where a reader weighs an error at a glance; a range that excludes it (weights in
+    [0.01, 0.3], an epsilon in [1e-8, 1e-3]) is represented by its own typical scale, its geometric
+    middle, not by the edge nearest to 1 (edges are drawn separately).
+
+    >>> representative(1e-3, 1e3), representative(1e-8, 1e-2), representative(4.0, 4.0)
+    (1.0, 1e-05, 4.0)
+    """
+    if lo <= 1.0 <= hi:
+        return 1.0
+    middle = 10.0 ** ((math.log10(lo) + math.log10(hi)) / 2)
+    return min(max(middle, lo), hi)
+
+
 def _log_uniform(lo: float, hi: float) -> st.SearchStrategy[float]:
+    """Log-uniform on [lo, hi] with both edges drawn often; shrinks toward :func:`representative`.
+
+    Hypothesis shrinks ``one_of`` toward its first branch and a bounded float toward zero, so the
+    first branch draws the exponent as an offset from the representative's (an offset that shrinks to
+    0, or to the smallest offset that still fails) and the edges come second.
+    """
     if lo == hi:
         return st.just(lo)
-    exponent = st.floats(math.log10(lo), math.log10(hi), allow_nan=False)
-    return st.one_of(st.sampled_from([lo, hi]), exponent.map(lambda e: min(max(10.0**e, lo), hi)))
+    middle = representative(lo, hi)
+    centre = math.log10(middle)
+    offset = st.floats(math.log10(lo) - centre, math.log10(hi) - centre, allow_nan=False)
+    spread = offset.map(lambda e: min(max(10.0 ** (centre + e), lo), hi))
+    return st.one_of(spread, st.sampled_from([lo, hi]))
 
 
 def _satisfies(spec: EquationSpec, sizes: Mapping[str, int], params: Mapping[str, Any], when: Any) -> bool:

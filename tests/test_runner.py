@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from conformance import runner
 from conformance.checks import CheckFailure
-from conformance.runner import cuda_skip_reason, repro, run_case
+from conformance.runner import ShrinkBudget, cuda_skip_reason, repro, run_case
 from conformance.selection import Case
 from conformance.spec import load_specs
 from conformance.strategies import Example
@@ -48,6 +49,54 @@ def test_a_failing_check_records_the_shrunk_example_and_a_repro(tmp_path: Path) 
     example = row["falsifying_example"]
     assert example["sizes"]["D"] >= 2  # a mean equals the sum only when D == 1
     assert row["repro"].startswith("from conformance.repro import reproduce")
+
+
+MEAN_NOT_SUM = "def f(h, m):\n    return ((h - m) ** 2).mean(-1)\n"
+
+
+def _failing_row(case: Case, hypothesis_settings: settings) -> dict:
+    rows: list[dict] = []
+    with pytest.raises(CheckFailure):
+        run_case(case, rows.append, hypothesis_settings)
+    return rows[0]
+
+
+def test_shrinking_is_bounded_and_its_example_reproduces_at_a_representative_scale(tmp_path: Path) -> None:
+    """At most ``max_examples`` judgements after the first failure (plus the final replay); the shrunk
+    example sits at unit magnitudes and its snippet fails again when run."""
+    case = _case(tmp_path, MEAN_NOT_SUM, "oracle")
+    row = _failing_row(case, FAST)
+    assert row["examples"] <= 2 * FAST.max_examples + 2
+    assert row["falsifying_example"]["magnitudes"] == {"hidden": 1.0, "memory_pred": 1.0}
+    assert row["falsifying_example"]["sizes"]["D"] >= 2
+    with pytest.raises(CheckFailure, match="max \\|error\\|"):
+        exec(row["repro"].replace("spec_dirs=", "quiet=True, spec_dirs="), {})
+
+
+def test_without_the_budget_shrinking_judges_many_more_examples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bound above is the budget's doing: unbounded, Hypothesis's shrinker judges hundreds."""
+    unbounded = ShrinkBudget.__init__
+    monkeypatch.setattr(runner.ShrinkBudget, "__init__", lambda self, limit: unbounded(self, 10**9))
+    row = _failing_row(_case(tmp_path, MEAN_NOT_SUM, "oracle"), FAST)
+    assert row["examples"] > 10 * FAST.max_examples
+
+
+def test_verdict_only_reports_the_first_failing_example_unshrunk(tmp_path: Path) -> None:
+    from conformance.profiles import VERDICT_ONLY_PHASES
+
+    row = _failing_row(_case(tmp_path, MEAN_NOT_SUM, "oracle"), settings(FAST, phases=VERDICT_ONLY_PHASES))
+    assert row["examples"] <= FAST.max_examples + 1  # the search and Hypothesis's replay of the failure, nothing more
+    with pytest.raises(CheckFailure):
+        exec(row["repro"].replace("spec_dirs=", "quiet=True, spec_dirs="), {})
+
+
+def test_shrink_budget_judges_only_known_failures_once_spent() -> None:
+    budget = ShrinkBudget(2)
+    first, other = (Example({"D": d}, {}, {}, {}, 0) for d in (3, 4))
+    assert budget.allows(first) and budget.allows(other), "before any failure every example is judged"
+    budget.failed(first)
+    assert budget.allows(other) and budget.allows(other) and not budget.allows(other), "two judgements, then none"
+    assert budget.exhausted and budget.allows(first), "a known failure is still judged (Hypothesis's final replay)"
 
 
 def test_an_implementation_that_raises_is_an_error_with_its_example(tmp_path: Path) -> None:

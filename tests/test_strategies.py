@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 
 from conformance.dtype_helpers import DTYPES, round_to
@@ -27,6 +27,7 @@ from conformance.strategies import (
     examples,
     magnitude_range,
     materialize,
+    representative,
     shape_of,
 )
 from tests.spec_helpers import load_one, minimal_spec, shipped_specs, write_spec
@@ -66,6 +67,32 @@ def test_magnitude_range_prefers_the_per_dtype_range(constrained: EquationSpec) 
     pred = constrained.inputs["memory_pred"]
     assert magnitude_range(pred, "float16") == (0.5, 2.0)
     assert magnitude_range(pred, "float32") == (1e-3, 1e3)
+
+
+# -- shrinking toward a representative scale ----------------------------------------------------------
+SHRINK = settings(database=None, derandomize=True, max_examples=200)
+
+
+def test_representative_is_one_inside_the_range_else_its_geometric_middle() -> None:
+    assert representative(1e-30, 1e30) == representative(1.0, 8.0) == representative(0.25, 1.0) == 1.0
+    assert representative(1e-8, 1e-2) == pytest.approx(1e-5)
+    assert representative(1e-2, 0.3) == pytest.approx((1e-2 * 0.3) ** 0.5)
+    assert representative(4.0, 4.0) == 4.0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_failure_anywhere_shrinks_to_representative_scale_and_smallest_sizes(constrained: EquationSpec, dtype: str) -> None:
+    """Shrinking simplifies sizes, not scale: the shrunk magnitude is the representative one, not an edge."""
+    found = find(examples(constrained, dtype), lambda ex: True, settings=SHRINK)
+    for name, inp in constrained.inputs.items():
+        assert found.magnitudes[name] == representative(*magnitude_range(inp, dtype))
+    assert found.params["q"] == 1.0, "a log-scaled param shrinks toward its representative too"
+    assert found.sizes == {"B": 1, "H": 1, "D": 2}
+
+
+def test_a_failure_only_at_an_edge_keeps_the_edge(constrained: EquationSpec) -> None:
+    found = find(examples(constrained, "float64"), lambda ex: ex.magnitudes["hidden"] >= 1e30, settings=SHRINK)
+    assert found.magnitudes["hidden"] == 1e30 and found.magnitudes["memory_pred"] == 1.0
 
 
 # -- drawn examples ------------------------------------------------------------------------------------
