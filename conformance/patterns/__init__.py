@@ -74,10 +74,15 @@ class PatternContext:
         return self.tolerance if self.tolerance is not None else self.spec.tolerance_rule(self.dtype)
 
     def target(self) -> Any:
-        """The implementation under test (class, function or module attribute)."""
+        """The implementation under test (class, function or module attribute).
+
+        ``ref`` is the implementation's id: the params it fixes in brackets (``mod:Cls[scheme='segments']``)
+        are its options, read with ``spec.fixed_params(ref)``, not part of what is imported.
+        """
         from conformance.calling import resolve
 
-        return resolve(self.ref, self.spec.ref_base(self.ref))
+        ref = self.spec.implementation(self.ref).ref
+        return resolve(ref, self.spec.ref_base(ref))
 
 
 class Lazy:

@@ -4,8 +4,15 @@ Gradient checkpointing (Chen et al. 2016, "Training Deep Nets with Sublinear Mem
 cuts a stack of n layers into segments, keeps only each segment's input for backward and recomputes
 the segment's forward when its gradient is needed. It must change what is *kept*, never what is
 *computed*. The implementation under test is called as ``target(layers, checkpoint_every=k)`` with
-an ``nn.ModuleList`` (the layers are used, not copied) and then ``module(x)``. Two properties, chosen
-by the option ``property``:
+an ``nn.ModuleList`` (the layers are used, not copied) and then ``module(x)``.
+
+Which layers k puts under a checkpoint is the implementation's declared option ``scheme`` (a spec
+param with a default, fixed per implementation as ``mod:Cls[scheme='segments']``; see
+:mod:`conformance.patterns.helpers.stack_plans`): ``per_layer`` (the default, the guide's reading:
+layers 0, k, 2k, … each checkpointed alone, the others plain), ``segments`` (segments [0, k),
+[k, 2k), … each under one checkpoint) or ``sequential`` (``torch.utils.checkpoint.checkpoint_sequential``
+with ⌈n/k⌉ segments: the last one runs plainly). A spec that declares the param ``scheme`` must
+take its values from those. Three properties, chosen by the option ``property``:
 
 ``equivalence``
     Hypothesis draws a stack (depth, widths, layer types: Linear + activation, LayerNorm, Dropout
@@ -26,17 +33,19 @@ by the option ``property``:
     what it causes.
 
 ``saved_memory``
-    The saving is measured, not assumed (:mod:`conformance.patterns.saved_memory`: bytes of the
-    distinct storages saved for backward, parameters and buffers excluded). In train mode a checkpointed segment
-    keeps only its input, so the module must save exactly the bytes of the segment inputs x₀, x_k,
-    x_2k, … (taken from the plain run); and strictly less than the plain stack when depth ≥ 2k and no
-    layer is a bare Dropout. Derivation: every other layer type keeps its own input (for its weight's
-    gradient), so the plain stack keeps x₀ … x_{n−1} and more — for k ≥ 2, x₁ is no segment input;
-    for k = 1 the last layer also keeps a tensor that is none (its output x_n, normalisation
-    statistics or a pre-activation). A bare Dropout keeps only its mask, which may be smaller than
-    its input, so no saving is claimed for stacks that have one. In eval mode nothing is
-    checkpointed: the module saves exactly what the plain stack saves. On CUDA the peak allocated
-    memory of one larger stack is reported (not asserted: it depends on the allocator).
+    The saving is measured, not assumed (:mod:`conformance.patterns.helpers.saved_memory`: bytes of the
+    distinct storages saved for backward, parameters and buffers excluded). In train mode a checkpointed
+    region keeps only its input and a plain region what the plain stack's layers keep there, so the
+    module must save exactly the bytes of the declared scheme's region inputs and of what its plain
+    regions save (derived from one plain run, counting saved tensors only inside the plain regions);
+    and strictly less than the plain stack where the scheme has a checkpointed region of two or more
+    layers, or checkpoints the last layer, and no layer is a bare Dropout. Derivation: every other
+    layer type keeps its own input (for its weight's gradient) and something more (its output,
+    normalisation statistics or a pre-activation), so such a region drops its second layer's input,
+    and a checkpointed last layer drops what it keeps besides its input. A bare Dropout keeps only its
+    mask, which may be smaller than its input, so no saving is claimed for stacks that have one. In
+    eval mode nothing is checkpointed: the module saves exactly what the plain stack saves. On CUDA the
+    peak allocated memory of one larger stack is reported (not asserted: it depends on the allocator).
 
 ``compiled``
     ``torch.compile(module)`` against the float64 plain stack, with the eager module at the tested
@@ -56,6 +65,7 @@ from typing import Any
 from conformance.dtype_names import DTYPES
 from conformance.patterns import PatternKind
 from conformance.patterns.helpers.options import int_range, is_int, number_range, subset
+from conformance.patterns.helpers.stack_plans import SCHEMES
 from conformance.validation import SpecContext, Where
 
 PROPERTIES = ("equivalence", "saved_memory", "compiled")
@@ -96,6 +106,7 @@ def validate(options: Mapping[str, Any], where: Where, context: SpecContext) -> 
     out["dropout"] = number_range(
         out["dropout"], where.at("dropout"), lambda lo, hi: 0 < lo <= hi < 1, "0 < min <= max < 1 (dropout must drop)"
     )
+    _check_scheme_param(where, context)
     if out["property"] == "compiled" and "dropout" in out["layers"]:
         message = (
             "must not include dropout for property compiled (compiled code draws its masks from another random "
@@ -103,6 +114,20 @@ def validate(options: Mapping[str, Any], where: Where, context: SpecContext) -> 
         )
         raise where.at("layers").error(message)
     return out
+
+
+def _check_scheme_param(where: Where, context: SpecContext) -> None:
+    """A declared param ``scheme`` (the implementations' option) takes its values from :data:`SCHEMES`."""
+    param = context.params.get("scheme")
+    if param is None:
+        return
+    unknown = [v for v in param.values if v not in SCHEMES] if param.values else ["a range"]
+    if unknown:
+        message = (
+            f"the spec's param 'scheme' (each implementation's checkpointing scheme) must list values from "
+            f"{', '.join(SCHEMES)}; got {', '.join(map(repr, unknown))}"
+        )
+        raise where.error(message)
 
 
 KIND = PatternKind(

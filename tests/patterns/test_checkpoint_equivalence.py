@@ -40,8 +40,11 @@ BOUNDED = settings(max_examples=15, derandomize=True, deadline=None, database=No
 MODES = ["train", "eval"]
 
 
-def _plan(*layers: LayerPlan, k: int = 2, batch: int = 3, requires_grad: bool = True, seed: int = 7) -> StackPlan:
-    return StackPlan(tuple(layers), k, batch, requires_grad, seed)
+def _plan(
+    *layers: LayerPlan, k: int = 2, batch: int = 3, requires_grad: bool = True, seed: int = 7, scheme: str = "segments"
+) -> StackPlan:
+    """A stack run under ``scheme`` (the segments scheme of ``implementations.checkpointing`` unless given)."""
+    return StackPlan(tuple(layers), k, batch, requires_grad, seed, scheme)
 
 
 def _linear(i: int, o: int, act: str = "relu") -> LayerPlan:
@@ -172,8 +175,8 @@ def test_drawn_stacks_respect_the_options_and_chain_widths(plan: StackPlan) -> N
 def test_describe_names_layers_segments_and_input() -> None:
     text = MIXED.describe()
     assert "Linear(3→4)+gelu · Dropout(p=0.5) · BatchNorm1d(4) · Residual(x + tanh(Linear(4→4)(x)))" in text
-    assert "segments [0, 2) [2, 4) [4, 6)" in text and "x: (3, 3), requires_grad=True; seed 7" in text
-    assert list(_plan(_linear(1, 1), k=8).segment_starts()) == [0]
+    assert "(scheme segments: ckpt[0, 2) ckpt[2, 4) ckpt[4, 6))" in text and "x: (3, 3), requires_grad=True; seed 7" in text
+    assert [r.describe() for r in _plan(_linear(1, 1), k=8).regions()] == ["ckpt[0, 1)"]
 
 
 def test_built_layers_are_identical_copies_with_drawn_values() -> None:
@@ -274,7 +277,10 @@ def test_strict_saving_is_not_claimed_with_a_bare_dropout() -> None:
     from conformance.patterns.runs.checkpoint_equivalence import _strictly_less_expected
 
     assert _strictly_less_expected(_plan(*[_linear(2, 2)] * 4, k=2))
-    assert not _strictly_less_expected(_plan(*[_linear(2, 2)] * 3, k=2))  # depth < 2k
+    assert _strictly_less_expected(_plan(*[_linear(2, 2)] * 3, k=2))  # [0, 2) drops x_1
+    assert _strictly_less_expected(_plan(_linear(2, 2), k=1, scheme="per_layer"))  # the last layer drops its output
+    assert not _strictly_less_expected(_plan(*[_linear(2, 2)] * 2, k=2, scheme="per_layer"))  # ckpt[0, 1) plain[1, 2)
+    assert not _strictly_less_expected(_plan(*[_linear(2, 2)] * 3, k=8, scheme="sequential"))  # nothing checkpointed
     assert not _strictly_less_expected(_plan(_linear(2, 2), LayerPlan("dropout", 2, 2, p=0.5), k=1))
 
 
@@ -289,13 +295,21 @@ def test_totals_accumulate_train_mode_bytes() -> None:
 # --- through the runner -----------------------------------------------------------------------
 
 
-def _case(tmp_path: Path, ref: str, pattern: dict) -> Case:
-    return pattern_case(tmp_path, "checkpoint_equivalence", pattern, ref, "ckpt")
+def _case(tmp_path: Path, ref: str, pattern: dict, scheme: str | None = None) -> Case:
+    """The check ``checkpoint_equivalence:p`` of a spec declaring the option ``scheme``; ``ref`` fixes ``scheme`` if given."""
+    if scheme is None:
+        return pattern_case(tmp_path, "checkpoint_equivalence", pattern, ref, "ckpt")
+    data = pattern_spec("checkpoint_equivalence", pattern, ref, "ckpt")
+    data["specs"][0]["params"] = {"scheme": {"values": ["per_layer", "segments", "sequential"], "default": "per_layer"}}
+    data["specs"][0]["implementations"] = [{"ref": ref, "params": {"scheme": scheme}}]
+    spec = load_specs([write_spec(tmp_path, data, name="ckpt.yaml")], default=False)["ckpt"]
+    impl = spec.implementations[0].id
+    return Case(spec.for_implementation(impl), impl, "cpu", "float32", "checkpoint_equivalence:p")
 
 
 def test_runner_reports_a_passing_row_with_the_measured_bytes(tmp_path: Path) -> None:
     rows: list[dict] = []
-    case = _case(tmp_path, "implementations.checkpointing:CheckpointedModule", {"property": "saved_memory"})
+    case = _case(tmp_path, "implementations.checkpointing:CheckpointedModule", {"property": "saved_memory"}, "segments")
     run_case(case, rows.append, settings(max_examples=8, derandomize=True, deadline=None, database=None))
     row = rows[-1]
     assert row["examples"] == 8 and row["max_abs_err"] == 0.0 and row["tolerance"] == 0.0

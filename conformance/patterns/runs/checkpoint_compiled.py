@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from conformance.dtype_helpers import to_numpy64
 from conformance.patterns.helpers.checkpoint_stacks import Forward, module_forward, plain_forward, run_results
 from conformance.patterns.helpers.compiling import fresh_compile, strict_compiled_calls
-from conformance.patterns.helpers.stack_plans import LayerPlan, StackPlan
+from conformance.patterns.helpers.stack_plans import DEFAULT_SCHEME, LayerPlan, StackPlan
 from conformance.tolerance import Measurement, compare, max_abs, reference_baselines, stand_in_dtype, worst
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ _NOTE = (
 )
 
 
-def compiled_plans(options: Mapping[str, Any]) -> list[StackPlan]:
+def compiled_plans(options: Mapping[str, Any], scheme: str = DEFAULT_SCHEME) -> list[StackPlan]:
     """The fixed stacks of the ``compiled`` property, one per ``checkpoint_every`` value (module docstring)."""
     kinds, depth, width = options["layers"], options["depth"]["max"], options["width"]["max"]
     layers = []
@@ -56,7 +56,7 @@ def compiled_plans(options: Mapping[str, Any]) -> list[StackPlan]:
         activation = _ACTIVATIONS[i % len(_ACTIVATIONS)] if kind in ("linear", "residual") else None
         layers.append(LayerPlan(kind, width, width, activation))
     batch = options["batch"]["max"]
-    return [StackPlan(tuple(layers), k, batch, input_requires_grad=True, seed=0) for k in options["checkpoint_every"]]
+    return [StackPlan(tuple(layers), k, batch, True, 0, scheme) for k in options["checkpoint_every"]]
 
 
 def _maker(target: Any, plan: StackPlan, mode: str, compiled: bool) -> Callable[[nn.ModuleList], Forward]:

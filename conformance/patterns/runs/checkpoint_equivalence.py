@@ -31,9 +31,9 @@ from conformance.patterns.helpers.checkpoint_stacks import (
     run_results,
     stack_inputs,
 )
-from conformance.patterns.helpers.saved_memory import distinct_bytes, saved_for_backward
+from conformance.patterns.helpers.saved_memory import distinct_bytes, saved_for_backward, storage_key
 from conformance.patterns.helpers.search import search
-from conformance.patterns.helpers.stack_plans import LayerPlan, StackPlan, plan_from_dict, plan_to_dict
+from conformance.patterns.helpers.stack_plans import DEFAULT_SCHEME, LayerPlan, StackPlan, plan_from_dict, plan_to_dict
 from conformance.patterns.runs.checkpoint_compiled import check_compiled, compiled_plans
 from conformance.tolerance import Measurement, Tolerance, max_abs, worst
 
@@ -41,9 +41,14 @@ FACTOR = 2.0  # × the plain stack's own run-to-run difference (0 where its kern
 _REASON = "the same-precision reference is the plain stack run again; no floor: recomputation is the same arithmetic"
 
 
+def scheme_of(ctx: PatternContext) -> str:
+    """The implementation's declared checkpointing scheme (its option ``scheme``; the guide's ``per_layer`` by default)."""
+    return str(ctx.spec.fixed_params(ctx.ref).get("scheme", DEFAULT_SCHEME))
+
+
 @st.composite
-def stack_plans(draw: st.DrawFn, options: Mapping[str, Any]) -> StackPlan:
-    """Stacks within the options' bounds; widths change only at Linear layers."""
+def stack_plans(draw: st.DrawFn, options: Mapping[str, Any], scheme: str = DEFAULT_SCHEME) -> StackPlan:
+    """Stacks within the options' bounds, run under ``scheme``; widths change only at Linear layers."""
     depth = draw(st.integers(options["depth"]["min"], options["depth"]["max"]))
     widths = st.integers(options["width"]["min"], options["width"]["max"])
     width = draw(widths)
@@ -61,8 +66,8 @@ def stack_plans(draw: st.DrawFn, options: Mapping[str, Any]) -> StackPlan:
         batch=draw(st.integers(options["batch"]["min"], options["batch"]["max"])),
         input_requires_grad=draw(st.booleans()),
         seed=draw(st.integers(0, 2**31 - 1)),
+        scheme=scheme,
     )
-
 
 
 @dataclass(frozen=True)
@@ -155,11 +160,10 @@ class SavedBytes:
     expected: int | None = None  # train: the segment inputs' bytes; eval: None (equal to plain)
 
 
-def _saved(make: Callable[[nn.ModuleList], Forward], plan: StackPlan, device: str, dtype: str, mode: str) -> tuple[int, list]:
+def _saved(make: Callable[[nn.ModuleList], Forward], plan: StackPlan, device: str, dtype: str, mode: str) -> int:
     layers = build_layers(plan, device, dtype)
     layers.train(mode == "train")
-    inputs: list[Tensor] = []
-    forward = make(layers, inputs)
+    forward = make(layers)
     x, _ = stack_inputs(plan, device, dtype)
     x.requires_grad_(plan.input_requires_grad)
     with torch.random.fork_rng(devices=rng_devices(device)):
@@ -167,20 +171,59 @@ def _saved(make: Callable[[nn.ModuleList], Forward], plan: StackPlan, device: st
         with saved_for_backward(exclude=[*layers.parameters(), *layers.buffers()]) as saved:
             y = forward(x)
         del y
-    return saved.total_bytes, inputs
+    return saved.total_bytes
+
+
+def expected_train_bytes(plan: StackPlan, device: str, dtype: str) -> int:
+    """What the plan's scheme keeps in train mode, derived from one plain run (module docstring).
+
+    A checkpointed region keeps only its input; a plain region keeps what the plain stack's layers
+    keep there. Counted as distinct storages over both, so a tensor a plain layer saves that is also
+    the next region's input counts once.
+    """
+    layers = build_layers(plan, device, dtype).train()
+    excluded = {storage_key(t) for t in [*layers.parameters(), *layers.buffers()]}
+    kept: list[Tensor] = []
+    counting = [False]
+
+    def pack(t: Tensor) -> Tensor:
+        if counting[0] and storage_key(t) not in excluded:
+            kept.append(t)
+        return t
+
+    x, _ = stack_inputs(plan, device, dtype)
+    x.requires_grad_(plan.input_requires_grad)
+    with torch.random.fork_rng(devices=rng_devices(device)), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        torch.manual_seed(plan.seed)
+        for region in plan.regions():
+            if region.checkpointed:
+                kept.append(x)
+            counting[0] = not region.checkpointed
+            for layer in layers[region.start : region.end]:
+                x = layer(x)
+    return distinct_bytes(kept)
 
 
 def measure_saved_bytes(target: Any, plan: StackPlan, device: str, dtype: str, mode: str) -> SavedBytes:
     """Saved bytes of the plain stack and of the module; in train mode also the derived expectation."""
-    plain, inputs = _saved(plain_forward, plan, device, dtype, mode)
-    module, _ = _saved(lambda layers, _inputs: module_forward(target, layers, plan, mode), plan, device, dtype, mode)
-    expected = distinct_bytes(inputs[s] for s in plan.segment_starts()) if mode == "train" else None
+    plain = _saved(plain_forward, plan, device, dtype, mode)
+    module = _saved(lambda layers: module_forward(target, layers, plan, mode), plan, device, dtype, mode)
+    expected = expected_train_bytes(plan, device, dtype) if mode == "train" else None
     return SavedBytes(plain, module, expected)
 
 
 def _strictly_less_expected(plan: StackPlan) -> bool:
-    """Where the module must save strictly less than the plain stack (module docstring)."""
-    return plan.depth >= 2 * plan.checkpoint_every and all(layer.kind != "dropout" for layer in plan.layers)
+    """Where the module must save strictly less than the plain stack (module docstring).
+
+    Without a bare Dropout, every layer keeps its input and something more (its output, statistics or
+    a pre-activation). A checkpointed region of two or more layers drops its second layer's input; a
+    checkpointed last layer drops what it keeps besides its input. The rest keeps at most the plain
+    stack's tensors.
+    """
+    if any(layer.kind == "dropout" for layer in plan.layers):
+        return False
+    checkpointed = [r for r in plan.regions() if r.checkpointed]
+    return any(r.end - r.start >= 2 or r.end == plan.depth for r in checkpointed)
 
 
 def check_saved_memory(
@@ -201,7 +244,11 @@ def check_saved_memory(
         worst = max(worst, abs(b.module - expected))
         rel = max(rel, abs(b.module - expected) / max(expected, 1))
         if b.module != expected:
-            what = "the bytes of the segment inputs x_0, x_k, x_2k, …" if mode == "train" else "the plain stack's"
+            what = (
+                f"what the {plan.scheme} scheme keeps (checkpointed regions' inputs, plain regions' saved tensors)"
+                if mode == "train"
+                else "the plain stack's"
+            )
             problems.append(f"{mode}: saved {b.module} bytes for backward, expected {expected} = {what}; plain stack {b.plain}")
         if mode == "train" and _strictly_less_expected(plan) and not b.module < b.plain:
             problems.append(f"train: saved {b.module} bytes, not strictly less than the plain stack's {b.plain}")
@@ -235,7 +282,6 @@ def cuda_peak_bytes(target: Any, device: str, dtype: str) -> str:
     )
 
 
-
 def check_plan(target: Any, plan: StackPlan, ctx: PatternContext, totals: dict[str, int] | None = None) -> Measurement:
     """The check of the context's ``property`` on one stack."""
     args = (target, plan, ctx.device, ctx.dtype, ctx.options["modes"])
@@ -248,8 +294,9 @@ def check_plan(target: Any, plan: StackPlan, ctx: PatternContext, totals: dict[s
 
 def replay(ctx: PatternContext, example: Mapping[str, Any]) -> Measurement:
     """The check on one stack given as :func:`plan_to_dict` data (what a failing row's repro calls)."""
+    plan = replace(plan_from_dict(example), scheme=scheme_of(ctx))  # the implementation declares its scheme
     with one_intra_op_thread():
-        return check_plan(ctx.target(), plan_from_dict(example), ctx)
+        return check_plan(ctx.target(), plan, ctx)
 
 
 def run(ctx: PatternContext) -> Measurement:
@@ -259,7 +306,8 @@ def run(ctx: PatternContext) -> Measurement:
         return run_compiled(ctx)
     totals: dict[str, int] = {}
     with one_intra_op_thread():
-        m = search(ctx, stack_plans(options), lambda plan: check_plan(target, plan, ctx, totals), to_example=plan_to_dict)
+        plans = stack_plans(options, scheme_of(ctx))
+        m = search(ctx, plans, lambda plan: check_plan(target, plan, ctx, totals), to_example=plan_to_dict)
     if not m.passed:
         return m
     summary = _summary(options, m.examples, totals)
@@ -271,7 +319,7 @@ def run(ctx: PatternContext) -> Measurement:
 def run_compiled(ctx: PatternContext) -> Measurement:
     """The fixed stacks of the ``compiled`` property: the first failure, or the worst pass."""
     target, results = ctx.target(), []
-    for plan in compiled_plans(ctx.options):
+    for plan in compiled_plans(ctx.options, scheme_of(ctx)):
         with one_intra_op_thread():  # as the drawn properties: tiny tensors, and the same kernels on any machine
             m = check_plan(target, plan, ctx)
         results.append(m)

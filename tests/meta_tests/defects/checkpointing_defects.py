@@ -2,20 +2,23 @@
 
 Every class has the interface of ``implementations.checkpointing.CheckpointedModule``:
 ``__init__(layers: nn.ModuleList, checkpoint_every=2)``, ``forward(x)``. Each is wrong in exactly one
-way; each docstring says what is wrong and which check must catch it (check names are
-``checkpoint_equivalence:<id>`` with the ids of the spec's ``patterns``).
-``tests/meta_tests/tables/checkpointing.py`` lists the check that must catch it.
+way under the checkpointing scheme it is registered with (the option ``scheme``: the default
+``per_layer``, or ``[scheme='segments']`` / ``[scheme='sequential']``); each docstring says what is
+wrong and which check must catch it (check names are ``checkpoint_equivalence:<id>`` with the ids of
+the spec's ``patterns``). ``tests/meta_tests/tables/checkpointing.py`` lists the check that must catch it.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
-from torch.utils.checkpoint import checkpoint
+from torch.utils.checkpoint import checkpoint, checkpoint_sequential
 
 
 class _Segments(nn.Module):
-    """Segments [0, k), [k, 2k), … each under one checkpoint in training (the correct scheme), with hooks to break it."""
+    """Segments [0, k), [k, 2k), … each under one checkpoint in training (correct as ``segments``), with hooks to break it."""
 
     use_reentrant = False
     preserve_rng_state = True
@@ -121,7 +124,8 @@ class NoCheckpointing(_Segments):
 class GuidePerLayer(_Segments):
     """The guide's reading: layers 0, k, 2k, … checkpointed one at a time, the others run plainly.
 
-    Right for k = 1; for k ≥ 2 the layers in between keep their activations.
+    Correct as the default scheme ``per_layer``; declared ``[scheme='segments']`` it is wrong: right for
+    k = 1, for k ≥ 2 the layers in between keep their activations.
     Caught by: ``checkpoint_equivalence:saved_activations`` (train: more than the segment inputs).
     """
 
@@ -135,7 +139,7 @@ class GuidePerLayer(_Segments):
 
 
 class LastSegmentPlain(_Segments):
-    """As ``checkpoint_sequential``: the last segment runs without a checkpoint.
+    """Declared ``segments``, but as ``checkpoint_sequential``: the last segment runs without a checkpoint.
 
     Caught by: ``checkpoint_equivalence:saved_activations`` (train: the last segment's activations are kept).
     """
@@ -175,3 +179,71 @@ class LossyWhenCompiled(_Segments):
         if torch.compiler.is_compiling():
             h = torch.round(h * 256) / 256
         return super().run(start, end, h)
+
+
+# --- one defect per declared scheme --------------------------------------------------------------
+
+
+class PerLayerOffset(_Segments):
+    """Declared ``per_layer`` (the default), but checkpoints layers k − 1, 2k − 1, … (``i % k == k - 1``).
+
+    The same results; for k ≥ 2 other layers keep their activations than the scheme says.
+    Caught by: ``checkpoint_equivalence:saved_activations`` (train: not the per_layer scheme's bytes).
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        k = self.checkpoint_every
+        for i, layer in enumerate(self.layers):
+            if self.training and i % k == k - 1:
+                x = checkpoint(layer, x, use_reentrant=False)
+            else:
+                x = layer(x)
+        return x
+
+
+class SegmentsFromOne(_Segments):
+    """Declared ``segments``, but runs layer 0 plainly and cuts segments [1, 1 + k), [1 + k, 1 + 2k), … after it.
+
+    Caught by: ``checkpoint_equivalence:saved_activations`` (train: layer 0's activations are kept).
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not (self.training and torch.is_grad_enabled()):
+            return self.run(0, len(self.layers), x)
+        x = self.run(0, 1, x)
+        for start in range(1, len(self.layers), self.checkpoint_every):
+            x = self.checkpointed(start, min(start + self.checkpoint_every, len(self.layers)), x)
+        return x
+
+
+class _Sequential(_Segments):
+    """``checkpoint_sequential(layers, ⌈n/k⌉, x)`` in training (correct as ``sequential``), with hooks to break it."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not (self.training and torch.is_grad_enabled()):
+            return self.run(0, len(self.layers), x)
+        return checkpoint_sequential(self.layers, self.segments(len(self.layers)), x, use_reentrant=self.use_reentrant)
+
+    def segments(self, depth: int) -> int:
+        return math.ceil(depth / self.checkpoint_every)
+
+
+class SequentialFloorSegments(_Sequential):
+    """Declared ``sequential``, but hands torch ⌊n/k⌋ segments (at least 1) instead of ⌈n/k⌉.
+
+    The same results; where the two differ other layers are checkpointed (for k ≥ n, none either way).
+    Caught by: ``checkpoint_equivalence:saved_activations`` (train: not the sequential scheme's bytes).
+    """
+
+    def segments(self, depth: int) -> int:
+        return max(1, depth // self.checkpoint_every)
+
+
+class SequentialReentrant(_Sequential):
+    """Declared ``sequential``, with ``use_reentrant=True`` (torch's default when the flag is not passed).
+
+    A first segment whose input does not require grad gets no parameter gradients.
+    Caught by: ``checkpoint_equivalence:plain_stack`` (gradients in train mode).
+    """
+
+    use_reentrant = True
