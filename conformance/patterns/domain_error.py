@@ -1,16 +1,28 @@
-"""Pattern kind ``domain_error``: called outside its declared domain, an implementation raises a clear error.
+"""Pattern kind ``domain_error``: called outside its declared domain, an implementation fails clearly or is right.
 
 Examples are drawn from the spec as for every check; ``set`` then moves sizes or params out of the
 domain on purpose (expressions over the drawn sizes and params, breaking the spec's constraints),
 the inputs are drawn at those sizes, and the implementation is built and called the way its
-``interface`` says. It must raise one of the ``raises`` exception types, with a message that
-contains ``match`` (a regular expression) — returning normally, or failing with another error, is
-the defect (a cache sliced past its end silently returns fewer rows, say).
+``interface`` says. What it may do there is ``accepts``, judged by behaviour:
+
+``error`` (the default)
+    raise one of the ``raises`` exception types with a non-empty message that contains ``match``
+    (a regular expression, if given).
+``correct``
+    return what the spec's float64 oracle gives at those sizes, within the spec's derived tolerance
+    (the ``oracle`` check's own comparison, on the moved example): a rotary table computed on the
+    fly, say, is right past the declared maximum.
+
+With ``accepts: [error, correct]`` either passes. Always a defect: returning normally where
+``correct`` is not accepted; returning outputs of other shapes than the oracle's (a cache sliced
+past its end silently returns fewer rows) or wrong values (repeated or stale rows); an unclear
+error — an exception type outside ``raises``, an empty message, or one that does not match.
 
 Spec options::
 
     kind: domain_error
     set: {L: "M + 1"}          # sizes/params: expressions over the drawn ones
+    accepts: [error, correct]  # what the implementation may do there (default: [error])
     raises: [ValueError]       # built-in exception types (default: ValueError)
     match: max_seq_len         # optional: a regular expression the message must contain
 
@@ -58,7 +70,23 @@ def validate(options: Mapping[str, Any], where: Where, context: SpecContext) -> 
             re.compile(match)
         except re.error as exc:
             raise where.at("match").error(f"not a regular expression: {exc}") from None
-    return {"set": parsed, "raises": tuple(raises), "match": match}
+    return {"set": parsed, "accepts": _accepts(options, where, context), "raises": tuple(raises), "match": match}
+
+
+ACCEPTS = ("error", "correct")
+
+
+def _accepts(options: Mapping[str, Any], where: Where, context: SpecContext) -> tuple[str, ...]:
+    """``accepts``: a non-empty list of distinct values from :data:`ACCEPTS`; ``correct`` needs an oracle."""
+    accepts = options.get("accepts", ["error"])
+    if not isinstance(accepts, list) or not accepts or len(set(map(repr, accepts))) != len(accepts):
+        raise where.at("accepts").error(f"expected a non-empty list of distinct values from error, correct; got {accepts!r}")
+    unknown = [a for a in accepts if a not in ACCEPTS]
+    if unknown:
+        raise where.at("accepts").error(f"expected values from error, correct; got {unknown[0]!r}")
+    if "correct" in accepts and not context.outputs:
+        raise where.at("accepts").error("'correct' needs the spec's oracle to judge by (a spec of pattern checks only has none)")
+    return tuple(accepts)
 
 
 def exception_type(name: Any) -> type[BaseException] | None:
@@ -69,7 +97,7 @@ def exception_type(name: Any) -> type[BaseException] | None:
 KIND = PatternKind(
     name="domain_error",
     required=frozenset({"set"}),
-    optional=frozenset({"raises", "match"}),
+    optional=frozenset({"accepts", "raises", "match"}),
     validate=validate,
     run="conformance.patterns.runs.domain_error:run",
 )

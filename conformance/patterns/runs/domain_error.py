@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
 
 from conformance.evaluate import NumpyBackend, evaluate
@@ -36,27 +39,61 @@ def _scalar(value: Any, like: Any) -> Any:
     return int(value) if isinstance(like, int) and not isinstance(like, bool) and value.is_integer() else value
 
 
-def _attempt(ctx: PatternContext, example: Any) -> str | None:
-    """``None`` when the implementation refuses the out-of-domain call as the spec says; else what it did."""
+def _attempt(ctx: PatternContext, example: Any) -> tuple[str, str | None]:
+    """What the implementation did out of the domain (``error`` or ``correct``), and ``None`` or the problem."""
     from conformance.checks import Trial
 
     outside, moved = _outside(ctx, example)
     where = ", ".join(f"{n} = {v}" for n, v in moved.items())
     where += f" (example: sizes={dict(outside.sizes)}, params={dict(outside.params)}, seed={outside.seed})"
-    expected = " or ".join(ctx.options["raises"])
-    match = ctx.options["match"]
-    wanted = f"{expected}" + (f" matching {match!r}" if match else "")
+    wanted = _wanted(ctx.options)
     try:
         t = Trial(ctx.spec, ctx.ref, ctx.device, ctx.dtype, outside)  # builds the implementation
-        t.fn(t.tensors(t.rounded(t.env64)))
+        outputs = t.fn(t.tensors(t.rounded(t.env64)))
     except Exception as exc:  # noqa: BLE001 - any error is inspected below
-        types = tuple(exception_type(n) for n in ctx.options["raises"])
-        if not isinstance(exc, types):  # type: ignore[arg-type]
-            return f"at {where}: raised {type(exc).__name__}: {exc} (expected {wanted})"
-        if match and not re.search(match, str(exc)):
-            return f"at {where}: raised {type(exc).__name__}: {exc} — the message does not match {match!r}"
-        return None
-    return f"at {where}: returned normally (expected {wanted})"
+        return "error", _judge_error(ctx.options, exc, where, wanted)
+    if "correct" not in ctx.options["accepts"]:
+        return "correct", f"at {where}: returned normally (expected {wanted})"
+    return "correct", _judge_result(t, outputs, where)
+
+
+def _wanted(options: Mapping[str, Any]) -> str:
+    """What the spec accepts, in words (for a failure's detail)."""
+    error = " or ".join(options["raises"]) + " with a message" + (f" matching {options['match']!r}" if options["match"] else "")
+    if "error" not in options["accepts"]:
+        return "the oracle's values"
+    return error if "correct" not in options["accepts"] else f"{error}, or the oracle's values"
+
+
+def _judge_error(options: Mapping[str, Any], exc: Exception, where: str, wanted: str) -> str | None:
+    """``None`` for a clear error of a declared type; else why it is not."""
+    raised = f"at {where}: raised {type(exc).__name__}: {exc}"
+    if "error" not in options["accepts"]:
+        return f"{raised} (expected {wanted})"
+    types = tuple(exception_type(n) for n in options["raises"])
+    if not isinstance(exc, types):  # type: ignore[arg-type]
+        return f"{raised} (expected {wanted})"
+    if not str(exc).strip():
+        return f"at {where}: raised {type(exc).__name__} with an empty message (expected {wanted})"
+    match = options["match"]
+    if match and not re.search(match, str(exc)):
+        return f"{raised} — the message does not match {match!r}"
+    return None
+
+
+def _judge_result(t: Any, outputs: tuple[Any, ...], where: str) -> str | None:
+    """``None`` where the outputs are the float64 oracle's at the moved sizes (the ``oracle`` check's comparison)."""
+    from conformance.checks import check_oracle
+
+    expected = t.oracle(t.rounded(t.env64))
+    for name, out, exp in zip(t.outputs, outputs, expected):
+        if tuple(out.shape) != np.shape(exp):
+            rows = " (fewer rows than asked: silently truncated)" if out.dim() and out.shape[0] < np.shape(exp)[0] else ""
+            return f"at {where}: returned {name} of shape {tuple(out.shape)}, the oracle's is {np.shape(exp)}{rows}"
+    m = check_oracle(t)
+    if m is not None and not m.passed:
+        return f"at {where}: returned wrong values: {m.detail}"
+    return None
 
 
 class _Found(Exception):
@@ -69,6 +106,7 @@ def run(ctx: PatternContext) -> Measurement:
     spec = ctx.spec.for_implementation(ctx.ref)
     found: list[str] = []
     tried = [0]
+    outcomes: Counter[str] = Counter()
 
     @settings(
         ctx.settings,
@@ -80,7 +118,8 @@ def run(ctx: PatternContext) -> Measurement:
     @given(example=examples(spec, ctx.dtype))
     def search(example: Any) -> None:
         tried[0] += 1
-        problem = _attempt(ctx, example)
+        outcome, problem = _attempt(ctx, example)
+        outcomes[outcome] += 1
         if problem is not None:
             found.append(problem)
             raise _Found(problem)
@@ -91,4 +130,14 @@ def run(ctx: PatternContext) -> Measurement:
         pass
     if found:
         return Measurement(float("nan"), float("nan"), None, False, found[-1], examples=tried[0])
-    return Measurement(0.0, 0.0, None, True, f"raised {' or '.join(ctx.options['raises'])} each time", examples=tried[0])
+    return Measurement(0.0, 0.0, None, True, _summary(ctx.options, outcomes), examples=tried[0])
+
+
+def _summary(options: Mapping[str, Any], outcomes: Counter[str]) -> str:
+    """What a passing run saw: clear errors and/or the oracle's values, how often."""
+    parts = []
+    if outcomes["error"]:
+        parts.append(f"raised {' or '.join(options['raises'])} with a message {outcomes['error']} time(s)")
+    if outcomes["correct"]:
+        parts.append(f"returned the oracle's values within the derived tolerance {outcomes['correct']} time(s)")
+    return "; ".join(parts) or "no example drawn"
