@@ -514,6 +514,13 @@ def check_invariant(t: Trial, invariant_id: str) -> Measurement | None:
         err = max_abs(*i_pairs[k][1])
         passed = err <= tol.atol
         where = f"{name}: " if name else ""
+        if scale > 0 and tol.atol >= scale:  # the oracle itself breaks the relation by as much as its terms
+            detail = (
+                f"{inv.description}: {where}vacuous tolerance: {tol.atol:.4g} = {tol.describe()} reaches the relation's "
+                f"terms ({scale:.4g}): the equation as written does not keep it on this example (not counted as a pass)"
+            )
+            measurements.append(Measurement(err, err / scale, tol, False, detail, vacuous=True))
+            continue
         detail = f"{inv.description}: {where}|lhs − rhs| {err:.4g} > tolerance {tol.atol:.4g} = {tol.describe()}"
         detail = "" if passed else detail
         measurements.append(Measurement(err, err / scale if scale > 0 else err, tol, passed, detail))

@@ -12,3 +12,5 @@ from __future__ import annotations
 
 DTYPES: tuple[str, ...] = ("float64", "float32", "bfloat16", "float16")
 LOW_PRECISION = frozenset({"bfloat16", "float16"})
+# Machine epsilon (the spacing of floats at 1) per dtype, exact powers of two, known without torch.
+EPSILON: dict[str, float] = {"float64": 2.0**-52, "float32": 2.0**-23, "bfloat16": 2.0**-7, "float16": 2.0**-10}

@@ -5,13 +5,14 @@ Hypothesis draws examples and ``judge(case, example)`` judges each; the runner k
 measurement over all examples and, on failure, the shrunk falsifying example and a copy-pasteable
 reproduction. A check without ``draw`` (a symbolic fact, a pattern kind) runs whole.
 
-Shrinking is bounded (:class:`ShrinkBudget`): once the first failure is found, Hypothesis's shrinker
-may have at most as many examples judged as the search itself could draw (``max_examples``), so a
-failing row costs at most about twice a passing one. Hypothesis has no public shrink budget, so the
-property enforces it: past the budget an example it has not judged failing counts as passing without
-being run, the shrinker stops making progress and Hypothesis reports (and replays, judged for real)
-the simplest failure judged so far. What it simplifies is sizes and structure, not scale: magnitudes
-shrink toward a representative value (:func:`conformance.strategies.representative`).
+Shrinking is bounded (:class:`conformance.strategies.ShrinkBudget`): once the first failure is found,
+Hypothesis's shrinker may have at most as many examples judged as the search itself could draw
+(``max_examples``), so a failing row costs at most about twice a passing one. Hypothesis has no
+public shrink budget, so the property enforces it: past the budget an example it has not judged
+failing counts as passing without being run, the shrinker stops making progress and Hypothesis
+reports (and replays, judged for real) the simplest failure judged so far. What it simplifies is
+sizes and structure, not scale: magnitudes shrink toward a representative value
+(:func:`conformance.strategies.representative`).
 
 :func:`run_case` raises :class:`conformance.checks.CheckFailure` for a failing check and lets an
 implementation's exception through; :mod:`conformance.engine` turns either into a result.
@@ -29,7 +30,7 @@ from hypothesis import HealthCheck, given, note, reject, settings
 from conformance.checks import CheckFailure, CheckSkipped
 from conformance.diagnosis import with_region
 from conformance.selection import Case
-from conformance.strategies import Example
+from conformance.strategies import Example, ShrinkBudget
 from conformance.tolerance import Measurement, worst
 from conformance.unsupported import Refusal
 from conformance.unsupported import describe as describe_refusals
@@ -44,12 +45,18 @@ class Tracker:
     extra: dict[str, Any] = field(default_factory=dict)
     refusals: int = 0  # examples in the implementation's declared unsupported region, refused as declared
     refusal: Refusal | None = None  # the first of them
+    vacuous: int = 0  # examples whose tolerance reached the output's own magnitude: not judged (tolerance.compare)
+    first_vacuous: Measurement | None = None
 
     def observe(self, m: Measurement, example: Example) -> None:
         self.examples += 1
         if isinstance(m, Refusal):  # not otherwise judged (conformance.unsupported)
             self.refusals += 1
             self.refusal = self.refusal or m
+            return
+        if m.vacuous:  # no result could fail it: neither a pass nor a failure
+            self.vacuous += 1
+            self.first_vacuous = self.first_vacuous or m
             return
         if not m.passed:
             self.failure, self.failing_example = m, example
@@ -80,6 +87,9 @@ def run_case(case: Case, record: Callable[[dict[str, Any]], None], hypothesis_se
             _run_property(case, definition.draw_fn(), definition.judge_fn(), tracker, hypothesis_settings or settings())
             if tracker.refusal is not None and tracker.refusals == tracker.examples:
                 raise CheckSkipped(f"every example drawn is in the declared unsupported region: {_refused(tracker)}")
+            if tracker.first_vacuous is not None and tracker.vacuous + tracker.refusals == tracker.examples:
+                tracker.failure = tracker.first_vacuous
+                raise CheckFailure(f"{case.check}: every example judged had a vacuous tolerance: {_vacuous(tracker)}")
     except (CheckFailure, CheckSkipped):
         raise
     except Exception as exc:
@@ -100,39 +110,6 @@ def _run_whole(case: Case, judge: Callable[..., Any], tracker: Tracker, hypothes
         snippet = f"\nReproduce with:\n{repro(case, m.example)}" if m.example is not None else ""
         raise CheckFailure(f"{case.check} failed: {m.detail}{snippet}")
     tracker.worst = m
-
-
-class ShrinkBudget:
-    """How many examples shrinking may judge after the first failure, and which examples failed.
-
-    ``allows(example)``: judge this example? Always before the first failure and while judgements are
-    left; past the budget only an example already judged failing (Hypothesis's final replay of the
-    shrunk one), every other counts as passing unjudged.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.spent = 0
-        self.failing: set[str] = set()
-
-    @property
-    def exhausted(self) -> bool:
-        return bool(self.failing) and self.spent >= self.limit
-
-    def allows(self, example: Example) -> bool:
-        if not self.failing:
-            return True
-        if self.exhausted:
-            return _key(example) in self.failing
-        self.spent += 1
-        return True
-
-    def failed(self, example: Example) -> None:
-        self.failing.add(_key(example))
-
-
-def _key(example: Example) -> str:
-    return repr(sorted(example.as_dict().items()))
 
 
 def _run_property(case: Case, draw: Callable[..., Any], judge: Callable[..., Any], tracker: Tracker, parent: settings) -> None:
@@ -159,7 +136,7 @@ def _run_property(case: Case, draw: Callable[..., Any], judge: Callable[..., Any
         if m is None:
             reject()
         tracker.observe(m, example)
-        if not m.passed:
+        if not m.passed and not m.vacuous:
             budget.failed(example)
             note(f"Reproduce with:\n{repro(case, example)}")
             raise CheckFailure(f"{case.check} failed: {m.detail}")
@@ -185,6 +162,12 @@ def repro(case: Case, example: Example | Mapping[str, Any]) -> str:
     )
 
 
+def _vacuous(tracker: Tracker) -> str:
+    assert tracker.first_vacuous is not None
+    first = tracker.first_vacuous.detail
+    return f"{tracker.vacuous} of {tracker.examples} examples not judged, their tolerance vacuous (first: {first})"
+
+
 def _refused(tracker: Tracker) -> str:
     assert tracker.refusal is not None
     return describe_refusals(tracker.refusal, tracker.refusals)
@@ -204,6 +187,8 @@ def _fields(case: Case, tracker: Tracker, seconds: float) -> dict[str, Any]:
     fields.update(tracker.extra)
     if tracker.refusal is not None:
         fields["detail"] = "; ".join(filter(None, [fields.get("detail"), _refused(tracker)]))
+    if tracker.first_vacuous is not None and tracker.failure is not tracker.first_vacuous:
+        fields["detail"] = "; ".join(filter(None, [fields.get("detail"), _vacuous(tracker)]))
     if tracker.failing_example is not None:
         fields["falsifying_example"] = tracker.failing_example.as_dict()
         fields["repro"] = repro(case, tracker.failing_example)

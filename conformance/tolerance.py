@@ -178,15 +178,19 @@ def _one(error: float | None) -> list[float] | None:
 
 
 def worst(measurements: Iterable[Measurement]) -> Measurement:
-    """The measurement that decides a row of several: a failure first, else the largest error over tolerance.
+    """The measurement that decides a row of several: a failure first, then a vacuous one (which no
+    result could fail: the whole is not judged), else the largest error over tolerance.
 
     Ties keep the first. Raises ``ValueError`` on no measurements.
 
     >>> a, b = Measurement(1.0, 1.0, None, True), Measurement(2.0, 2.0, None, False)
     >>> worst([a, b]) is b
     True
+    >>> v = Measurement(0.0, 0.0, None, False, vacuous=True)
+    >>> worst([a, v]) is v, worst([v, b]) is b
+    (True, True)
     """
-    return max(measurements, key=lambda m: (not m.passed, m.ratio))
+    return max(measurements, key=lambda m: (not m.passed and not m.vacuous, m.vacuous, m.ratio))
 
 
 def max_abs(a: np.ndarray, b: np.ndarray) -> float:

@@ -18,7 +18,7 @@ from typing import Any
 import sympy
 
 from conformance import expr as expr_mod
-from conformance.dtype_names import DTYPES
+from conformance.dtype_names import DTYPES, EPSILON
 from conformance.loader.meaning import check_meaning
 from conformance.model import (
     STRING_VALUE_RE,
@@ -668,6 +668,12 @@ class SpecParser:
             floor = float(self.typed(body.get("floor_ulps", 8.0), p + ("floor_ulps",), (int, float), "a number"))
             if not (1.0 <= factor <= 100.0 and 0.0 <= floor <= 4096.0):
                 raise self.fail(p, "expected 1 <= factor <= 100 and 0 <= floor_ulps <= 4096")
+            if floor * EPSILON[dt] >= 1.0:  # the floor alone would reach the output's own magnitude: vacuous
+                raise self.fail(
+                    p + ("floor_ulps",),
+                    f"expected fewer than {1 / EPSILON[dt]:g} ulps of {dt} (eps = {EPSILON[dt]:g}): a floor of {floor:g} ulps "
+                    "is at least the output's own magnitude, so no result could fail it",
+                )
             out[dt] = ToleranceRule(factor, floor, self.text(body["reason"], p + ("reason",)))
         return out
 
