@@ -10,7 +10,8 @@ Shrinking simplifies sizes and structure, not scale: a size (and an integer para
 smallest that still fails, a magnitude (and a log-scaled param) toward its range's
 :func:`representative` value — 1.0 where the range holds it, else the range's geometric middle —
 never toward an edge, so a shrunk failure reads at a scale a reviewer can weigh (not
-"5.8e-25 > 3.1e-32"). The edges are still drawn often, and kept when only they fail.
+"5.8e-25 > 3.1e-32"). The edges are still drawn often, and kept when only they fail. How long
+shrinking may go on is :class:`ShrinkBudget`'s to say (the runner and pattern searches use it).
 
 >>> from conformance.spec import load_specs
 >>> spec = load_specs()["surprise"]
@@ -87,6 +88,45 @@ def examples(spec: EquationSpec, dtype: str, *, when: Any = None, for_gradcheck:
         present,
         st.integers(0, 2**32 - 1),
     )
+
+
+class ShrinkBudget:
+    """At most ``limit`` examples judged once a search has found its first failure.
+
+    Hypothesis has no public bound on shrinking, so the property enforces one: ``allows(example)``
+    says whether to judge an example. Before the first failure, always; after it, while judgements
+    are left; past the budget only an example already judged failing (Hypothesis's final replay of
+    the shrunk one): every other counts as passing unjudged, so the shrinker stops making progress
+    and reports the simplest failure judged. An example is recognised by its ``repr``; one whose
+    ``repr`` names an object's address cannot be, and lifts the bound (a sound run over a fast one).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit: float = limit
+        self.spent = 0
+        self.failing: set[str] = set()
+
+    @property
+    def exhausted(self) -> bool:
+        return bool(self.failing) and self.spent >= self.limit
+
+    def allows(self, example: Any) -> bool:
+        if not self.failing:
+            return True
+        if self.exhausted:
+            return _key(example) in self.failing
+        self.spent += 1
+        return True
+
+    def failed(self, example: Any) -> None:
+        key = _key(example)
+        if " at 0x" in key:
+            self.limit = math.inf
+        self.failing.add(key)
+
+
+def _key(example: Any) -> str:
+    return repr(sorted(example.as_dict().items())) if isinstance(example, Example) else repr(example)
 
 
 def _size(lo: int, hi: int, small: bool) -> st.SearchStrategy[int]:

@@ -7,12 +7,11 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from conformance import runner
 from conformance.checks import CheckFailure
-from conformance.runner import ShrinkBudget, cuda_skip_reason, repro, run_case
+from conformance.runner import cuda_skip_reason, repro, run_case
 from conformance.selection import Case
 from conformance.spec import load_specs
-from conformance.strategies import Example
+from conformance.strategies import Example, ShrinkBudget
 from tests.spec_helpers import REPO_ROOT
 
 FAST = settings(max_examples=8, derandomize=True, deadline=None, database=None)
@@ -76,7 +75,7 @@ def test_shrinking_is_bounded_and_its_example_reproduces_at_a_representative_sca
 def test_without_the_budget_shrinking_judges_many_more_examples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The bound above is the budget's doing: unbounded, Hypothesis's shrinker judges hundreds."""
     unbounded = ShrinkBudget.__init__
-    monkeypatch.setattr(runner.ShrinkBudget, "__init__", lambda self, limit: unbounded(self, 10**9))
+    monkeypatch.setattr(ShrinkBudget, "__init__", lambda self, limit: unbounded(self, 10**9))
     row = _failing_row(_case(tmp_path, MEAN_NOT_SUM, "oracle"), FAST)
     assert row["examples"] > 10 * FAST.max_examples
 
@@ -97,6 +96,12 @@ def test_shrink_budget_judges_only_known_failures_once_spent() -> None:
     budget.failed(first)
     assert budget.allows(other) and budget.allows(other) and not budget.allows(other), "two judgements, then none"
     assert budget.exhausted and budget.allows(first), "a known failure is still judged (Hypothesis's final replay)"
+
+
+def test_shrink_budget_is_lifted_for_examples_it_cannot_recognise() -> None:
+    budget = ShrinkBudget(0)
+    budget.failed(object())  # its repr names an address: a replay of it could not be told apart
+    assert not budget.exhausted and budget.allows(object())
 
 
 def test_an_implementation_that_raises_is_an_error_with_its_example(tmp_path: Path) -> None:

@@ -2,8 +2,9 @@
 
 A kind gives a strategy and a function from one drawn example to a :class:`Measurement`; the search
 runs under the run's settings (``ctx.settings``), stops at the first failing example (shrunk unless
-told not to) and returns it, with the number of examples tried and, if ``to_example`` is given, the
-failing example as data for the kind's ``replay``. Without a failure it returns the worst pass.
+told not to, within :class:`conformance.strategies.ShrinkBudget`: ``max_examples`` judgements more)
+and returns it, with the number of examples tried and, if ``to_example`` is given, the failing
+example as data for the kind's ``replay``. Without a failure it returns the worst pass.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from conformance.patterns import PatternContext
+from conformance.strategies import ShrinkBudget
 from conformance.tolerance import Measurement, worst
 
 
@@ -36,6 +38,7 @@ def search(
     """Run ``measure`` on Hypothesis examples under the run's settings; the first failure (shrunk) or the worst pass."""
     kept: list[Measurement] = []
     count = 0
+    budget = ShrinkBudget(ctx.settings.max_examples)
 
     @settings(
         ctx.settings,
@@ -48,9 +51,12 @@ def search(
     @given(example=strategy)
     def prop(example: Any) -> None:
         nonlocal count
+        if not budget.allows(example):
+            return  # the shrink budget is spent: an example not judged counts as passing
         m = measure(example)
         count += 1
         if not m.passed:
+            budget.failed(example)
             raise _Violation(m, example)
         kept[:] = [worst([*kept, m])]
 
