@@ -20,7 +20,7 @@ from conformance.model import format_implementation, parse_implementation
 from conformance.repro import reproduce
 from conformance.results import Result
 from conformance.spec import load_specs
-from tests.spec_helpers import load_error, load_one, run_cli, write_spec
+from tests.spec_helpers import load_error, load_one, run_cli, run_suite, write_spec
 
 FAST = settings(max_examples=8, derandomize=True, deadline=None, database=None)
 GELU = "torch.nn.functional:gelu"
@@ -155,12 +155,14 @@ def test_the_repro_of_a_string_option_failure_fails_again(tmp_path: Path) -> Non
                   example=failed.falsifying_example, spec_dirs=[str(tmp_path)], quiet=True)
 
 
-def test_the_cli_takes_a_string_option(tmp_path: Path) -> None:
+def test_both_drivers_take_a_string_option(tmp_path: Path) -> None:
     write_spec(tmp_path, _gelu_file({"gelu_tanh": TANH_FORM}))
-    out = run_cli(
-        tmp_path, "run", "--spec-dir", ".", "--impl", f"gelu_tanh={GELU}[approximate='tanh']",
-        "-k", "cpu-float64-oracle", "--hypothesis-profile", "conformance-ci", "--report-dir", "report",
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-    rows = json.loads((tmp_path / "report" / "conformance.json").read_text())["results"]
-    assert [(r["implementation"], r["outcome"]) for r in rows] == [(f"{GELU}[approximate='tanh']", "passed")]
+    tanh = f"{GELU}[approximate='tanh']"
+    common = ["--spec-dir", ".", "--impl", f"gelu_tanh={tanh}", "--hypothesis-profile", "conformance-ci"]
+    cli = run_cli(tmp_path, "run", *common, "-k", "cpu-float64-oracle", "--report-dir", "cli")
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    plugin = run_suite(tmp_path, *common, "-k", "gelu_tanh and cpu and float64 and oracle", "--report-dir", "plugin", "-q")
+    assert plugin.returncode == 0, plugin.stdout[-3000:]
+    for folder in ("cli", "plugin"):
+        rows = json.loads((tmp_path / folder / "conformance.json").read_text())["results"]
+        assert [(r["implementation"], r["outcome"]) for r in rows if r["check"] == "oracle"] == [(tanh, "passed")], folder
