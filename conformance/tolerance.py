@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from conformance.dtype_helpers import eps
+from conformance.dtype_helpers import eps, smallest_normal
 
 if TYPE_CHECKING:
     from conformance.model import ToleranceRule
@@ -98,9 +98,20 @@ class Measurement:
         )
 
 
+def smallest_spacing(dtype: str) -> float:
+    """The gap between 0 and the smallest positive (subnormal) number of ``dtype``: the absolute rounding
+    error of a result far below the normal range is that size, however small its scale (float16's is
+    2⁻²⁴ ≈ 6e-8: a float16 output of 1e-7 cannot be nearer than that to the exact one).
+
+    >>> smallest_spacing("float16") == 2.0**-24
+    True
+    """
+    return eps(dtype) * smallest_normal(dtype)
+
+
 def derive(dtype: str, *, baseline: float | None, scale: float, rule: ToleranceRule, slack: float = 0.0) -> Tolerance:
     """The absolute tolerance for one comparison at ``dtype`` (see the module docstring)."""
-    unit = eps(dtype) * max(scale, np.finfo(np.float64).tiny)
+    unit = eps(dtype) * max(scale, smallest_normal(dtype))  # below the normal range: the subnormal spacing
     floor = rule.floor_ulps * unit
     if baseline is None or not np.isfinite(baseline):
         return Tolerance(FALLBACK_ULPS * unit + slack, None, FALLBACK_ULPS * unit, slack, rule.factor, rule.reason)
@@ -259,7 +270,7 @@ def _compare_per_element(
     scales = np.broadcast_to(scale, expected.shape)
     owns = np.zeros(expected.shape) if own is None else np.broadcast_to(np.asarray(own, dtype=np.float64), expected.shape)
     owns = np.where(np.isfinite(owns), owns, 0.0)
-    units = eps(dtype) * np.maximum(scales, np.finfo(np.float64).tiny)
+    units = eps(dtype) * np.maximum(scales, smallest_normal(dtype))  # at least the subnormal spacing
     measured = baseline is not None and bool(np.isfinite(baseline))
     ulps = rule.floor_ulps if measured else FALLBACK_ULPS
     with np.errstate(over="ignore"):

@@ -46,6 +46,12 @@ class _WrongBackward(torch.autograd.Function):
 def gelu_tanh_wrong_backward(x):
     return _WrongBackward.apply(x)
 
+def ffn(x, W1, V, W2):
+    return (F.silu(x @ W1) * (x @ V)) @ W2
+
+def ffn_sigmoid(x, W1, V, W2):
+    return (torch.sigmoid(x @ W1) * (x @ V)) @ W2
+
 class EpsOutsideRoot(torch.nn.Module):
     def __init__(self, normalized_shape, eps=1e-5):
         super().__init__()
@@ -95,6 +101,22 @@ specs:
       let: {c: "x - mean(x, -1, keepdim=True)"}
       expr: "c / sqrt(mean(c**2, -1, keepdim=True) + eps) * weight + bias"
     implementations: [{ref: "torch.nn:LayerNorm"}, {ref: impls.py:EpsOutsideRoot}]
+  - id: swiglu
+    title: Gated feed-forward layer (SwiGLU)
+    equation: "6"
+    statement: s
+    symbols: {N: {min: 1, max: 4}, D: {min: 1, max: 8}, F: {min: 1, max: 8}}
+    inputs:
+      x: {shape: [N, D], magnitude: [1.0e-2, 1.0e+1]}
+      W1: {shape: [D, F], magnitude: [1.0e-2, 1.0]}
+      V: {shape: [D, F], magnitude: [1.0e-2, 1.0]}
+      W2: {shape: [F, D], magnitude: [1.0e-2, 1.0]}
+    outputs: {y: {shape: [N, D]}}
+    interface: {kind: function, args: [x, W1, V, W2]}
+    oracle: {expr: "(x @ W1 * sigmoid(x @ W1) * (x @ V)) @ W2"}
+    invariants:
+      - {id: linear_in_w2, kind: homogeneity, description: linear in W2, scale: {W2: 1}, degree: 1}
+    implementations: [{ref: impls.py:ffn}, {ref: impls.py:ffn_sigmoid}]
 """
 
 
@@ -206,10 +228,12 @@ def test_a_noise_scale_that_reaches_the_output_makes_every_example_vacuous_and_t
         'oracle: {expr: "0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x**3)))"}',
         'oracle: {expr: "0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x**3)))", noise_scale: "1.0e+6 * (abs(x) + 1)"}',
     )
+    # an output of exact zeros (x = 0, or GELU(x < −7.5) in float64) has no magnitude to be vacuous against: avoid both
+    text = text.replace("x: {shape: [N], magnitude: [1.0e-3, 1.0e+1]}", "x: {shape: [N], magnitude: [1.0e-1, 5.0]}")
     (tmp_path / "s.yaml").write_text(text)
     spec = load_specs([tmp_path / "s.yaml"], default=False)["gelu_tanh"]
     result = run_case(Case(spec, "impls.py:gelu_tanh", "cpu", "float16", "oracle"))
-    assert result.outcome == "failed" and "vacuous" in (result.detail or "")
+    assert result.outcome == "failed" and "vacuous" in (result.detail or ""), (result.outcome, result.detail)
 
 
 @pytest.mark.parametrize(("dtype", "ulps"), [("bfloat16", 128), ("float16", 1024)])
@@ -227,3 +251,27 @@ def test_the_loaders_epsilons_are_torchs() -> None:
     from conformance.dtype_names import EPSILON
 
     assert EPSILON == {name: torch.finfo(getattr(torch, name)).eps for name in EPSILON}
+
+
+SMALL_FFN = Example({"N": 2, "D": 4, "F": 4}, {}, {"x": 1e-2, "W1": 1e-2, "V": 1e-2, "W2": 1e-2}, {}, 3)
+
+
+def test_a_float16_result_below_the_normal_range_gets_a_floor_of_its_spacing(specs: dict[str, EquationSpec]) -> None:
+    """Outputs of ~1e-7 are float16 subnormals, spaced 2⁻²⁴ ≈ 6e-8 apart: no floor below that spacing can hold.
+    Two or three spacings are all such an output has, so the example is vacuous (not judged), not a failure."""
+    t = Trial(specs["swiglu"], "impls.py:ffn", "cpu", "float16", SMALL_FFN)
+    m = check_invariant(t, "linear_in_w2")
+    assert m is not None and (m.passed or m.vacuous), m.detail
+    assert m.tolerance is not None and m.tolerance.floor >= 8 * 2.0**-24
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16"])
+def test_sigmoid_for_swish_fails_the_equation_not_the_linearity_it_keeps(specs: dict[str, EquationSpec], dtype: str) -> None:
+    for seed in range(5):
+        typical = Example({"N": 2, "D": 4, "F": 4}, {}, {"x": 1.0, "W1": 0.5, "V": 0.5, "W2": 0.5}, {}, seed)
+        for example in (typical, SMALL_FFN):
+            t = Trial(specs["swiglu"], "impls.py:ffn_sigmoid", "cpu", dtype, example)
+            linear = check_invariant(t, "linear_in_w2")
+            assert linear is not None and (linear.passed or (example is SMALL_FFN and linear.vacuous)), linear.detail
+            oracle = check_oracle(t)
+            assert oracle is not None and not oracle.passed

@@ -77,9 +77,14 @@ def test_fallback_is_looser_than_the_default_floor() -> None:
     assert fallback == pytest.approx(64 * EPS["float16"]) and exact_reference == pytest.approx(8 * EPS["float16"])
 
 
-def test_zero_scale_still_gives_a_positive_tolerance() -> None:
-    tol = derive("float32", baseline=0.0, scale=0.0, rule=DEFAULT)
-    assert 0.0 < tol.atol < 1e-300
+@pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16", "float16"])
+def test_zero_scale_gives_the_floor_at_the_dtypes_subnormal_spacing(dtype: str) -> None:
+    """No result of the dtype can be nearer to an exact value than half its smallest spacing (float16: 2⁻²⁴)."""
+    import torch
+
+    tol = derive(dtype, baseline=0.0, scale=0.0, rule=DEFAULT)
+    finfo = torch.finfo(getattr(torch, dtype))
+    assert tol.atol == 8 * finfo.eps * finfo.smallest_normal
 
 
 # -- describe ----------------------------------------------------------------------------------------
