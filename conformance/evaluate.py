@@ -103,8 +103,13 @@ def evaluate(expr: sympy.Basic, env: Mapping[str, Array], backend: Any) -> Array
 
     Raises :class:`ExprError` for a name that ``env`` does not bind, or a function no registered
     :class:`~conformance.functions.ExprFunction` evaluates.
+
+    IEEE float64 arithmetic runs without NumPy's warnings: an intermediate overflowing to ``inf``
+    (``1 / (1 + exp(-x))`` at x = -1000 is exactly 0) or a result that is not finite is a value its
+    caller judges (a check rejects an oracle its dtype cannot hold), not a warning in a user's run.
     """
-    return _Walker(env, backend).walk(expr)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return _Walker(env, backend).walk(expr)
 
 
 def function_of(func: Any) -> ExprFunction | None:

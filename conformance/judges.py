@@ -1,8 +1,9 @@
 """How each check definition draws its examples and judges one (the ``draw``/``judge`` refs of
 :mod:`conformance.check_defs`).
 
-Drawing: :func:`conformance.strategies.examples` from the spec's symbols, with an invariant's ``when``
-and gradcheck's small sizes where they apply. Judging one example returns a
+Drawing: a :class:`conformance.strategies.Domain` (its examples and its shrink candidates) over the
+spec's symbols, with an invariant's ``when`` and gradcheck's small sizes where they apply (a draw may
+also return a plain Hypothesis strategy, which Hypothesis then shrinks). Judging one example returns a
 :class:`conformance.tolerance.Measurement` (``None`` rejects the example); checks that run whole (facts,
 pattern kinds) get the Hypothesis settings instead and return the one measurement.
 """
@@ -13,29 +14,29 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from conformance import checks
-from conformance.strategies import Example, examples
+from conformance.strategies import Domain, Example
 from conformance.tolerance import Measurement
 from conformance.unsupported import judge_outside
 
 if TYPE_CHECKING:
     from hypothesis import settings
-    from hypothesis.strategies import SearchStrategy
 
     from conformance.selection import Case
 
 
 # -- drawing ---------------------------------------------------------------------------------------
-def draw(case: Case) -> SearchStrategy[Example]:
-    return examples(case.spec, case.dtype)
+# Each returns the check's Domain (its strategy and its shrink candidates: conformance.runner shrinks).
+def draw(case: Case) -> Domain:
+    return Domain(case.spec, case.dtype)
 
 
-def draw_gradcheck(case: Case) -> SearchStrategy[Example]:
-    return examples(case.spec, case.dtype, for_gradcheck=True)
+def draw_gradcheck(case: Case) -> Domain:
+    return Domain(case.spec, case.dtype, for_gradcheck=True)
 
 
-def draw_invariant(case: Case) -> SearchStrategy[Example]:
+def draw_invariant(case: Case) -> Domain:
     invariant = next(i for i in case.spec.invariants if i.id == case.ref.item)
-    return examples(case.spec, case.dtype, when=invariant.when)
+    return Domain(case.spec, case.dtype, when=invariant.when)
 
 
 # -- judging one example ---------------------------------------------------------------------------

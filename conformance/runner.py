@@ -5,14 +5,16 @@ Hypothesis draws examples and ``judge(case, example)`` judges each; the runner k
 measurement over all examples and, on failure, the shrunk falsifying example and a copy-pasteable
 reproduction. A check without ``draw`` (a symbolic fact, a pattern kind) runs whole.
 
-Shrinking is bounded (:class:`conformance.strategies.ShrinkBudget`): once the first failure is found,
-Hypothesis's shrinker may have at most as many examples judged as the search itself could draw
-(``max_examples``), so a failing row costs at most about twice a passing one. Hypothesis has no
-public shrink budget, so the property enforces it: past the budget an example it has not judged
-failing counts as passing without being run, the shrinker stops making progress and Hypothesis
-reports (and replays, judged for real) the simplest failure judged so far. What it simplifies is
-sizes and structure, not scale: magnitudes shrink toward a representative value
-(:func:`conformance.strategies.representative`).
+Shrinking is bounded and simplifies sizes and structure, not scale. Where the check's draw gives a
+:class:`conformance.strategies.Domain` (every built-in property check), Hypothesis only searches and
+the runner shrinks the first failing example itself (:func:`_shrink`): greedily over the domain's
+:meth:`~conformance.strategies.Domain.simpler` candidates — magnitudes to their representative
+value, each size toward its minimum; seed and params kept — with at most ``max_examples``
+judgements, so a failing row costs at most about twice a passing one and no Hypothesis shrinker
+calls. Where the draw gives only a strategy, Hypothesis shrinks within
+:class:`conformance.strategies.ShrinkBudget`. The reported example is always one judged failing,
+so its reproduction snippet fails again. Without Hypothesis's ``shrink`` phase (``--verdict-only``)
+nothing is shrunk.
 
 :func:`run_case` raises :class:`conformance.checks.CheckFailure` for a failing check and lets an
 implementation's exception through; :mod:`conformance.engine` turns either into a result.
@@ -25,12 +27,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hypothesis import HealthCheck, given, note, reject, settings
+from hypothesis import HealthCheck, Phase, given, note, reject, settings
 
 from conformance.checks import CheckFailure, CheckSkipped
 from conformance.diagnosis import with_region
 from conformance.selection import Case
-from conformance.strategies import Example, ShrinkBudget
+from conformance.strategies import Domain, Example, ShrinkBudget
 from conformance.tolerance import Measurement, worst
 from conformance.unsupported import Refusal
 from conformance.unsupported import describe as describe_refusals
@@ -113,41 +115,136 @@ def _run_whole(case: Case, judge: Callable[..., Any], tracker: Tracker, hypothes
 
 
 def _run_property(case: Case, draw: Callable[..., Any], judge: Callable[..., Any], tracker: Tracker, parent: settings) -> None:
+    drawn = draw(case)
+    domain = drawn if isinstance(drawn, Domain) else None
+    ourselves = domain is not None and Phase.shrink in parent.phases  # we shrink: Hypothesis only searches
     budget = ShrinkBudget(parent.max_examples)
+    raised: list[BaseException] = []
+    crashes: list[tuple[Example, Exception]] = []  # with a domain: kept while the search looks for the check's failure
 
     @settings(
         parent,
+        phases=[p for p in parent.phases if p != Phase.shrink] if ourselves else parent.phases,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
         deadline=None,
         database=None,
         report_multiple_bugs=False,  # one failure per row: the shrunk falsifying example
     )
-    @given(example=draw(case))
+    @given(example=domain.examples() if domain is not None else drawn)
     def prop(example: Example) -> None:
         if not budget.allows(example):
             return  # the shrink budget is spent: an example not judged counts as passing
         try:
-            m: Measurement | None = judge(case, example)
-        except Exception:
+            failure = _judged(case, judge, example, tracker)
+        except Exception as exc:
+            if domain is not None:  # the check's own failure outranks an exception: search on
+                crashes.append((example, exc))
+                return
             budget.failed(example)
-            tracker.failing_example = example  # an implementation that raises: keep the example and repro too
             note(f"Reproduce with:\n{repro(case, example)}")
             raise
-        if m is None:
-            reject()
-        tracker.observe(m, example)
-        if not m.passed and not m.vacuous:
+        if failure is not None:
             budget.failed(example)
+            raised.append(failure)
             note(f"Reproduce with:\n{repro(case, example)}")
-            raise CheckFailure(f"{case.check} failed: {m.detail}")
+            raise failure
 
     try:
         prop()
-    except CheckFailure as exc:  # the shrunk example's failure: name the region it is confined to, if any
-        if tracker.failure is not None and tracker.failing_example is not None:
-            tracker.failure = with_region(case, judge, tracker.failing_example, tracker.failure)
-            exc.args = (f"{case.check} failed: {tracker.failure.detail}",)
+    except Exception as exc:
+        if not (ourselves and raised and exc is raised[-1] and tracker.failing_example is not None):
+            _name_region(case, judge, tracker, exc)
+            raise
+        assert domain is not None
+        _raise_shrunk(case, judge, domain, tracker, exc, parent.max_examples)
+    if crashes:  # no check failure anywhere the search looked: the implementation's exception is the row's
+        tracker.failing_example, first = crashes[0]
+        if not ourselves:
+            _add_repro(case, tracker, first)
+            raise first
+        assert domain is not None
+        _raise_shrunk(case, judge, domain, tracker, first, parent.max_examples)
+
+
+def _raise_shrunk(
+    case: Case, judge: Callable[..., Any], domain: Domain, tracker: Tracker, first: BaseException, limit: int
+) -> None:
+    """Shrink ``first``'s example within ``limit`` judgements and raise the failure of the example reported."""
+    shrunk = _shrink(case, judge, domain, tracker, first, limit)
+    _name_region(case, judge, tracker, shrunk)
+    _add_repro(case, tracker, shrunk)
+    raise shrunk
+
+
+def _add_repro(case: Case, tracker: Tracker, exc: BaseException) -> None:
+    if hasattr(exc, "add_note") and tracker.failing_example is not None:  # Python 3.11+
+        exc.add_note(f"Reproduce with:\n{repro(case, tracker.failing_example)}")
+
+
+def _judged(case: Case, judge: Callable[..., Any], example: Example, tracker: Tracker) -> CheckFailure | None:
+    """Judge one example: the check's failure (to raise), ``None`` if it passes; an implementation's exception
+    propagates (the example kept as the failing one). A rejected example rejects the Hypothesis example."""
+    try:
+        m: Measurement | None = judge(case, example)
+    except Exception:
+        tracker.examples += 1
+        tracker.failing_example = example  # an implementation that raises: keep the example and repro too
         raise
+    if m is None:
+        reject()
+    tracker.observe(m, example)
+    if m.passed or m.vacuous:
+        return None
+    return CheckFailure(f"{case.check} failed: {m.detail}")
+
+
+def _shrink(
+    case: Case, judge: Callable[..., Any], domain: Domain, tracker: Tracker, first: BaseException, limit: int
+) -> BaseException:
+    """The simplest failure found from ``tracker.failing_example`` within ``limit`` judgements (greedy).
+
+    A candidate replaces the current example when it fails the same way: the check fails, or the
+    implementation raises the same exception type. A check failure also replaces an exception (the
+    check's own verdict is what the row is for; the exception was one part of the domain), never the
+    reverse. ``tracker`` ends on the reported example and its measurement.
+    """
+    current, failure, measured = tracker.failing_example, first, tracker.failure
+    assert current is not None
+    judged, progress = 0, True
+    while progress and judged < limit:
+        progress = False
+        for candidate in domain.simpler(current):
+            if judged >= limit:
+                break
+            judged += 1
+            outcome = _attempt(case, judge, candidate, tracker)
+            if outcome is not None and (isinstance(outcome, CheckFailure) or type(outcome) is type(failure)):
+                current, failure, progress = candidate, outcome, True
+                measured = tracker.failure if isinstance(outcome, CheckFailure) else None
+                break
+    tracker.failing_example, tracker.failure = current, measured
+    return failure
+
+
+def _attempt(case: Case, judge: Callable[..., Any], candidate: Example, tracker: Tracker) -> BaseException | None:
+    """One shrink candidate's failure (the check's, or the implementation's exception), or ``None``."""
+    try:
+        return _judged(case, judge, candidate, tracker)
+    except Exception as exc:  # reject() outside Hypothesis raises too: a rejected candidate is no failure
+        return None if _is_rejection(exc) else exc
+
+
+def _is_rejection(exc: BaseException) -> bool:
+    from hypothesis.errors import UnsatisfiedAssumption
+
+    return isinstance(exc, UnsatisfiedAssumption)
+
+
+def _name_region(case: Case, judge: Callable[..., Any], tracker: Tracker, exc: BaseException) -> None:
+    """A check failure on the reported example: name the region it is confined to, if any."""
+    if isinstance(exc, CheckFailure) and tracker.failure is not None and tracker.failing_example is not None:
+        tracker.failure = with_region(case, judge, tracker.failing_example, tracker.failure)
+        exc.args = (f"{case.check} failed: {tracker.failure.detail}",)
 
 
 def repro(case: Case, example: Example | Mapping[str, Any]) -> str:

@@ -10,8 +10,12 @@ Shrinking simplifies sizes and structure, not scale: a size (and an integer para
 smallest that still fails, a magnitude (and a log-scaled param) toward its range's
 :func:`representative` value — 1.0 where the range holds it, else the range's geometric middle —
 never toward an edge, so a shrunk failure reads at a scale a reviewer can weigh (not
-"5.8e-25 > 3.1e-32"). The edges are still drawn often, and kept when only they fail. How long
-shrinking may go on is :class:`ShrinkBudget`'s to say (the runner and pattern searches use it).
+"5.8e-25 > 3.1e-32"). The edges are still drawn often, and kept when only they fail.
+
+How far shrinking goes is bounded. A check's :class:`Domain` (its spec, dtype, extra condition and
+gradcheck's scale) offers :meth:`Domain.simpler` candidates, which the runner judges greedily within
+a fixed number of judgements (no Hypothesis shrinker). Where only a strategy is known (a pattern
+kind's search, an extension's draw), Hypothesis shrinks within :class:`ShrinkBudget`.
 
 >>> from conformance.spec import load_specs
 >>> spec = load_specs()["surprise"]
@@ -24,8 +28,8 @@ shrinking may go on is :class:`ShrinkBudget`'s to say (the runner and pattern se
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -66,6 +70,59 @@ def magnitude_range(inp: TensorInput, dtype: str) -> tuple[float, float]:
     lo = max(lo, dtype_helpers.smallest_normal(dtype))
     hi = min(hi, dtype_helpers.max_value(dtype) / 4)
     return min(lo, hi), hi  # a range wholly above what the dtype holds collapses to its top
+
+
+@dataclass(frozen=True)
+class Domain:
+    """Where one check's examples come from: ``spec`` at ``dtype``, an extra condition ``when`` on
+    sizes and params (an invariant's), and gradcheck's small sizes and unit-scale magnitudes."""
+
+    spec: EquationSpec
+    dtype: str
+    when: Any = None
+    for_gradcheck: bool = False
+
+    def examples(self) -> st.SearchStrategy[Example]:
+        return examples(self.spec, self.dtype, when=self.when, for_gradcheck=self.for_gradcheck)
+
+    def magnitude_range(self, name: str) -> tuple[float, float]:
+        return GRADCHECK_MAGNITUDE if self.for_gradcheck else magnitude_range(self.spec.inputs[name], self.dtype)
+
+    def admits(self, example: Example) -> bool:
+        """Sizes within their bounds and every constraint (and ``when``) satisfied."""
+        bounded = all(self.spec.symbols[n].min <= v <= self.spec.symbols[n].max for n, v in example.sizes.items())
+        return bounded and _satisfies(self.spec, example.sizes, example.params, self.when)
+
+    def simpler(self, example: Example) -> Iterator[Example]:
+        """Simpler examples than ``example`` in the domain, most promising first; the seed and params are kept.
+
+        Every magnitude at its range's :func:`representative` at once; then each size toward its
+        minimum (the minimum, halfway, one less: each the nearest size at or below that the domain
+        admits); then each magnitude alone. The scale is made
+        representative, never pushed toward an edge; sizes and structure are what shrink.
+        """
+        typical = {n: representative(*self.magnitude_range(n)) for n in example.magnitudes}
+        candidates = [replace(example, magnitudes=typical)]
+        for name in [n for n in self.spec.symbols if n in example.sizes]:  # the spec's order, not the draw's
+            candidates += [replace(example, sizes={**example.sizes, name: v}) for v in self._smaller(example, name)]
+        candidates += [replace(example, magnitudes={**example.magnitudes, n: m}) for n, m in typical.items()]
+        seen = {_key(example)}
+        for candidate in candidates:
+            key = _key(candidate)
+            if key not in seen and self.admits(candidate):
+                seen.add(key)
+                yield candidate
+
+
+    def _smaller(self, example: Example, name: str) -> list[int]:
+        size, low = example.sizes[name], self.spec.symbols[name].min
+        found: list[int] = []
+        for target in (low, (low + size) // 2, size - 1):
+            admitted = (v for v in range(target, low - 1, -1) if self.admits(replace(example, sizes={**example.sizes, name: v})))
+            value = next(admitted, None)
+            if value is not None and value < size and value not in found:
+                found.append(value)
+        return found
 
 
 def examples(spec: EquationSpec, dtype: str, *, when: Any = None, for_gradcheck: bool = False) -> st.SearchStrategy[Example]:

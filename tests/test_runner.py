@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
+from conformance import runner
 from conformance.checks import CheckFailure
-from conformance.runner import cuda_skip_reason, repro, run_case
+from conformance.runner import Tracker, cuda_skip_reason, repro, run_case
 from conformance.selection import Case
 from conformance.spec import load_specs
-from conformance.strategies import Example, ShrinkBudget
+from conformance.strategies import Domain, Example, ShrinkBudget
+from conformance.tolerance import Measurement
 from tests.spec_helpers import REPO_ROOT
 
 FAST = settings(max_examples=8, derandomize=True, deadline=None, database=None)
@@ -61,8 +64,8 @@ def _failing_row(case: Case, hypothesis_settings: settings) -> dict:
 
 
 def test_shrinking_is_bounded_and_its_example_reproduces_at_a_representative_scale(tmp_path: Path) -> None:
-    """At most ``max_examples`` judgements after the first failure (plus the final replay); the shrunk
-    example sits at unit magnitudes and its snippet fails again when run."""
+    """At most ``max_examples`` judgements after the first failure (plus Hypothesis's replay); the
+    shrunk example sits at unit magnitudes and its snippet fails again when run."""
     case = _case(tmp_path, MEAN_NOT_SUM, "oracle")
     row = _failing_row(case, FAST)
     assert row["examples"] <= 2 * FAST.max_examples + 2
@@ -72,12 +75,54 @@ def test_shrinking_is_bounded_and_its_example_reproduces_at_a_representative_sca
         exec(row["repro"].replace("spec_dirs=", "quiet=True, spec_dirs="), {})
 
 
-def test_without_the_budget_shrinking_judges_many_more_examples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The bound above is the budget's doing: unbounded, Hypothesis's shrinker judges hundreds."""
-    unbounded = ShrinkBudget.__init__
-    monkeypatch.setattr(ShrinkBudget, "__init__", lambda self, limit: unbounded(self, 10**9))
-    row = _failing_row(_case(tmp_path, MEAN_NOT_SUM, "oracle"), FAST)
-    assert row["examples"] > 10 * FAST.max_examples
+def _counting_judge(fails: Callable[[Example], bool | Exception], calls: list[Example]) -> Callable[..., Measurement]:
+    def judge(case: Case, example: Example) -> Measurement:
+        calls.append(example)
+        verdict = fails(example)
+        if isinstance(verdict, Exception):
+            raise verdict
+        return Measurement(1.0 if verdict else 0.0, 0.0, None, not verdict, "wrong" if verdict else "")
+
+    return judge
+
+
+def _shrunk(fails: Callable[[Example], bool | Exception], start: Example, limit: int) -> tuple[BaseException, Tracker, list]:
+    spec = load_specs()["surprise"]
+    case = Case(spec, "implementations.surprise:compute_surprise", "cpu", "float64", "oracle")
+    calls: list[Example] = []
+    judge = _counting_judge(fails, calls)
+    tracker = Tracker(failing_example=start)
+    try:
+        tracker.observe(judge(case, start), start)
+        first: BaseException = CheckFailure("first")
+    except RuntimeError as exc:
+        first = exc
+    failure = runner._shrink(case, judge, Domain(spec, "float64"), tracker, first, limit)
+    return failure, tracker, calls[1:]
+
+
+BIG = Example({"B": 2, "L": 8, "D": 32}, {}, {"hidden": 300.0, "memory_pred": 0.002}, {}, 7)
+
+
+def test_own_shrink_judges_at_most_its_limit_and_reports_a_judged_failure() -> None:
+    failure, tracker, calls = _shrunk(lambda ex: True, BIG, limit=3)
+    assert len(calls) == 3, "every candidate fails, so only the limit stops it"
+    assert tracker.failing_example == calls[-1] and isinstance(failure, CheckFailure)
+    assert tracker.failure is not None and not tracker.failure.passed
+
+
+def test_own_shrink_makes_magnitudes_representative_and_sizes_small_keeping_the_seed() -> None:
+    _, tracker, calls = _shrunk(lambda ex: ex.sizes["D"] >= 3, BIG, limit=40)
+    assert tracker.failing_example == Example({"B": 1, "L": 1, "D": 3}, {}, {"hidden": 1.0, "memory_pred": 1.0}, {}, 7)
+    assert len(calls) <= 40
+
+
+def test_own_shrink_keeps_an_exception_and_prefers_the_checks_failure() -> None:
+    crash = RuntimeError("does not broadcast")
+    failure, tracker, _ = _shrunk(lambda ex: crash if ex.sizes["L"] > 1 else False, BIG, limit=40)
+    assert failure is crash and tracker.failing_example.sizes["L"] == 2, "the same exception type, as small as it goes"
+    failure, tracker, _ = _shrunk(lambda ex: crash if ex.sizes["L"] > 4 else ex.sizes["L"] > 1, BIG, limit=40)
+    assert isinstance(failure, CheckFailure) and tracker.failing_example.sizes["L"] == 2, "a check failure replaces it"
 
 
 def test_verdict_only_reports_the_first_failing_example_unshrunk(tmp_path: Path) -> None:
