@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, note, reject, settings
+from hypothesis.errors import UnsatisfiedAssumption
 
 from conformance.checks import CheckFailure, CheckSkipped
 from conformance.diagnosis import with_region
@@ -136,6 +137,8 @@ def _run_property(case: Case, draw: Callable[..., Any], judge: Callable[..., Any
             return  # the shrink budget is spent: an example not judged counts as passing
         try:
             failure = _judged(case, judge, example, tracker)
+        except UnsatisfiedAssumption:  # a rejected example (reject()) is Hypothesis's to handle, not a crash
+            raise
         except Exception as exc:
             if domain is not None:  # the check's own failure outranks an exception: search on
                 crashes.append((example, exc))
