@@ -56,6 +56,7 @@ class Tolerance:
     reason: str | None
     own: float = 0.0
     per_element: bool = False
+    sensitivity: float = 0.0  # invariants: how far the implementation's violation moves with its inputs' last bits
 
     def describe(self) -> str:
         parts = []
@@ -64,6 +65,8 @@ class Tolerance:
         parts.append(f"{self.floor:.3g} (noise floor{', at this element' if self.per_element else ''})")
         if self.own:
             parts.append(f"{self.factor:g}×{self.own:.3g} (float64 oracle's own rounding)")
+        if self.sensitivity:
+            parts.append(f"{self.factor:g}×{self.sensitivity:.3g} (implementation's own sensitivity to its inputs' rounding)")
         if self.slack:
             parts.append(f"{self.slack:.3g} (oracle's own violation)")
         text = " + ".join(parts)

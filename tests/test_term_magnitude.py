@@ -100,6 +100,8 @@ specs:
     oracle:
       let: {c: "x - mean(x, -1, keepdim=True)"}
       expr: "c / sqrt(mean(c**2, -1, keepdim=True) + eps) * weight + bias"
+    invariants:
+      - {id: shift, kind: identity, description: adding 1 to every x changes nothing, set: {x: "x + 1"}, lhs: y, rhs: original}
     implementations: [{ref: "torch.nn:LayerNorm"}, {ref: impls.py:EpsOutsideRoot}]
   - id: swiglu
     title: Gated feed-forward layer (SwiGLU)
@@ -275,3 +277,31 @@ def test_sigmoid_for_swish_fails_the_equation_not_the_linearity_it_keeps(specs: 
             assert linear is not None and (linear.passed or (example is SMALL_FFN and linear.vacuous)), linear.detail
             oracle = check_oracle(t)
             assert oracle is not None and not oracle.passed
+
+
+# x ≈ 5e-4 with one row of std 9e-5: x + 1 rounds, and ε outside the root divides that rounding by σ + ε ≈ 1e-4
+SHIFT_EXAMPLE = Example({"B": 3, "D": 2}, {"eps": 1e-5}, {"bias": 0.0548, "weight": 1.1, "x": 0.001}, {}, 3167)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_eps_outside_the_root_is_not_reported_as_not_shift_invariant(specs: dict[str, EquationSpec], dtype: str) -> None:
+    """It is shift-invariant (x − mean and σ do not change); it fails the equation, which is what is wrong."""
+    t = Trial(specs["layernorm"], "impls.py:EpsOutsideRoot", "cpu", dtype, SHIFT_EXAMPLE)
+    shift = check_invariant(t, "shift")
+    assert shift is not None and shift.passed, shift.detail
+    assert shift.tolerance is not None and shift.tolerance.sensitivity > 0  # x + 1 had to be rounded
+    oracle = check_oracle(t)
+    assert oracle is not None and not oracle.passed
+
+
+def test_an_exact_transformation_adds_no_sensitivity_term(specs: dict[str, EquationSpec]) -> None:
+    """Scaling W2 by a power of two rounds nothing: the implementation's own sensitivity is not asked for."""
+    t = Trial(
+        specs["swiglu"],
+        "impls.py:ffn",
+        "cpu",
+        "bfloat16",
+        Example({"N": 2, "D": 4, "F": 4}, {}, {"x": 1.0, "W1": 0.5, "V": 0.5, "W2": 0.5}, {}, 0),
+    )
+    m = check_invariant(t, "linear_in_w2")
+    assert m is not None and m.passed and m.tolerance is not None and m.tolerance.sensitivity == 0
