@@ -526,7 +526,7 @@ def check_invariant(t: Trial, invariant_id: str) -> Measurement | None:
     # far its violation moves when its inputs move by one ulp is judged as noise. A relation between two of
     # its outputs is so judged at its own scale, not only at the spec formula's.
     mine = [0.0] * len(i_pairs)
-    if _transform_rounds(t, kind, inv):
+    if kind.transforms_inputs and _transform_rounds(t, kind, inv):
         mine = _spread_of_violation(plan, lambda d: run(t.implementation, d, t.dtype, 1.0), env_a, t, i_pairs)
     # the terms a relation is computed from include the outputs themselves (an identity "f(x) − f(−x) − x"
     # against "0" is small next to them): of both calls, the oracle's and the implementation's (finite ones)
@@ -572,9 +572,11 @@ def _transform_rounds(t: Trial, kind: Any, inv: Any) -> bool:
     replan = kind.plan(inv.options, rounded, rng, t.outputs[0] if len(t.outputs) == 1 else t.outputs)
     if replan.env_b is replan.env_a:
         return False
-    raw = derive_inputs(t.spec, replan.env_b, keep=rounded)
+    raw = replan.env_b  # the inputs the plan replaced (derived ones follow their params like the first call's)
     for name, inp in t.spec.inputs.items():
-        if inp.kind != "real" or name not in raw or np.shape(raw[name]) != np.shape(rounded[name]):
+        if inp.kind != "real" or inp.derive is not None or name not in raw or raw[name] is replan.env_a.get(name):
+            continue
+        if np.shape(raw[name]) != np.shape(rounded[name]):
             continue
         value = np.asarray(raw[name], dtype=np.float64)
         if not np.array_equal(value, rounded[name]) and not np.array_equal(value, dh.round_to(value, at), equal_nan=True):

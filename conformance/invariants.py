@@ -73,6 +73,11 @@ class InvariantKind:
     ``where.at(key).error(...)``; ``where`` is the invariant entry, ``context`` the spec around it
     (its names include the outputs). ``plan(options, env, rng, output_name)`` plans one example.
     A user adds a kind with ``INVARIANT_KINDS.register(InvariantKind(...))`` or an entry point.
+
+    ``transforms_inputs`` (read by :func:`conformance.checks.check_invariant`): the second call's inputs
+    are a function of the first's (scaled, shifted, permuted), so where that function's result must be
+    rounded to the tested dtype the relation holds only up to the implementation's sensitivity to that
+    rounding. ``False`` where they are fresh values the relation ignores (causality's future inputs).
     """
 
     name: str
@@ -80,6 +85,7 @@ class InvariantKind:
     optional: frozenset[str]
     validate: Validate
     plan: Planner
+    transforms_inputs: bool = True
 
 
 def _axis_map(options: Mapping, key: str, where: Where, inputs: Mapping) -> dict[str, int]:
@@ -314,14 +320,16 @@ def _plan_composition(options: Mapping, env: Env, rng: np.random.Generator, out_
     return Plan(env, _substitute(options["second"], env), relate, feed=feed)
 
 
-def _kind(name: str, required: set[str], optional: set[str], validate: Validate, plan: Planner) -> InvariantKind:
-    return InvariantKind(name, frozenset(required), frozenset(optional), validate, plan)
+def _kind(
+    name: str, required: set[str], optional: set[str], validate: Validate, plan: Planner, transforms_inputs: bool = True
+) -> InvariantKind:
+    return InvariantKind(name, frozenset(required), frozenset(optional), validate, plan, transforms_inputs)
 
 
 BUILTIN: list[InvariantKind] = [
     _kind("permutation", {"permute"}, {"output_axis"}, _validate_permutation, _plan_permutation),
     _kind("homogeneity", {"scale"}, {"degree", "log2_factor"}, _validate_homogeneity, _plan_homogeneity),
-    _kind("causality", {"perturb", "output_axis"}, set(), _validate_causality, _plan_causality),
+    _kind("causality", {"perturb", "output_axis"}, set(), _validate_causality, _plan_causality, transforms_inputs=False),
     _kind("bounds", set(), {"lower", "upper"}, _validate_bounds, _plan_bounds),
     _kind("identity", {"lhs", "rhs"}, {"set"}, _validate_identity, _plan_identity),
     _kind("composition", {"feed"}, {"first", "second"}, _validate_composition, _plan_composition),

@@ -305,3 +305,19 @@ def test_an_exact_transformation_adds_no_sensitivity_term(specs: dict[str, Equat
     )
     m = check_invariant(t, "linear_in_w2")
     assert m is not None and m.passed and m.tolerance is not None and m.tolerance.sensitivity == 0
+
+
+def test_causality_fresh_future_values_add_no_sensitivity_term() -> None:
+    """Causality's new values at future positions are drawn, not transformed: nothing there is noise."""
+    from tests.spec_helpers import shipped_specs
+
+    spec = shipped_specs()["attention"]
+    example = Example(
+        {"B": 1, "H": 1, "Lq": 4, "Lk": 4, "Dk": 3, "Dv": 2},
+        {"is_causal": True, "dropout_p": 0.0},
+        {"Q": 1.0, "K": 1.0, "V": 1.0},
+        {"mask": False},
+        5,
+    )
+    m = check_invariant(Trial(spec, spec.implementations[0].ref, "cpu", "float64", example), "causality")
+    assert m is not None and m.passed and m.tolerance is not None and m.tolerance.sensitivity == 0
