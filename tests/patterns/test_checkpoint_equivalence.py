@@ -20,6 +20,7 @@ from conformance.patterns.runs.checkpoint_equivalence import (
     check_equivalence,
     check_saved_memory,
     measure_saved_bytes,
+    simpler_plans,
     stack_plans,
 )
 from conformance.runner import run_case
@@ -170,6 +171,21 @@ def test_drawn_stacks_respect_the_options_and_chain_widths(plan: StackPlan) -> N
         assert 2 <= layer.width_out <= 3
         assert layer.kind == "linear" or layer.width_in == layer.width_out
         assert (layer.p is not None) == (layer.kind == "dropout") and (layer.p is None or 0.1 <= layer.p <= 0.9)
+
+
+_WIDE = {"depth": {"min": 2, "max": 6}, "width": {"min": 1, "max": 4}, "checkpoint_every": [1, 2, 3, 8]}
+
+
+@BOUNDED
+@given(plan=stack_plans(validated(validate, _WIDE)))
+def test_simpler_stacks_stay_within_the_options_and_chain_widths(plan: StackPlan) -> None:
+    options = validated(validate, _WIDE)
+    for candidate in simpler_plans(plan, options):
+        assert candidate != plan and candidate.seed == plan.seed and candidate.scheme == plan.scheme
+        assert options["depth"]["min"] <= candidate.depth <= plan.depth and 2 <= candidate.batch <= plan.batch
+        assert candidate.checkpoint_every in options["checkpoint_every"]
+        for before, after in zip(candidate.layers, candidate.layers[1:]):
+            assert before.width_out == after.width_in
 
 
 def test_describe_names_layers_segments_and_input() -> None:

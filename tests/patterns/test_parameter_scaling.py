@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,18 @@ from torch import nn
 from conformance.dtype_helpers import DTYPES, eps
 from conformance.patterns import PatternContext, kinds
 from conformance.patterns.parameter_scaling import validate
-from conformance.patterns.runs.parameter_scaling import Draw, Node, _scaled, _untouched, measure, run, trees
+from conformance.patterns.runs.parameter_scaling import (
+    Draw,
+    Node,
+    _as_module,
+    _scaled,
+    _untouched,
+    measure,
+    parameter_names,
+    run,
+    simpler,
+    trees,
+)
 from conformance.spec import SpecError, load_specs
 from tests.patterns.kind_helpers import validated
 from tests.spec_helpers import load_error, write_spec
@@ -137,6 +149,42 @@ def test_drawn_trees_build_with_unique_sibling_names(tree: Node) -> None:
     names = [n for n, _ in module.named_parameters()] + [n for n, _ in module.named_buffers()]
     assert len(names) == len(set(names))
     assert max(n.count(".") for n in names) <= 5  # 3 levels below the root, plus a list index and a leaf's own name
+
+
+_ALL_LEAVES = ("linear", "linear_no_bias", "layer_norm", "rms_norm", "embedding", "attention", "parameter", "buffer")
+
+
+@settings(max_examples=60, derandomize=True, deadline=None, database=None)
+@given(tree=trees(("a", "b", "W_o"), _ALL_LEAVES, 3))
+def test_parameter_names_are_the_built_modules_without_building(tree: Node) -> None:
+    assert parameter_names(tree) == [n for n, _ in _as_module(tree).named_parameters()]
+
+
+@settings(max_examples=30, derandomize=True, deadline=None, database=None)
+@given(tree=trees(("a", "b", "W_o"), _ALL_LEAVES, 3))
+def test_simpler_draws_are_smaller_mixed_trees_that_build(tree: Node) -> None:
+    draw = Draw(tree, {"n_layers": 2}, 7)
+    for candidate in simpler(draw, ("W_o",)):
+        assert candidate.params == draw.params and candidate.seed == draw.seed and candidate.tree != tree
+        names = parameter_names(candidate.tree)
+        assert names == [n for n, _ in _as_module(candidate.tree).named_parameters()]
+        assert {"W_o" in n for n in names} == {True, False}
+        assert _size(candidate.tree) <= _size(tree)
+
+
+def _size(node: Node) -> int:
+    return node.width + sum(_size(c) + 1 for c in node.children)
+
+
+def test_a_failing_run_reports_a_shrunk_example() -> None:
+    ref = f"{Path(__file__).parents[1] / 'meta_tests' / 'defects' / 'residual_scaling_defects.py'}:sqrt_n_layers"
+    drawn = run(_context(ref, examples=20))  # no shrink phase: the first failure as drawn
+    ctx = _context(ref, examples=20)
+    shrunk = run(replace(ctx, settings=settings(ctx.settings, phases=list(Phase))))
+    assert not drawn.passed and not shrunk.passed
+    assert drawn.examples < shrunk.examples <= drawn.examples + 20  # at most max_examples shrink judgements
+    tree, drawn_tree = (m.detail.rsplit("tree=", 1)[1] for m in (shrunk, drawn))
+    assert tree.count(":") < drawn_tree.count(":") and "[2]" not in tree and "[3]" not in tree and "[4]" not in tree
 
 
 # -- comparisons ------------------------------------------------------------------------------------------

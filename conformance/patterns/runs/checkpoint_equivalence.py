@@ -8,7 +8,7 @@ The properties ``equivalence`` and ``saved_memory`` run here; ``compiled`` in
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -68,6 +68,29 @@ def stack_plans(draw: st.DrawFn, options: Mapping[str, Any], scheme: str = DEFAU
         seed=draw(st.integers(0, 2**31 - 1)),
         scheme=scheme,
     )
+
+
+def simpler_plans(plan: StackPlan, options: Mapping[str, Any]) -> Iterator[StackPlan]:
+    """Simpler stacks than ``plan`` within the options' bounds, most promising first (the search's greedy shrink).
+
+    Each layer removed (the last one, or one that keeps its width, so widths still chain), then the
+    batch toward its minimum, an earlier ``checkpoint_every`` of the options' list, an input that
+    needs no grad. Layer kinds, widths, activations, dropout rates, the seed and the scheme are kept.
+    """
+    layers, depth_min = plan.layers, options["depth"]["min"]
+    if len(layers) > depth_min:
+        for i in reversed(range(len(layers))):
+            if i == len(layers) - 1 or layers[i].width_in == layers[i].width_out:
+                yield replace(plan, layers=layers[:i] + layers[i + 1 :])
+    low = options["batch"]["min"]
+    for batch in sorted({low, (low + plan.batch) // 2, plan.batch - 1}):
+        if low <= batch < plan.batch:
+            yield replace(plan, batch=batch)
+    ks = list(options["checkpoint_every"])
+    for k in ks[: ks.index(plan.checkpoint_every)] if plan.checkpoint_every in ks else []:
+        yield replace(plan, checkpoint_every=k)
+    if plan.input_requires_grad:
+        yield replace(plan, input_requires_grad=False)
 
 
 @dataclass(frozen=True)
@@ -307,7 +330,13 @@ def run(ctx: PatternContext) -> Measurement:
     totals: dict[str, int] = {}
     with one_intra_op_thread():
         plans = stack_plans(options, scheme_of(ctx))
-        m = search(ctx, plans, lambda plan: check_plan(target, plan, ctx, totals), to_example=plan_to_dict)
+        m = search(
+            ctx,
+            plans,
+            lambda plan: check_plan(target, plan, ctx, totals),
+            simpler=lambda plan: simpler_plans(plan, options),
+            to_example=plan_to_dict,
+        )
     if not m.passed:
         return m
     summary = _summary(options, m.examples, totals)

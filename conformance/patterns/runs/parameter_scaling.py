@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from functools import cache
 from typing import Any
 
 import torch
@@ -124,7 +125,8 @@ def draws(options: Mapping[str, Any]) -> st.SearchStrategy[Draw]:
 
 
 def _mixed(tree: Node, select: tuple[str, ...]) -> bool:
-    flags = {selected(n, select) for n, _ in _as_module(tree).named_parameters()}
+    """Whether the tree has a selected and an unselected parameter (from its names: nothing is built)."""
+    flags = {selected(n, select) for n in parameter_names(tree)}
     return flags == {True, False}
 
 
@@ -132,9 +134,73 @@ def selected(name: str, select: tuple[str, ...]) -> bool:
     return any(s in name for s in select)
 
 
+def parameter_names(root: Node) -> list[str]:
+    """The qualified names ``_as_module(root).named_parameters()`` gives, in its order, without building a module."""
+    return _names_below(root, "")
+
+
+def _names_below(node: Node, prefix: str) -> list[str]:
+    if node.kind == "parameter":
+        return [prefix]
+    if node.kind == "buffer":
+        return []
+    if node.kind in LEAVES:
+        return [f"{prefix}.{n}" for n in _leaf_parameters(node.kind)]
+    if node.kind == "module_list":  # every child a module (a bare parameter in _as_module's holder, under its name)
+        places = [
+            (c, f"{_join(prefix, str(i))}.{c.name}" if c.kind == "parameter" else _join(prefix, str(i)))
+            for i, c in enumerate(node.children)
+        ]
+    else:  # a module's own parameters come before its submodules'
+        places = sorted(((c, _join(prefix, c.name)) for c in node.children), key=lambda cp: cp[0].kind != "parameter")
+    return [name for child, at in places for name in _names_below(child, at)]
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+@cache
+def _leaf_parameters(kind: str) -> tuple[str, ...]:
+    """A leaf module's own parameter names (the same at every width): built once, at width 1."""
+    return tuple(n for n, _ in LEAVES[kind](1).named_parameters())
+
+
+def simpler(draw: Draw, select: tuple[str, ...]) -> Iterator[Draw]:
+    """Simpler draws than ``draw`` whose tree still has a selected and an unselected parameter, most promising first.
+
+    Each child removed (a container keeps at least one), each container replaced by one of its
+    children (where the name stays unique among its siblings), then each leaf at width 1. Params and
+    seed are kept: the tree's size and structure are what shrink.
+    """
+    for tree in _smaller_trees(draw.tree):
+        if _mixed(tree, select):
+            yield replace(draw, tree=tree)
+
+
+def _smaller_trees(node: Node) -> Iterator[Node]:
+    if node.kind in LEAVES:
+        if node.width > 1:
+            yield replace(node, width=1)
+        return
+    kids = node.children
+    if len(kids) > 1:
+        for i in range(len(kids)):
+            yield replace(node, children=kids[:i] + kids[i + 1 :])
+    others = {c.name for c in kids}
+    for i, child in enumerate(kids):
+        for grandchild in child.children:
+            if grandchild.name == child.name or grandchild.name not in others:
+                yield replace(node, children=(*kids[:i], grandchild, *kids[i + 1 :]))
+    for i, child in enumerate(kids):
+        for smaller in _smaller_trees(child):
+            yield replace(node, children=(*kids[:i], smaller, *kids[i + 1 :]))
+
+
 def run(ctx: PatternContext) -> Measurement:
     target = ctx.target()
-    return search(ctx, draws(ctx.options), lambda draw: measure(ctx, target, draw))
+    shrunk = lambda draw: simpler(draw, ctx.options["select"])  # noqa: E731
+    return search(ctx, draws(ctx.options), lambda draw: measure(ctx, target, draw), simpler=shrunk)
 
 
 def measure(ctx: PatternContext, target: Callable, draw: Draw) -> Measurement:
