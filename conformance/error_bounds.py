@@ -138,6 +138,7 @@ class _AbsUnary(torch.autograd.Function):
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_SQRT_HALF = math.sqrt(0.5)
 
 
 def _phi(x: torch.Tensor) -> torch.Tensor:
@@ -146,6 +147,12 @@ def _phi(x: torch.Tensor) -> torch.Tensor:
 
 def _abs_erfc(b: Any, x: torch.Tensor) -> torch.Tensor:
     return _AbsUnary.apply(x, torch.special.erfc, lambda v: _TWO_OVER_SQRT_PI * torch.exp(-v * v))  # |erfc'| = 2/√π e^(−x²)
+
+
+def _abs_Phi(b: Any, x: torch.Tensor) -> torch.Tensor:
+    """Φ's bound: forward, the magnitude of the terms of its definition ½[1 + erf(x/√2)] — the rounding of a
+    Φ computed that way is at that size, not at Φ's, deep in the lower tail — and backward |Φ'| = φ."""
+    return _AbsUnary.apply(x, lambda v: 0.5 * (1 + torch.special.erf(v * _SQRT_HALF).abs()), _phi)
 
 
 def _abs_phi(b: Any, x: torch.Tensor) -> torch.Tensor:
@@ -296,6 +303,7 @@ ABS_BACKWARD: dict[str, Callable[..., torch.Tensor]] = {
     "abs": _abs_abs,
     "erfc": _abs_erfc,
     "phi": _abs_phi,
+    "Phi": _abs_Phi,
     "cos": _abs_cos,
     "tanh": _abs_tanh,
     "sigmoid": _abs_sigmoid,
@@ -316,7 +324,7 @@ class AbsBoundBackend(TorchBackend):
 
     The operators ``*`` and ``**`` are overridden here; a function uses its record's ``abs_backward``
     (:class:`~conformance.functions.ExprFunction`), or its plain ``torch`` callable where it has none:
-    those (add, sqrt, exp, sums, means, max/min, where, transposes; erf, Phi, logsigmoid,
+    those (add, sqrt, exp, sums, means, max/min, where, transposes; erf, logsigmoid,
     softplus, relu, expm1, maximum, minimum, clamp: non-decreasing; logsumexp, cumsum; triu, reshape, gather: 0/1
     selections; sign, floor, round; eye, ones, zeros, one_hot: zero or none) already have
     non-negative backward maps, so a non-negative cotangent stays non-negative (``log`` and ``log1p`` too

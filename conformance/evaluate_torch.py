@@ -34,13 +34,20 @@ Array = Any
 
 
 class TorchBackend:
-    """torch tensors at ``dtype`` on ``device``; inputs must already be tensors there."""
+    """torch tensors at ``dtype`` on ``device``; inputs must already be tensors there.
+
+    ``definitional``: functions computed by their textbook definition, as implementations compute them
+    (Φ as ½[1 + erf(x/√2)]), not by the most accurate formula (½ erfc(−x/√2)). The default: below float64
+    (the same-precision reference); float64 is the gradient oracle's and the error bounds' precision, and
+    accurate unless asked (the float64 reference, :meth:`conformance.checks.Trial.baselines`).
+    """
 
     kind = "torch"
 
-    def __init__(self, dtype: torch.dtype, device: torch.device | str = "cpu") -> None:
+    def __init__(self, dtype: torch.dtype, device: torch.device | str = "cpu", definitional: bool | None = None) -> None:
         self.dtype = dtype
         self.device = torch.device(device)
+        self.definitional = dtype != torch.float64 if definitional is None else definitional
 
     def implementation(self, fn: ExprFunction) -> Callable[..., Array]:
         """The callable that evaluates ``fn`` here: its ``torch`` one."""
@@ -145,6 +152,21 @@ def _norm(b: TorchBackend, x: Array, axis: int, keepdim: bool) -> Array:
     return out if keepdim else out.squeeze(axis)
 
 
+# Functions whose torch callable computes differently where the backend is ``definitional``.
+DEFINITIONAL = frozenset({"Phi"})
+
+
+def _Phi(b: Any, x: Array) -> Array:
+    """Φ(x): accurately as ½ erfc(−x/√2), or — where the backend is ``definitional`` (the same-precision
+    reference) — as the definition ½[1 + erf(x/√2)] that implementations compute (torch's own GELU among
+    them): its lower tail cancels, 1 + erf(x/√2) ≈ 0 carrying erf's rounding at magnitude 1, and a reference
+    that did not would hold a correct implementation to an accuracy it does not claim.
+    """
+    if getattr(b, "definitional", False):
+        return 0.5 * (1 + torch.special.erf(x * _SQRT_HALF))
+    return 0.5 * torch.special.erfc(-x * _SQRT_HALF)
+
+
 # The ``torch`` callables of conformance.functions.BUILTIN, by function name: fn(backend, *args).
 TORCH_FUNCTIONS: dict[str, Callable[..., Array]] = {
     "sqrt": lambda b, x: torch.sqrt(x),
@@ -156,7 +178,7 @@ TORCH_FUNCTIONS: dict[str, Callable[..., Array]] = {
     "sin": lambda b, x: torch.sin(x),
     "erf": lambda b, x: torch.special.erf(x),
     "erfc": lambda b, x: torch.special.erfc(x),
-    "Phi": lambda b, x: 0.5 * torch.special.erfc(-x * _SQRT_HALF),
+    "Phi": lambda b, x: _Phi(b, x),
     "phi": lambda b, x: torch.exp(-0.5 * x * x) * _INV_SQRT_2PI,
     "sigmoid": lambda b, x: torch.sigmoid(x),
     "logsigmoid": lambda b, x: F.logsigmoid(x),

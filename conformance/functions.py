@@ -577,7 +577,9 @@ BUILTIN: tuple[ExprFunction, ...] = (
     # elementwise functions of deep-learning papers
     _elementwise("erf", sympy.erf, _np_erf),
     _elementwise("erfc", sympy.erfc, _np_erfc, abs_backward=_abs_bound("erfc")),
-    _elementwise_tensor("Phi", _np_Phi, lambda e: (1 + sympy.erf(e / _SYM_SQRT2)) / 2, doc="standard normal CDF"),
+    _elementwise_tensor(
+        "Phi", _np_Phi, lambda e: (1 + sympy.erf(e / _SYM_SQRT2)) / 2, doc="standard normal CDF", abs_backward=_abs_bound("Phi")
+    ),
     _elementwise_tensor(
         "phi",
         _np_phi,

@@ -84,8 +84,12 @@ def test_run_in_workers_gives_the_serial_results() -> None:
     serial = engine.run(plan)
     parallel = engine.run(plan, workers=2)
     assert len(serial) > 5
-    keys = ("key", "outcome", "examples", "max_abs_err", "tolerance")
+    # The same rows with the same verdicts. Not the same measured errors: Hypothesis mixes constants it finds in
+    # the loaded local modules into its draws (hypothesis.internal.conjecture.providers._get_local_constants),
+    # so this test process, which has imported the test modules, draws other examples than a fresh worker.
+    keys = ("key", "outcome")
     assert [tuple(getattr(r, k) for k in keys) for r in serial] == [tuple(getattr(r, k) for k in keys) for r in parallel]
+    assert all(r.examples > 0 for r in parallel if r.outcome == "passed")
 
 
 def _comparable(rows: list[dict]) -> list[tuple]:

@@ -29,6 +29,9 @@ import torch.nn.functional as F
 def gelu_tanh(x):
     return F.gelu(x, approximate="tanh")
 
+def gelu_exact(x):
+    return F.gelu(x)
+
 class _WrongBackward(torch.autograd.Function):
     """The tanh form forward, a backward with the cubic coefficient off by 1e-4 (relative ~2e-3)."""
     @staticmethod
@@ -85,6 +88,17 @@ specs:
         rhs: "0"
     gradients: {wrt: [x]}
     implementations: [{ref: impls.py:gelu_tanh}, {ref: impls.py:gelu_tanh_wrong_backward}]
+  - id: gelu_exact
+    title: GELU, exact form
+    equation: "1"
+    statement: s
+    symbols: {N: {min: 1, max: 16}}
+    inputs: {x: {shape: [N], magnitude: [1.0e-3, 1.0e+1]}}
+    outputs: {gelu: {shape: [N]}}
+    interface: {kind: function, args: [x]}
+    oracle: {expr: "x * Phi(x)"}
+    gradients: {wrt: [x]}
+    implementations: [{ref: impls.py:gelu_exact}, {ref: impls.py:gelu_tanh}]
   - id: layernorm
     title: LayerNorm
     equation: "1"
@@ -321,3 +335,23 @@ def test_causality_fresh_future_values_add_no_sensitivity_term() -> None:
     )
     m = check_invariant(Trial(spec, spec.implementations[0].ref, "cpu", "float64", example), "causality")
     assert m is not None and m.passed and m.tolerance is not None and m.tolerance.sensitivity == 0
+
+
+# Lower-tail examples (x ≈ −3.1, −6.8; x ≈ −2, −3): torch's GELU computes Φ as ½[1 + erf(x/√2)], which cancels there
+TAIL = [Example({"N": 1}, {}, {"x": 10.0}, {}, 362879), Example({"N": 2}, {}, {"x": 10.0}, {}, 8605467)]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("example", TAIL)
+def test_torch_gelu_passes_the_exact_form_in_its_lower_tail(specs: dict[str, EquationSpec], dtype: str, example: Example) -> None:
+    t = Trial(specs["gelu_exact"], "impls.py:gelu_exact", "cpu", dtype, example)
+    oracle, gradient = check_oracle(t), check_gradient(t)
+    assert oracle is not None and oracle.passed, oracle.detail
+    assert gradient.passed, gradient.detail
+
+
+def test_the_tanh_form_still_fails_the_exact_one_at_float32(specs: dict[str, EquationSpec]) -> None:
+    examples = [Example({"N": 8}, {}, {"x": 3.0}, {}, seed) for seed in range(5)]
+    trials = [Trial(specs["gelu_exact"], "impls.py:gelu_tanh", "cpu", "float32", e) for e in examples]
+    assert all(not check_oracle(t).passed for t in trials)
+    assert all(not check_gradient(t).passed for t in trials)
