@@ -37,7 +37,11 @@ def smallest_normal(name: str) -> float:
 
 
 def to_torch(array: np.ndarray, dtype: str, device: str) -> torch.Tensor:
-    """A float64/bool NumPy array as a tensor of ``dtype`` (bools stay bool) on ``device``."""
+    """A float64/bool/integer NumPy array as a tensor of ``dtype`` on ``device``; bools stay bool and
+    integers (index inputs) become ``torch.int64``, never the tested float dtype."""
+    array = np.asarray(array)
+    if np.issubdtype(array.dtype, np.integer):
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64)).to(device)
     tensor = torch.from_numpy(np.ascontiguousarray(array))
     if tensor.dtype != torch.bool:
         tensor = tensor.to(torch_dtype(dtype))
@@ -53,7 +57,8 @@ def to_numpy64(tensor: torch.Tensor) -> np.ndarray:
 
 
 def round_to(array: np.ndarray, dtype: str) -> np.ndarray:
-    """``array`` rounded to ``dtype`` and back to float64: the values an implementation sees."""
-    if array.dtype == np.bool_:
+    """``array`` rounded to ``dtype`` and back to float64: the values an implementation sees (bool and
+    integer arrays, masks and index inputs, are passed as they are)."""
+    if array.dtype == np.bool_ or np.issubdtype(array.dtype, np.integer):
         return array
     return to_numpy64(to_torch(array, dtype, "cpu"))

@@ -183,8 +183,12 @@ def _plan_homogeneity(options: Mapping, env: Env, rng: np.random.Generator, out_
 
 # -- causality ------------------------------------------------------------------------------------
 def _validate_causality(options: Mapping, where: Where, context: SpecContext) -> dict:
+    perturb = _axis_map(options, "perturb", where, context.inputs)
+    index = [n for n in perturb if context.inputs[n].kind == "index"]
+    if index:
+        raise where.at("perturb").error(f"{index[0]!r} is an index input: causality draws fresh real values")
     return {
-        "perturb": _axis_map(options, "perturb", where, context.inputs),
+        "perturb": perturb,
         "output_axis": _output_axis(options, where, context.outputs, True),
     }
 

@@ -54,17 +54,22 @@ class TensorInput:
     A *derived* input (``derive``) is not drawn: its values are an expression over symbols, params
     and the inputs declared before it, evaluated in float64 and rounded to the tested dtype like
     any input (e.g. RoPE's cos/sin tables from drawn positions).
+
+    An *index* input (``kind == "index"``: class labels, token ids) holds integers drawn uniformly
+    in ``0 .. index_range - 1`` (``index_range`` a dimension: a symbol, an integer or an expression
+    over symbols); it is passed as ``torch.int64`` at every tested dtype and never rounded.
     """
 
     name: str
     shape: tuple[Dim, ...]
-    kind: str = "real"  # real | bool
+    kind: str = "real"  # real | bool | index
     magnitude: tuple[float, float] = (1e-3, 1e3)
     magnitude_by_dtype: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     optional: bool = False
     rows_nonempty: bool = False  # bool masks: every row has a True at a column <= its row index
     default: bool = True  # value of an absent bool input in the oracle
     derive: sympy.Basic | None = None  # derived input: its value, from symbols, params and earlier inputs
+    index_range: Dim | None = None  # index inputs: values in 0 .. index_range - 1 (the spec's ``range`` key)
 
     @property
     def drawn(self) -> bool:

@@ -273,7 +273,10 @@ def _dim(dim: Dim, sizes: Mapping[str, int]) -> int:
 
 
 def materialize(spec: EquationSpec, example: Example) -> dict[str, Any]:
-    """The example's float64 (or bool) inputs, plus its sizes and params, by spec name.
+    """The example's float64 (bool, or int64 for index) inputs, plus its sizes and params, by spec name.
+
+    Index inputs are uniform integers in ``0 .. range - 1``; like every other value they follow from
+    the example's seed, so the printed example determines them.
 
     An absent optional bool input is filled with its ``default`` for the oracle (the
     implementation is not passed it). Derived inputs are computed after the drawn ones.
@@ -286,6 +289,9 @@ def materialize(spec: EquationSpec, example: Example) -> dict[str, Any]:
         shape = shape_of(inp.shape, example.sizes)
         if inp.kind == "bool":
             env[name] = _mask(rng, shape, inp) if example.present.get(name, True) else np.full(shape, inp.default)
+        elif inp.kind == "index":
+            assert inp.index_range is not None
+            env[name] = rng.integers(0, _dim(inp.index_range, example.sizes), size=shape, dtype=np.int64)
         else:
             env[name] = rng.uniform(-1.0, 1.0, size=shape) * example.magnitudes[name]
     return derive_inputs(spec, env)

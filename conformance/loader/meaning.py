@@ -94,7 +94,10 @@ def check_dimensions(spec: EquationSpec, where: Where, grid: Mapping[str, np.nda
     """Every dimension written as an expression is a positive integer at every searched size the constraints allow."""
     for group, records in (("inputs", spec.inputs), ("outputs", spec.outputs)):
         for name, record in records.items():
-            for i, dim in enumerate(record.shape):
+            dims = [(("shape", i), dim) for i, dim in enumerate(record.shape)]
+            if getattr(record, "index_range", None) is not None:
+                dims.append((("range",), record.index_range))
+            for key, dim in dims:
                 if isinstance(dim, (str, int)):
                     continue
                 with np.errstate(all="ignore"):
@@ -103,7 +106,7 @@ def check_dimensions(spec: EquationSpec, where: Where, grid: Mapping[str, np.nda
                 if bad.any():
                     k = int(np.argmax(bad))
                     sizes = {n: _scalar(grid[n][k]) for n in spec.symbols}
-                    raise where.at(group, name, "shape", i).error(
+                    raise where.at(group, name, *key).error(
                         f"{dim} is {value[k]:g} at sizes {sizes}, which the constraints allow: expected a positive "
                         "integer (add a constraint)"
                     )
@@ -218,6 +221,9 @@ def check_oracle_shapes(spec: EquationSpec, where: Where, point: Mapping[str, An
             env[name] = value.astype(bool if inp.kind == "bool" else np.float64)
         elif inp.kind == "bool":
             env[name] = np.full(shape, inp.default if inp.optional else True)  # every position may attend
+        elif inp.kind == "index":
+            count = _shape((inp.index_range,), sizes, where.at("inputs", name, "range"))[0]
+            env[name] = (np.arange(math.prod(shape), dtype=np.int64) % count).reshape(shape)  # every value 0 .. range - 1
         else:
             env[name] = 0.25 + 0.125 * (np.arange(math.prod(shape), dtype=np.float64) % 5).reshape(shape)
     oracle = spec.oracle

@@ -433,16 +433,19 @@ class SpecParser:
         for name, body in value.items():
             p = path + (name,)
             self.name(name, p)
-            body = self.mapping(body, p, {"shape"}, {"dtype", "derive", *self._DRAW_KEYS})
+            body = self.mapping(body, p, {"shape"}, {"dtype", "derive", "range", *self._DRAW_KEYS})
+            kind = body.get("dtype", "real")
+            if kind not in ("real", "bool", "index"):
+                raise self.fail(p + ("dtype",), f"expected 'real', 'bool' or 'index', got {kind!r}")
+            index_range = self.index_keys(body, p, symbols) if kind == "index" else None
+            if kind != "index" and "range" in body:
+                raise self.fail(p + ("range",), "applies to index inputs only (dtype: index)")
             derive = None
             if "derive" in body:
                 drawn_only = [k for k in self._DRAW_KEYS if k in body]
                 if drawn_only:
                     raise self.fail(p + (drawn_only[0],), "applies to drawn inputs only; this input is derived")
                 derive = self.expression(body["derive"], p + ("derive",), scalar_names | set(out))
-            kind = body.get("dtype", "real")
-            if kind not in ("real", "bool"):
-                raise self.fail(p + ("dtype",), f"expected 'real' or 'bool', got {kind!r}")
             by_dtype = self.typed(
                 body.get("magnitude_by_dtype", {}), p + ("magnitude_by_dtype",), dict, "a mapping dtype -> [low, high]"
             )
@@ -459,10 +462,36 @@ class SpecParser:
                 rows_nonempty=self.typed(body.get("rows_nonempty", False), p + ("rows_nonempty",), bool, "true or false"),
                 default=self.typed(body.get("default", True), p + ("default",), bool, "true or false"),
                 derive=derive,
+                index_range=index_range,
             )
             if kind == "bool" and len(out[name].shape) < 2 and out[name].rows_nonempty:
                 raise self.fail(p + ("rows_nonempty",), "needs a shape with at least two dimensions")
         return out
+
+    def index_keys(self, body: dict, path: tuple, symbols: Mapping[str, Symbol]) -> Dim:
+        """An index input's ``range`` (required; a positive integer, a symbol or an expression over symbols);
+        the real and bool inputs' keys and ``derive`` are refused with it."""
+        for key in ("derive", *self._DRAW_KEYS):
+            if key in body:
+                raise self.fail(
+                    path + (key,),
+                    "does not apply to an index input (dtype: index): its values are integers drawn uniformly in"
+                    " 0 .. range - 1, always passed",
+                )
+        if "range" not in body:
+            raise self.fail(path, "missing required key 'range' for an index input: the number of values, e.g. range: C")
+        value = body["range"]
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        if isinstance(value, str) and value in symbols:
+            return value
+        if isinstance(value, str) and (parsed := self.dim_expression(value, symbols)) is not None:
+            return parsed
+        raise self.fail(
+            path + ("range",),
+            f"expected a positive integer, a declared symbol ({', '.join(symbols) or 'none declared'}) or an expression"
+            f" over symbols (such as 'C - 1'), got {value!r}",
+        )
 
     def magnitude(self, value: Any, path: tuple) -> tuple[float, float]:
         ok = (
@@ -649,6 +678,8 @@ class SpecParser:
         value = self.mapping(value, path, {"wrt"}, {"order"})
         wrt = self.typed(value["wrt"], path + ("wrt",), list, "a list of input names")
         for i, name in enumerate(wrt):
+            if name in inputs and inputs[name].kind == "index":
+                raise self.fail(path + ("wrt", i), f"{name!r} is an index input (integers): it has no gradient")
             if name not in inputs or inputs[name].kind != "real":
                 raise self.fail(path + ("wrt", i), f"{name!r} is not a declared real input")
         order = self.typed(value.get("order", 1), path + ("order",), int, "1 or 2")
