@@ -1,7 +1,8 @@
 """docs/adding-a-spec.md, run as written: its files are written and its commands run in order, in a fresh folder.
 
 A command with a trailing ``# fails: CHECK`` comment must exit 1 with that check failing on the CPU rows;
-every other command must exit 0. The correct implementation must pass every CPU row.
+with ``says: TEXT`` after it, every failing CPU row of that check must say TEXT (the diagnosis the doc
+promises). Every other command must exit 0. The correct implementation must pass every CPU row.
 """
 
 from __future__ import annotations
@@ -62,6 +63,14 @@ def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
         rows = json.loads((tmp_path / report_dir / "conformance.json").read_text())["results"]
         failed = {r["check"] for r in rows if r["outcome"] == "failed" and r["device"] == "cpu"}
         assert expected_failure[1] in failed, (text, sorted(failed))
+        said = re.search(r"says: (.+)$", comment)
+        if said is not None:
+            messages = [r["message"] for r in rows if r["outcome"] == "failed" and r["check"] == expected_failure[1]]
+            assert all(said[1].strip() in m for m in messages), (said[1], messages)
     rows = json.loads((tmp_path / "reports" / "latest" / "conformance.json").read_text())["results"]
     cpu = [r for r in rows if r["device"] == "cpu"]
-    assert cpu and {r["outcome"] for r in cpu} == {"passed"} and {r["implementation"] for r in cpu} == {"gelu_impl.py:gelu"}
+    assert (
+        cpu
+        and {r["outcome"] for r in cpu} == {"passed"}
+        and {r["implementation"] for r in cpu} == {"label_smoothed_ce_impl.py:label_smoothed_ce"}
+    )

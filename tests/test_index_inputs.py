@@ -21,7 +21,7 @@ from tests.spec_helpers import load_error, write_spec
 FAST = settings(max_examples=5, derandomize=True, deadline=None, database=None)
 SPEC = ("specs", 0)
 
-CORRECT = '''
+CORRECT = """
 import torch
 import torch.nn.functional as F
 
@@ -37,7 +37,7 @@ def over_wrong_classes(logits, target, eps):
     q = F.one_hot(target, c).to(logits.dtype)
     q = (1 - eps) * q + eps / (c - 1) * (1 - q)
     return -(q * F.log_softmax(logits, dim=1)).sum(dim=1)
-'''
+"""
 
 
 def lsce_spec() -> dict[str, Any]:
