@@ -372,10 +372,15 @@ def own_spread(
         for k, (value, e) in enumerate(zip(evaluate_at(perturbed(spec, env, seed, draw)), expected)):
             if np.shape(value) != np.shape(e):
                 return None
-            with np.errstate(invalid="ignore", over="ignore"):
-                change = np.abs(np.asarray(value, dtype=np.float64) - e)
-            spread[k] = np.maximum(spread[k], np.where(np.isfinite(change), change, 0.0))
+            spread[k] = np.maximum(spread[k], _finite_change(value, e))
     return spread
+
+
+def _finite_change(value: np.ndarray, unperturbed: np.ndarray) -> np.ndarray:
+    """|value − unperturbed| per element, a non-finite change (an input at an overflow edge) counted as none."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        change = np.abs(np.asarray(value, dtype=np.float64) - unperturbed)
+    return np.where(np.isfinite(change), change, 0.0)
 
 
 def own_error(t: Trial, env: Mapping[str, Any], expected: Outputs) -> list[np.ndarray] | None:
@@ -613,9 +618,8 @@ def _spread_of_violation(
             continue
         for k, ((_, (lhs, rhs)), (_, (o_lhs, o_rhs))) in enumerate(zip(pairs, o_pairs)):
             with np.errstate(invalid="ignore", over="ignore"):
-                change = np.abs((np.asarray(lhs) - rhs) - (np.asarray(o_lhs) - o_rhs))
-            finite = change[np.isfinite(change)]
-            own[k] = max(own[k], float(np.max(finite, initial=0.0)))
+                violation, unperturbed = np.asarray(lhs) - rhs, np.asarray(o_lhs) - o_rhs
+            own[k] = max(own[k], float(np.max(_finite_change(violation, unperturbed), initial=0.0)))
     return own
 
 

@@ -114,7 +114,7 @@ def smallest_spacing(dtype: str) -> float:
 
 def derive(dtype: str, *, baseline: float | None, scale: float, rule: ToleranceRule, slack: float = 0.0) -> Tolerance:
     """The absolute tolerance for one comparison at ``dtype`` (see the module docstring)."""
-    unit = eps(dtype) * max(scale, smallest_normal(dtype))  # below the normal range: the subnormal spacing
+    unit = max(eps(dtype) * scale, smallest_spacing(dtype))  # below the normal range: the subnormal spacing
     floor = rule.floor_ulps * unit
     if baseline is None or not np.isfinite(baseline):
         return Tolerance(FALLBACK_ULPS * unit + slack, None, FALLBACK_ULPS * unit, slack, rule.factor, rule.reason)
@@ -209,14 +209,7 @@ def worst(measurements: Iterable[Measurement]) -> Measurement:
 
 def max_abs(a: np.ndarray, b: np.ndarray) -> float:
     """Max |a − b|, where equal infinities count as 0 and a NaN on either side as infinite."""
-    a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
-    if a.size == 0:
-        return 0.0
-    same = a == b  # equal infinities are no error; NaN never equals anything
-    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf and overflow are handled here, not warned about
-        diff = np.where(same, 0.0, np.abs(a - b))
-    diff = np.where(np.isnan(diff), np.inf, diff)
-    return float(np.max(diff))
+    return float(np.max(_abs_errors(a, b), initial=0.0))
 
 
 def compare(
@@ -273,7 +266,7 @@ def _compare_per_element(
     scales = np.broadcast_to(scale, expected.shape)
     owns = np.zeros(expected.shape) if own is None else np.broadcast_to(np.asarray(own, dtype=np.float64), expected.shape)
     owns = np.where(np.isfinite(owns), owns, 0.0)
-    units = eps(dtype) * np.maximum(scales, smallest_normal(dtype))  # at least the subnormal spacing
+    units = np.maximum(eps(dtype) * scales, smallest_spacing(dtype))  # at least the subnormal spacing
     measured = baseline is not None and bool(np.isfinite(baseline))
     ulps = rule.floor_ulps if measured else FALLBACK_ULPS
     with np.errstate(over="ignore"):
@@ -305,8 +298,8 @@ def _compare_per_element(
 def _abs_errors(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """|a − b| per element, where equal infinities count as 0 and a NaN on either side as infinite."""
     a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
-    with np.errstate(invalid="ignore", over="ignore"):
-        diff = np.where(a == b, 0.0, np.abs(a - b))
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf and overflow are handled here, not warned about
+        diff = np.where(a == b, 0.0, np.abs(a - b))  # equal infinities are no error; NaN never equals anything
     return np.where(np.isnan(diff), np.inf, diff)
 
 
