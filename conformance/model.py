@@ -70,6 +70,7 @@ class TensorInput:
     default: bool = True  # value of an absent bool input in the oracle
     derive: sympy.Basic | None = None  # derived input: its value, from symbols, params and earlier inputs
     index_range: Dim | None = None  # index inputs: values in 0 .. index_range - 1 (the spec's ``range`` key)
+    nonnegative: bool = False  # real inputs with ``sign: nonnegative``: elements uniform in [0, magnitude]
 
     @property
     def drawn(self) -> bool:

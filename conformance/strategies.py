@@ -293,7 +293,7 @@ def materialize(spec: EquationSpec, example: Example) -> dict[str, Any]:
             assert inp.index_range is not None
             env[name] = rng.integers(0, _dim(inp.index_range, example.sizes), size=shape, dtype=np.int64)
         else:
-            env[name] = rng.uniform(-1.0, 1.0, size=shape) * example.magnitudes[name]
+            env[name] = rng.uniform(0.0 if inp.nonnegative else -1.0, 1.0, size=shape) * example.magnitudes[name]
     return derive_inputs(spec, env)
 
 

@@ -423,7 +423,7 @@ class SpecParser:
             raise self.fail(p, f"integer params are bounded by {expr_mod.MAX_INT} in absolute value")
         return Param(name, low=int(lo) if integer else lo, high=int(hi) if integer else hi, log=log, integer=integer)
 
-    _DRAW_KEYS = ("magnitude", "magnitude_by_dtype", "optional", "rows_nonempty", "default")
+    _DRAW_KEYS = ("magnitude", "magnitude_by_dtype", "optional", "rows_nonempty", "default", "sign")
 
     def inputs(self, value: Any, path: tuple, symbols: Mapping[str, Symbol], scalar_names: set[str]) -> dict[str, TensorInput]:
         self.typed(value, path, dict, "a mapping of input name to {shape, ...}")
@@ -440,6 +440,10 @@ class SpecParser:
             index_range = self.index_keys(body, p, symbols) if kind == "index" else None
             if kind != "index" and "range" in body:
                 raise self.fail(p + ("range",), "applies to index inputs only (dtype: index)")
+            sign = body.get("sign", "any")
+            if sign not in ("any", "nonnegative") or (kind != "real" and "sign" in body):
+                expected = "'any' or 'nonnegative'" if kind == "real" else "nothing: sign applies to real inputs only"
+                raise self.fail(p + ("sign",), f"expected {expected}, got {sign!r}")
             derive = None
             if "derive" in body:
                 drawn_only = [k for k in self._DRAW_KEYS if k in body]
@@ -463,6 +467,7 @@ class SpecParser:
                 default=self.typed(body.get("default", True), p + ("default",), bool, "true or false"),
                 derive=derive,
                 index_range=index_range,
+                nonnegative=sign == "nonnegative",
             )
             if kind == "bool" and len(out[name].shape) < 2 and out[name].rows_nonempty:
                 raise self.fail(p + ("rows_nonempty",), "needs a shape with at least two dimensions")
