@@ -39,7 +39,7 @@ from conformance.diagnosis import reading
 from conformance.error_bounds import AbsBoundBackend
 from conformance.evaluate import NumpyBackend, TorchBackend, evaluate
 from conformance.invariants import INVARIANT_KINDS
-from conformance.references import reference_function
+from conformance.references import accepts_precision, has_reference, reference_function
 from conformance.spec import EquationSpec
 from conformance.strategies import Example, cotangent, derive_inputs, materialize, shape_of
 from conformance.tolerance import Measurement, compare, derive, max_abs, reference_baselines, stand_in_dtype, worst
@@ -179,9 +179,9 @@ class Trial:
     ) -> Outputs | None:
         """The same-precision reference: the expressions in the compute dtype, rounded to the dtype
         (``definitional``: see :class:`conformance.evaluate_torch.TorchBackend`)."""
-        if not self.spec.oracle.exprs:
-            return None
         dtype, compute_dtype = dtype or self.dtype, compute_dtype or self.compute_dtype
+        if not self.spec.oracle.exprs:
+            return _rounding_reference(self.spec, self.rounded(env, compute_dtype), compute_dtype, dtype)
         with torch.no_grad():
             scope = {**self.scalars_of(env), **self.tensors(env, compute_dtype)}
             backend = TorchBackend(dh.torch_dtype(compute_dtype), self.device, definitional)
@@ -282,6 +282,19 @@ def _reference_outputs(spec: EquationSpec, env: Mapping[str, Any]) -> Outputs:
     value = reference_function(spec)(**env)
     values = value if len(spec.outputs) > 1 else (value,)
     return tuple(np.asarray(v, dtype=np.float64) for v in values)
+
+
+def _rounding_reference(spec: EquationSpec, env: Mapping[str, Any], compute_dtype: str, dtype: str) -> Outputs | None:
+    """A reference-only oracle at the tested precision: its function called with ``precision``, a callable
+    rounding an array to ``compute_dtype``, which it applies to each intermediate result (the standard model
+    of floating-point arithmetic: every operation's result rounded once); the outputs rounded to ``dtype``.
+    ``None`` where the function takes no ``precision`` keyword (the tolerance then falls back to 64 ulps)."""
+    fn = reference_function(spec)
+    if not accepts_precision(fn):
+        return None
+    value = fn(**env, precision=lambda a: dh.round_to(np.asarray(a, dtype=np.float64), compute_dtype))
+    values = value if len(spec.outputs) > 1 else (value,)
+    return tuple(dh.round_to(np.asarray(v, dtype=np.float64), dtype) for v in values)
 
 
 # -- comparing outputs ----------------------------------------------------------------------------
@@ -414,7 +427,7 @@ def _diagnose_precision(t: Trial, env: Mapping[str, Any], actual: Outputs, expec
     is named as such, while one that is wrong by more than float32's rounding is not.
     """
     low, say = LOWER_PRECISION
-    if t.dtype != "float64" or t.compute_dtype != "float64" or not t.spec.oracle.exprs:
+    if t.dtype != "float64" or t.compute_dtype != "float64" or not has_reference(t.spec):
         return m
     reference = t.reference(env, low, low)
     if reference is None:
@@ -500,6 +513,8 @@ def check_invariant(t: Trial, invariant_id: str) -> Measurement | None:
     plan = kind.plan(inv.options, t.env64, rng, t.outputs[0] if len(t.outputs) == 1 else t.outputs)
     env_a = t.rounded(derive_inputs(t.spec, plan.env_a, keep=t.env64))
     env_b = env_a if plan.env_b is plan.env_a else t.rounded(derive_inputs(t.spec, plan.env_b, keep=t.env64))
+    if plan.reject:  # the plan cannot apply to this example (split's one-position sequence)
+        return None
     first = t.rounded(derive_inputs(t.spec, plan.feed.env, keep=t.env64)) if plan.feed else None
     reals = [n for n, i in t.spec.inputs.items() if i.kind == "real"]
     if not all(np.all(np.isfinite(e[n])) for e in (env_b, first) if e is not None for n in reals):
@@ -508,7 +523,8 @@ def check_invariant(t: Trial, invariant_id: str) -> Measurement | None:
     def run(
         f: Callable[[Mapping[str, Any]], Outputs], draw: int | None = None, dtype: str = "float64", ulps: float = OWN_ULPS
     ) -> tuple[Outputs, Outputs, dict[str, Any]]:
-        """The two calls (the second fed by a first one where the plan chains them); with ``draw``, each
+        """The two calls (the second fed by a first one where the plan chains them: its fed inputs rounded
+        to the tested dtype, and its ``join`` outputs joined after the first call's); with ``draw``, each
         call's inputs perturbed independently at ``dtype`` (:func:`perturbed`) to measure a computation's
         own sensitivity to rounding."""
 
@@ -518,13 +534,22 @@ def check_invariant(t: Trial, invariant_id: str) -> Measurement | None:
         if plan.env_b is plan.env_a and plan.feed is None:  # one call related to itself (an identity without set)
             outs = f(at(env_a, 0))
             return outs, outs, env_a
-        env = env_b
+        env, before = env_b, None
         if plan.feed is not None and first is not None:
-            fed = f(at(first, 2))[t.outputs.index(plan.feed.output)]
-            if not np.all(np.isfinite(fed)):
-                raise _Unrepresentable
-            env = {**env_b, plan.feed.input: dh.round_to(fed, t.dtype)}
-        return f(at(env_a, 0)), f(at(env, 1)), env
+            before = f(at(first, 2))
+            env = dict(env_b)
+            for target, source in plan.feed.pairs:
+                fed = before[t.outputs.index(source)]
+                if not np.all(np.isfinite(fed)):
+                    raise _Unrepresentable
+                env[target] = dh.round_to(fed, t.dtype)
+        outs_a, outs_b = f(at(env_a, 0)), f(at(env, 1))
+        if before is not None and plan.feed is not None and plan.feed.join:
+            join = plan.feed.join
+            outs_b = tuple(
+                np.concatenate([b, o], axis=join[name]) if name in join else o for name, b, o in zip(t.outputs, before, outs_b)
+            )
+        return outs_a, outs_b, env
 
     try:
         oracle_runs = run(t.oracle)
@@ -535,7 +560,7 @@ def check_invariant(t: Trial, invariant_id: str) -> Measurement | None:
     o_pairs = _related(plan, oracle_runs, env_a, t.outputs)
     implementation_runs = run(t.implementation)
     i_pairs = _related(plan, implementation_runs, env_a, t.outputs)
-    r_pairs = _related(plan, run(t.reference), env_a, t.outputs) if t.spec.oracle.exprs else None  # type: ignore[arg-type]
+    r_pairs = _related(plan, run(t.reference), env_a, t.outputs) if has_reference(t.spec) else None  # type: ignore[arg-type]
     own = _spread_of_violation(plan, lambda d: run(t.oracle, d), env_a, t, o_pairs) if t.dtype == "float64" else None
     # Where the transformed inputs had to be rounded to the tested dtype (x + 1, not a permutation or a
     # power-of-two scaling), the relation holds for the implementation only up to that rounding, amplified
@@ -547,7 +572,9 @@ def check_invariant(t: Trial, invariant_id: str) -> Measurement | None:
         mine = _spread_of_violation(plan, lambda d: run(t.implementation, d, t.dtype, 1.0), env_a, t, i_pairs)
     # the terms a relation is computed from include the outputs themselves (an identity "f(x) − f(−x) − x"
     # against "0" is small next to them): of both calls, the oracle's and the implementation's (finite ones)
-    terms = max(_largest_finite(o) for runs in (oracle_runs, implementation_runs) for outs in runs[:2] for o in outs)
+    # (only the outputs the relation compares: a final state left out by causality's ``outputs`` is no term)
+    compared = [k for k, name in enumerate(t.outputs) if plan.outputs is None or name in plan.outputs]
+    terms = max(_largest_finite(outs[k]) for runs in (oracle_runs, implementation_runs) for outs in runs[:2] for k in compared)
     measurements = []
     for k, (name, (o_lhs, o_rhs)) in enumerate(o_pairs):
         slack = max_abs(o_lhs, o_rhs)
@@ -562,6 +589,7 @@ def check_invariant(t: Trial, invariant_id: str) -> Measurement | None:
         err = max_abs(*i_pairs[k][1])
         passed = err <= tol.atol
         where = f"{name}: " if name else ""
+        where += f"{plan.note}: " if plan.note else ""
         if scale > 0 and tol.atol >= scale:  # the oracle itself breaks the relation by as much as its terms
             detail = (
                 f"{inv.description}: {where}vacuous tolerance: {tol.atol:.4g} = {tol.describe()} reaches the relation's "
@@ -587,7 +615,7 @@ def _transform_rounds(t: Trial, kind: Any, inv: Any) -> bool:
     rounded = t.rounded(t.env64, at)
     rng = np.random.default_rng([t.example.seed, sum(map(ord, inv.id))])
     replan = kind.plan(inv.options, rounded, rng, t.outputs[0] if len(t.outputs) == 1 else t.outputs)
-    if replan.env_b is replan.env_a:
+    if replan.env_b is replan.env_a or replan.reject:
         return False
     raw = replan.env_b  # the inputs the plan replaced (derived ones follow their params like the first call's)
     for name, inp in t.spec.inputs.items():
@@ -642,7 +670,8 @@ def _related(
     if plan.joint or len(names) == 1:
         a, b = (outs_a, outs_b) if len(names) > 1 else (outs_a[0], outs_b[0])
         return [(None, plan.relate(a, b, env_a, env_b))]
-    return [(name, plan.relate(a, b, env_a, env_b)) for name, a, b in zip(names, outs_a, outs_b)]
+    compared = [(n, a, b) for n, a, b in zip(names, outs_a, outs_b) if plan.outputs is None or n in plan.outputs]
+    return [(name, plan.relate(a, b, env_a, env_b)) for name, a, b in compared]
 
 
 def check_gradient(t: Trial) -> Measurement:

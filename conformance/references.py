@@ -20,6 +20,7 @@ array([5.])
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,10 @@ import numpy as np
 from conformance.refs import resolve
 from conformance.registry import REFERENCES
 
-__all__ = ["BUILTIN", "REFERENCES", "Reference", "attention", "is_ref", "reference_function", "rmsnorm", "surprise"]
+__all__ = [
+    "BUILTIN", "REFERENCES", "Reference", "accepts_precision", "attention", "has_reference", "is_ref",
+    "reference_function", "rmsnorm", "surprise",
+]
 
 ReferenceFn = Callable[..., Any]
 
@@ -92,6 +96,22 @@ def surprise(hidden: np.ndarray, memory_pred: np.ndarray, **_: Any) -> np.ndarra
 
 
 BUILTIN: tuple[Reference, ...] = (Reference.of(attention), Reference.of(rmsnorm), Reference.of(surprise))
+
+
+def accepts_precision(fn: Callable[..., Any]) -> bool:
+    """Whether a reference function takes ``precision`` (a callable rounding an array to the tested dtype):
+    then it can also serve as the same-precision reference of a spec without ``expr``."""
+    try:
+        return "precision" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def has_reference(spec: Any) -> bool:
+    """Whether the spec has a same-precision reference: its expressions, or a reference taking ``precision``."""
+    if spec.oracle is None:
+        return False
+    return bool(spec.oracle.exprs) or (spec.oracle.reference is not None and accepts_precision(reference_function(spec)))
 
 
 def is_ref(reference: str) -> bool:

@@ -1,0 +1,244 @@
+"""Float64 reference oracles for the Titans specs (``specs/titans.yaml``), token by token.
+
+Behrouz, Zhong & Mirrokni, *Titans: Learning to Memorize at Test Time* (arXiv 2501.00663, v1); the
+conventions are docs/titans.md. Written to read like the equations, with plain loops over batch rows and
+tokens, and sharing no code with any implementation under test.
+
+Every function takes ``precision``: a callable that rounds an array to the tested dtype, applied to the
+result of every arithmetic operation (sums accumulated one term at a time), so that the same function
+run with rounding is the same-precision reference its tolerances are derived from (docs/spec-schema.md,
+Tolerances). The oracle itself calls it without rounding.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+Round = Callable[[np.ndarray], np.ndarray]
+_erfc = np.vectorize(math.erfc, otypes=[float])
+
+
+def _exact(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64)
+
+
+class _Arithmetic:
+    """Elementwise operations and products whose every result is rounded by ``r``."""
+
+    def __init__(self, precision: Round | None) -> None:
+        self.r = precision or _exact
+
+    def mul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return self.r(np.multiply(a, b))
+
+    def add(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return self.r(np.add(a, b))
+
+    def sub(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return self.r(np.subtract(a, b))
+
+    def vecmat(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """x (n,) @ w (n, m): the sum over n accumulated term by term."""
+        acc = self.mul(x[0], w[0])
+        for j in range(1, x.shape[0]):
+            acc = self.add(acc, self.mul(x[j], w[j]))
+        return acc
+
+    def outer(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return self.r(np.multiply.outer(a, b))
+
+    def gelu(self, h: np.ndarray) -> np.ndarray:
+        """GELU(h) = h Φ(h), Φ(h) = ½ erfc(−h/√2) (exact GELU)."""
+        return self.mul(h, self.r(0.5 * _erfc(-h / math.sqrt(2.0))))
+
+    def gelu_grad(self, h: np.ndarray) -> np.ndarray:
+        """GELU'(h) = Φ(h) + h φ(h)."""
+        phi = self.r(np.exp(-0.5 * h * h) / math.sqrt(2.0 * math.pi))
+        return self.add(self.r(0.5 * _erfc(-h / math.sqrt(2.0))), self.mul(h, phi))
+
+
+# -- the memory and its loss (Eq. 12) -------------------------------------------------------------
+def memory_forward(ar: _Arithmetic, weights: Sequence[np.ndarray], x: np.ndarray) -> np.ndarray:
+    """M(x) for one token: x @ W (L_M = 1), else gelu between layers: h = x W1, h = gelu(h) W_l."""
+    h = ar.vecmat(x, weights[0])
+    for w in weights[1:]:
+        h = ar.vecmat(ar.gelu(h), w)
+    return h
+
+
+def loss_gradient(ar: _Arithmetic, weights: Sequence[np.ndarray], k: np.ndarray, v: np.ndarray, loss: str) -> list[np.ndarray]:
+    """∇_W ℓ(W; k, v) for ℓ = Σ_j (M(k)_j − v_j)² (``sum``) or that sum / Dv (``mean``), by the chain rule."""
+    pre = [ar.vecmat(k, weights[0])]  # pre-activations h_1 .. h_L
+    for w in weights[1:]:
+        pre.append(ar.vecmat(ar.gelu(pre[-1]), w))
+    two = 2.0 if loss == "sum" else 2.0 / v.shape[0]
+    delta = ar.r(two * ar.sub(pre[-1], v))  # ∂ℓ/∂h_L
+    grads: list[np.ndarray] = [np.empty(0)] * len(weights)
+    for layer in range(len(weights) - 1, -1, -1):
+        below = k if layer == 0 else ar.gelu(pre[layer - 1])  # the layer's input
+        grads[layer] = ar.outer(below, delta)
+        if layer > 0:
+            back = ar.vecmat(delta, weights[layer].T)  # ∂ℓ/∂(layer input)
+            delta = ar.mul(back, ar.gelu_grad(pre[layer - 1]))
+    return grads
+
+
+# -- the recurrence: Eq. 13, 14, 15, 16 ------------------------------------------------------------
+def memory_sequence(
+    k: np.ndarray,
+    v: np.ndarray,
+    q: np.ndarray,
+    theta: np.ndarray,
+    alpha: np.ndarray,
+    eta: np.ndarray,
+    weights: Sequence[np.ndarray],
+    momentum: Sequence[np.ndarray],
+    anchor: Sequence[np.ndarray],
+    *,
+    start: int,
+    chunk_size: int,
+    retrieve: str,
+    loss: str,
+    precision: Round | None = None,
+) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """Token by token, per batch row (docs/titans.md):
+
+    at a chunk start (absolute position p = start + i, p mod C = 0)  A = W
+    g   = ∇ℓ(A; k_i, v_i)                  Eq. 16 (C = 1: ∇ℓ(M_{t−1}; x_t))
+    S_t = η_t S_{t−1} − θ_t g              Eq. 14
+    M_t = (1 − α_t) M_{t−1} + S_t          Eq. 13
+    y_t = M_{t−1}(q_t) or M_t(q_t)         Eq. 15 (``retrieve``: before / after)
+    """
+    ar = _Arithmetic(precision)
+    batch, length = k.shape[0], k.shape[1]
+    y = np.zeros((batch, length, v.shape[-1]))
+    out_w, out_s, out_a = [], [], []
+    for b in range(batch):
+        w = [ar.r(x[b]) for x in weights]
+        s = [ar.r(x[b]) for x in momentum]
+        a = [ar.r(x[b]) for x in anchor]
+        for i in range(length):
+            if (start + i) % chunk_size == 0:
+                a = list(w)
+            g = loss_gradient(ar, a, k[b, i], v[b, i], loss)
+            s = [ar.sub(ar.mul(eta[b, i], s_l), ar.mul(theta[b, i], g_l)) for s_l, g_l in zip(s, g)]
+            before = w
+            w = [ar.add(ar.mul(ar.r(1.0 - alpha[b, i]), w_l), s_l) for w_l, s_l in zip(w, s)]
+            y[b, i] = memory_forward(ar, before if retrieve == "before" else w, q[b, i])
+        out_w.append(w)
+        out_s.append(s)
+        out_a.append(a)
+    stack = lambda per_row: [np.stack([row[n] for row in per_row]) for n in range(len(weights))]  # noqa: E731
+    return y, stack(out_w), stack(out_s), stack(out_a)
+
+
+def memory_linear(k, v, q, theta, alpha, eta, W, S, A, start, chunk_size, retrieve="before", loss="sum", precision=None, **_):
+    """L_M = 1: M(k) = k W. Outputs (y, W_T, S_T, A_T)."""
+    y, w, s, a = memory_sequence(
+        k, v, q, theta, alpha, eta, [W], [S], [A],
+        start=int(start), chunk_size=int(chunk_size), retrieve=retrieve, loss=loss, precision=precision,
+    )
+    return y, w[0], s[0], a[0]
+
+
+def memory_mlp(
+    k, v, q, theta, alpha, eta, W1, W2, S1, S2, A1, A2, start, chunk_size, retrieve="before", loss="sum", precision=None, **_
+):
+    """L_M = 2: M(k) = gelu(k W1) W2. Outputs (y, W1_T, W2_T, S1_T, S2_T, A1_T, A2_T)."""
+    y, w, s, a = memory_sequence(
+        k, v, q, theta, alpha, eta, [W1, W2], [S1, S2], [A1, A2],
+        start=int(start), chunk_size=int(chunk_size), retrieve=retrieve, loss=loss, precision=precision,
+    )
+    return (y, *w, *s, *a)
+
+
+# -- special cases, each in its own closed form ---------------------------------------------------
+def plain_gradient_descent(k, v, q, theta, W, precision=None, **_):
+    """Eq. 8 (α = η = 0, chunk size 1): M_t = M_{t−1} − θ_t ∇ℓ(M_{t−1}; x_t), y_t = M_t(q_t) (retrieve after).
+    Outputs (y, W_T, S_T = −θ_T ∇ℓ(M_{T−1}; x_T), A_T = M_{T−1})."""
+    ar = _Arithmetic(precision)
+    y = np.zeros((k.shape[0], k.shape[1], v.shape[-1]))
+    w_t, s_t, a_t = [], [], []
+    for b in range(k.shape[0]):
+        w, step, prev = ar.r(W[b]), np.zeros_like(W[b]), ar.r(W[b])
+        for i in range(k.shape[1]):
+            prev = w
+            step = ar.mul(-theta[b, i], loss_gradient(ar, [w], k[b, i], v[b, i], "sum")[0])
+            w = ar.add(w, step)
+            y[b, i] = ar.vecmat(q[b, i], w)
+        w_t.append(w)
+        s_t.append(step)
+        a_t.append(prev)
+    return y, np.stack(w_t), np.stack(s_t), np.stack(a_t)
+
+
+def forgetting_only(q, alpha, W, precision=None, **_):
+    """θ = 0 and S_0 = 0: M_t = β_t M_0 with β_t = Π_{i ≤ t} (1 − α_i) (Eq. 13 with no surprise); retrieve after,
+    one chunk (the anchor stays M_0). Outputs (y_t = β_t q_t M_0, β_T M_0, 0, M_0)."""
+    ar = _Arithmetic(precision)
+    beta = np.ones(alpha.shape)
+    for i in range(alpha.shape[1]):
+        beta[:, i] = ar.mul(beta[:, i - 1] if i else 1.0, ar.r(1.0 - alpha[:, i]))
+    qm = np.stack([np.stack([ar.vecmat(q[b, i], W[b]) for i in range(q.shape[1])]) for b in range(q.shape[0])])
+    y = ar.r(beta[:, :, None] * qm)
+    return y, ar.r(beta[:, -1, None, None] * W), np.zeros_like(W), ar.r(W)
+
+
+def one_chunk_step(k, v, q, theta, W, precision=None, **_):
+    """α = η = 0, S_0 = 0 and the whole sequence one chunk (Eq. 16 with t' = 0): every gradient at M_0, so
+    M_t = M_0 − Σ_{i ≤ t} θ_i ∇ℓ(M_0; x_i) — after T tokens one gradient step at M_0 on the summed loss.
+    Retrieve after. Outputs (y_t = q_t M_t, M_T, S_T = −θ_T ∇ℓ(M_0; x_T), A_T = M_0)."""
+    ar = _Arithmetic(precision)
+    y = np.zeros((k.shape[0], k.shape[1], v.shape[-1]))
+    w_t, s_t = [], []
+    for b in range(k.shape[0]):
+        steps = [ar.mul(-theta[b, i], loss_gradient(ar, [W[b]], k[b, i], v[b, i], "sum")[0]) for i in range(k.shape[1])]
+        w = ar.r(W[b])
+        for i, step in enumerate(steps):
+            w = ar.add(w, step)
+            y[b, i] = ar.vecmat(q[b, i], w)
+        w_t.append(w)
+        s_t.append(steps[-1])
+    return y, np.stack(w_t), np.stack(s_t), ar.r(W)
+
+
+# -- single steps and the parallel forms ------------------------------------------------------------
+def momentum_step(S, W, k, v, theta, eta, loss="sum", precision=None, **_):
+    """Eq. 14 for one token and the linear memory: S_t = η_t S_{t−1} − θ_t ∇ℓ(M_{t−1}; x_t)."""
+    ar = _Arithmetic(precision)
+    out = np.zeros_like(S)
+    for b in range(S.shape[0]):
+        g = loss_gradient(ar, [W[b]], k[b], v[b], loss)[0]
+        out[b] = ar.sub(ar.mul(eta[b], ar.r(S[b])), ar.mul(theta[b], g))
+    return out
+
+
+def chunk_gradient_sum(k, v, W, theta, alpha, loss="sum", precision=None, **_):
+    """Eq. 17's left side: Σ_i θ_i (β_b / β_i) ∇ℓ(W_0; x_i), with β_b / β_i = Π_{i < j ≤ b} (1 − α_j)."""
+    ar = _Arithmetic(precision)
+    out = np.zeros_like(W)
+    for b in range(k.shape[0]):
+        acc = np.zeros_like(W[b])
+        for i in range(k.shape[1]):
+            ratio = 1.0
+            for j in range(i + 1, k.shape[1]):
+                ratio = ar.mul(ratio, ar.r(1.0 - alpha[b, j]))
+            term = ar.mul(ar.mul(theta[b, i], ratio), loss_gradient(ar, [W[b]], k[b, i], v[b, i], loss)[0])
+            acc = ar.add(acc, term)
+        out[b] = acc
+    return out
+
+
+def momentum_scan(eta, theta, u, S, precision=None, **_):
+    """Eq. 18 sequentially: S_t = η_t S_{t−1} − θ_t u_t for every t (the sequence of momenta)."""
+    ar = _Arithmetic(precision)
+    out = np.zeros(u.shape)
+    for b in range(u.shape[0]):
+        s = ar.r(S[b])
+        for t in range(u.shape[1]):
+            s = ar.sub(ar.mul(eta[b, t], s), ar.mul(theta[b, t], u[b, t]))
+            out[b, t] = s
+    return out
