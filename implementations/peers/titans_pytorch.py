@@ -1,0 +1,363 @@
+"""titans-pytorch's ``NeuralMemory`` behind ``memory_linear`` / ``memory_mlp`` (docs/titans.md), for the audit.
+
+Library: titans-pytorch 0.5.5 (PyPI), class ``titans_pytorch.neural_memory.NeuralMemory`` with its memory model
+``titans_pytorch.memory_models.MemoryMLP``; imported lazily, so this module imports without the ``peers`` extra.
+Line references below are to ``titans_pytorch/neural_memory.py`` (nm) and ``memory_models.py`` (mm) of 0.5.5.
+
+What the library computes (per batch row, ``heads = 1``; ``C`` = chunk size, ``W0`` = the state's ``weights``):
+
+- input: one sequence ``x`` [B, T, dim]; ``k = x W_K``, ``v = x W_V`` (nm 652-653), ``q = x W_Q`` (nm 877), after a
+  learned RMSNorm of ``x`` by default (``pre_rmsnorm``, nm 325-326, 618, 873). The memory maps ``dim_head`` to
+  ``dim_head`` (``dim_head == dim`` when ``heads == 1``, nm 304), so keys and values have one width.
+- θ per token: ``sigmoid(Linear(x_t)) * max_lr``, ``max_lr = 1`` (nm 255-256, 629-630), used as the weight of the
+  token's loss (nm 400-404); α and η per chunk: ``sigmoid(Linear(mean of the chunk's x))`` (nm 632-640).
+- loss: ``mean_j (M(k)_j − v_j)²`` (nm 258-259), an option (``store_memory_loss_fn``).
+- gradient: one per chunk, ``g_n = Σ_{i∈chunk n} θ_i ∇ℓ(W0; k_i, v_i)`` at the *same* ``W0`` for every chunk of the
+  call (``weights_for_surprise``, nm 614, 703, 714). ``W0`` only moves to the latest memory every ``batch_size``
+  tokens when that option (or ``ttt_batch_size``) is set (nm 974-1063); by default it never moves, so a stream's
+  every gradient is taken at its initial memory.
+- momentum, Eq. 14 per chunk: ``S_n = η_n S_{n−1} − g_n`` (negated gradients nm 739, associative scan nm 789,
+  ``a_j * a_i, kv_j + a_j kv_i`` in assoc_scan/assoc_scan.py 43-49).
+- forgetting, Eq. 13 per chunk: ``W_n = (1 − α_n) W_{n−1} + S_n``, the scan started from the state's last
+  update (nm 813), one decay per chunk (not per token).
+- tokens after the last complete chunk are not stored; they wait, raw, in the state's ``cache_store_segment``
+  (nm 597-602) for the next call.
+- retrieval: the list ``[W_0, W_1, …, W_n]`` (the memory before the call, then after each complete chunk), the
+  query sequence shifted right by one and chunked by ``C`` (nm 854-864, 892): token ``i`` reads
+  ``W_{⌊(i+1)/C⌋}`` — at ``C = 1`` the memory after its own update (docs/titans.md ``retrieve: after``); at
+  ``C > 1`` the memory at the start of its chunk, except the chunk's last token, which reads the memory after it.
+- memory model: ``MemoryMLP`` (mm 54-82) is ``x @ W1``, then ``gelu(·) @ W`` per further layer, exact GELU, no
+  biases, hidden width ``int(dim * expansion_factor)``; by default wrapped in ``ResidualNorm``
+  (``LayerNorm(M(x)) * (γ + 1) + x``, mm 36-50, γ a memory weight learned at test time too; nm 373-374); the
+  default model is depth 2, expansion 4 (nm 297-300).
+
+The adapters feed the drawn ``k, v, q, θ, α, η`` through one sequence ``x = [k | v | q | θ | α | η | 1]``
+([B, T, D], ``D = 2 Dk + Dv + 4``): the library's ``to_keys`` / ``to_values`` / ``to_queries`` are set to the
+selections ``x ↦ [k | 0]``, ``[v | 0]``, ``[q | 0]`` (exact), the Linear of each gate is replaced by a read of
+its channel (divided by the constant-one channel, which cancels a pre-norm's row scale; α and η as logits
+because the library applies the sigmoid, nm 634, 640), and the memory is ``D`` wide with the drawn weights in
+its top-left block and zeros elsewhere. The zero rows see zero keys and the zero output columns zero targets,
+so the padding gets zero gradients and stays zero: the embedding is exact. Per-chunk gates at ``C > 1`` are
+the library's pooling of the drawn ones: the chunk's mean α (η) in the closest configuration; with the default's
+RMSNorm before the pooling, their mean weighted by each token's RMSNorm scale.
+
+Not honoured by either configuration (the harness judges the effect):
+
+- ``retrieve``: ignored; the library's read is the one above.
+- ``start % chunk_size != 0``: refused with ``NotImplementedError`` — mid-chunk the library's state is the raw
+  tokens of the open chunk, which the interface's ``(W, S, A)`` does not carry.
+- ``T % chunk_size != 0``: the trailing tokens are read but not stored (the returned ``W, S`` are those after
+  the last complete chunk), as the library does with its cache dropped.
+- per-token α, η inside a chunk (above) and gradients at one point per chunk, not per token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+LIBRARY = "titans-pytorch"
+VERSION = "0.5.5"  # the version read and tested; the extra allows >= 0.5
+WRAPPED = "titans_pytorch.neural_memory.NeuralMemory"
+LOSSES = ("sum", "mean")
+RETRIEVES = ("before", "after")
+GATE_CHANNELS = 4  # θ, α, η and a constant one, after [k | v | q]
+
+
+class _ChannelGate(nn.Module):
+    """Stands in for a gate's ``Linear``: the drawn gate read from channel ``channel`` of the rows it is given.
+
+    Divided by the constant-one channel ``one`` so a pre-norm's per-row scale cancels; returned as a logit when
+    the library applies a sigmoid after the Linear (α, η), clamped to [0, 1] first against the division's roundoff.
+    """
+
+    def __init__(self, channel: int, one: int, logit: bool) -> None:
+        super().__init__()
+        self.channel, self.one, self.logit = channel, one, logit
+
+    def forward(self, x: Tensor) -> Tensor:
+        gate = x[..., self.channel] / x[..., self.one]  # [b, n] (tokens, or chunk means)
+        if self.logit:
+            gate = torch.logit(gate.clamp(0.0, 1.0))
+        return gate.unsqueeze(-1)  # [b, n, 1]: the Linear's output, heads = 1
+
+
+def _identity(t: Tensor) -> Tensor:
+    return t
+
+
+def _loss_fn(dv: int, loss: str) -> Callable[[Tensor, Tensor], Tensor]:
+    """Eq. 12 over the ``Dv`` value features: ``Σ_j (M(k)_j − v_j)²`` (``sum``) or that over ``Dv`` (``mean``)."""
+
+    def per_token(pred: Tensor, target: Tensor) -> Tensor:
+        total = (pred[..., :dv] - target[..., :dv]).pow(2).sum(dim=-1)
+        return total if loss == "sum" else total / dv
+
+    return per_token
+
+
+def _mse_fn(dv: int) -> Callable[[Tensor, Tensor], Tensor]:
+    """The library's default loss (nm 258-259), its mean over the ``Dv`` value features only (not the padding)."""
+
+    def per_token(pred: Tensor, target: Tensor) -> Tensor:
+        return (pred[..., :dv] - target[..., :dv]).pow(2).mean(dim=-1)
+
+    return per_token
+
+
+def _check(
+    k: Tensor, v: Tensor, q: Tensor, gates: tuple[Tensor, ...], start: int, chunk_size: int, retrieve: str, loss: str
+) -> None:
+    if k.ndim != 3 or v.ndim != 3 or q.shape != k.shape or v.shape[:2] != k.shape[:2]:
+        raise ValueError(f"k, q must be [B, T, Dk] and v [B, T, Dv]; got {tuple(k.shape)}, {tuple(v.shape)}, {tuple(q.shape)}")
+    if any(g.shape != k.shape[:2] for g in gates):
+        raise ValueError(f"theta, alpha, eta must be [B, T] = {tuple(k.shape[:2])}")
+    if k.shape[1] < 1:
+        raise ValueError("at least one token")
+    if chunk_size < 1 or start < 0:
+        raise ValueError(f"chunk_size >= 1 and start >= 0; got {chunk_size}, {start}")
+    if retrieve not in RETRIEVES or loss not in LOSSES:
+        raise ValueError(f"retrieve in {RETRIEVES}, loss in {LOSSES}; got {retrieve!r}, {loss!r}")
+    if start % chunk_size:
+        raise NotImplementedError(
+            f"{LIBRARY} {VERSION}: start={start} is inside a chunk (chunk_size={chunk_size}); the library's mid-chunk "
+            "state is the open chunk's raw tokens, which (W, S, A) does not carry"
+        )
+
+
+def _embed(t: Tensor, rows: int, cols: int) -> Tensor:
+    """``t`` [B, r, c] in the top-left block of zeros [B, rows, cols]."""
+    out = t.new_zeros(t.shape[0], rows, cols)  # [B, rows, cols]
+    out[:, : t.shape[1], : t.shape[2]] = t
+    return out
+
+
+def _run(
+    k: Tensor,
+    v: Tensor,
+    q: Tensor,
+    theta: Tensor,
+    alpha: Tensor,
+    eta: Tensor,
+    layers: tuple[tuple[Tensor, Tensor, Tensor], ...],
+    hidden: int,
+    *,
+    start: int,
+    chunk_size: int,
+    retrieve: str,
+    loss: str,
+    closest: bool,
+) -> tuple[Tensor, list[Tensor], list[Tensor], list[Tensor]]:
+    """One ``NeuralMemory`` forward over the embedded inputs; returns ``y`` and the per-layer ``W, S, A``."""
+    _check(k, v, q, (theta, alpha, eta), start, chunk_size, retrieve, loss)
+    from titans_pytorch.memory_models import MemoryMLP
+    from titans_pytorch.neural_memory import NeuralMemory, NeuralMemState
+
+    batch, tokens, dk = k.shape
+    dv = v.shape[-1]
+    width = 2 * dk + dv + GATE_CHANNELS
+    ones = k.new_ones(batch, tokens, 1)
+    x = torch.cat([k, v, q, theta.unsqueeze(-1), alpha.unsqueeze(-1), eta.unsqueeze(-1), ones], dim=-1)  # [B, T, D]
+    i_theta, i_alpha, i_eta, i_one = range(2 * dk + dv, width)
+    depth = len(layers)
+    options: dict[str, Any] = {}
+    if closest:
+        options = dict(pre_rmsnorm=False, mem_model_norm_add_residual=False, batch_size=chunk_size)
+        options["store_memory_loss_fn"] = _loss_fn(dv, loss)
+    else:
+        options = dict(store_memory_loss_fn=_mse_fn(dv))
+    with torch.random.fork_rng(devices=[]):  # the library draws initial weights and a test input: leave the caller's RNG alone
+        # (hidden + 0.5) / D: int(D * expansion_factor) is then `hidden` whatever the rounding (mm 62).
+        model = MemoryMLP(width, depth=depth, expansion_factor=(hidden + 0.5) / width)
+        mem = NeuralMemory(dim=width, chunk_size=chunk_size, heads=1, model=model, adaptive_step_transform=_identity, **options)
+    with torch.no_grad():
+        for proj, offset, size in ((mem.to_keys, 0, dk), (mem.to_values, dk, dv), (mem.to_queries, dk + dv, dk)):
+            assert isinstance(proj, nn.Linear)
+            proj.weight.zero_()  # [D, D]: out x in
+            proj.weight[torch.arange(size), offset + torch.arange(size)] = 1.0
+    mem.to_adaptive_step[0] = _ChannelGate(i_theta, i_one, logit=False)
+    mem.to_decay_factor[0] = _ChannelGate(i_alpha, i_one, logit=True)
+    mem.to_momentum[0] = _ChannelGate(i_eta, i_one, logit=True)
+    mem = mem.to(dtype=k.dtype, device=k.device)
+
+    # The drawn layers embedded in the D-wide memory: W1 [Dk, H] -> [D, H], last [H, Dv] -> [H, D]; linear [Dk, Dv] -> [D, D].
+    outer = [width] + [hidden] * (depth - 1) + [width]
+    big = [tuple(_embed(t, outer[i], outer[i + 1]) for t in layer) for i, layer in enumerate(layers)]
+    names = mem.memory_model_parameter_names
+    weight_names = [n for n in names if not n.endswith("gamma")]
+    assert len(weight_names) == depth, names
+
+    def state_dict(which: int) -> dict[str, Tensor]:
+        out = {n: big[weight_names.index(n)][which] for n in weight_names}
+        out.update({n: k.new_zeros(batch, width) for n in names if n.endswith("gamma")})  # ResidualNorm's γ at its init
+        return out
+
+    current, momentum, anchor = state_dict(0), state_dict(1), state_dict(2)
+    # The point where gradients are taken (the state's `weights`): the chunk-start memory, W, for the closest
+    # configuration; the default's persists across calls (it never moves), so a continuing call passes A.
+    grad_point = current if (closest or start == 0) else anchor
+    momentum = {n: s.unsqueeze(0) for n, s in momentum.items()}  # [1, B, ...]: momentum order 1 first
+    state = NeuralMemState(start, grad_point, None, (current, momentum), None)
+    y, nxt = mem(x, state=state)
+    last_update, last_momentum = nxt.states
+    if closest:  # the library's record of the memory at the start of the chunk holding the last token
+        a_out = {n: nxt.updates[n][:, (tokens - 1) // chunk_size] for n in weight_names}
+    else:
+        a_out = dict(nxt.weights)
+
+    def unembed(t: Tensor, layer: int) -> Tensor:
+        rows, cols = layers[layer][0].shape[1:]
+        return t[:, :rows, :cols]  # [B, rows, cols]
+
+    ws = [unembed(last_update[n], i) for i, n in enumerate(weight_names)]
+    ss = [unembed(last_momentum[n][0], i) for i, n in enumerate(weight_names)]
+    as_ = [unembed(a_out[n], i) for i, n in enumerate(weight_names)]
+    return y[..., :dv], ws, ss, as_  # y: [B, T, Dv]
+
+
+def memory_linear_closest(
+    k: Tensor,
+    v: Tensor,
+    q: Tensor,
+    theta: Tensor,
+    alpha: Tensor,
+    eta: Tensor,
+    W: Tensor,
+    S: Tensor,
+    A: Tensor,
+    *,
+    start: int = 0,
+    chunk_size: int = 1,
+    retrieve: str = "before",
+    loss: str = "sum",
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Eq. 13-16, linear memory, through ``NeuralMemory`` (titans-pytorch 0.5.5) as close to the paper as it allows.
+
+    ``NeuralMemory(dim=D, chunk_size=C, heads=1, model=MemoryMLP(D, depth=1), pre_rmsnorm=False,
+    mem_model_norm_add_residual=False, batch_size=C, store_memory_loss_fn=<Eq. 12 over Dv>,
+    adaptive_step_transform=identity)``: no norms, no residual, the memory ``k @ W``; ``batch_size=C`` moves the
+    gradient point to the latest memory after every chunk, so a chunk's gradients are taken at the memory at its
+    start (Eq. 16's ``t'``); ``loss`` is honoured through the loss option. ``A`` in is unused (at an aligned
+    ``start`` the gradient point is ``W``, as in the recurrence); ``A`` out is the library's memory at the start of
+    the chunk holding the last token. Shapes as docs/titans.md: ``[B,T,Dk], [B,T,Dv], [B,T,Dk], [B,T] x 3,
+    [B,Dk,Dv] x 3 -> (y [B,T,Dv], W, S, A)``.
+
+    Not honoured (module docstring): ``retrieve``; per-token α, η inside a chunk of ``C > 1``; a ``start`` inside a
+    chunk (``NotImplementedError``); storing a trailing partial chunk.
+    """
+    y, ws, ss, as_ = _run(
+        k, v, q, theta, alpha, eta, ((W, S, A),), 0,
+        start=start, chunk_size=chunk_size, retrieve=retrieve, loss=loss, closest=True,
+    )  # fmt: skip
+    return y, ws[0], ss[0], as_[0]
+
+
+def memory_linear_default(
+    k: Tensor,
+    v: Tensor,
+    q: Tensor,
+    theta: Tensor,
+    alpha: Tensor,
+    eta: Tensor,
+    W: Tensor,
+    S: Tensor,
+    A: Tensor,
+    *,
+    start: int = 0,
+    chunk_size: int = 1,
+    retrieve: str = "before",
+    loss: str = "sum",
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Eq. 13-16, linear memory, through ``NeuralMemory`` (titans-pytorch 0.5.5) in its default configuration.
+
+    ``NeuralMemory(dim=D, chunk_size=C, heads=1, model=MemoryMLP(D, depth=1), store_memory_loss_fn=<MSE over Dv>,
+    adaptive_step_transform=identity)``, the rest default: the learned RMSNorm before the projections (weight 1 at
+    init), ``ResidualNorm`` around the memory (``LayerNorm(k @ W) * (γ + 1) + k``, γ = 0 at the start and updated
+    at test time like ``W``), no ``batch_size``, so every gradient of a stream is taken at the memory the stream
+    started from (``W`` at ``start = 0``, then ``A``, the library's gradient point, carried across calls and
+    returned). Fixed only where unavoidable: the depth-1 memory holding the drawn ``W``; the projections selecting
+    the drawn ``k, v, q``; the gates read from their channels (the default θ transform, ``sigmoid · 1``, cannot
+    reach θ > 1, so it is the identity); the MSE over the ``Dv`` value features, not the padded width. ``loss`` is
+    ignored (always the mean). Shapes as :func:`memory_linear_closest`.
+
+    Not honoured (module docstring): ``retrieve``; per-token α, η inside a chunk of ``C > 1``; a ``start`` inside a
+    chunk (``NotImplementedError``); storing a trailing partial chunk.
+    """
+    y, ws, ss, as_ = _run(
+        k, v, q, theta, alpha, eta, ((W, S, A),), 0,
+        start=start, chunk_size=chunk_size, retrieve=retrieve, loss=loss, closest=False,
+    )  # fmt: skip
+    return y, ws[0], ss[0], as_[0]
+
+
+def memory_mlp_closest(
+    k: Tensor,
+    v: Tensor,
+    q: Tensor,
+    theta: Tensor,
+    alpha: Tensor,
+    eta: Tensor,
+    W1: Tensor,
+    W2: Tensor,
+    S1: Tensor,
+    S2: Tensor,
+    A1: Tensor,
+    A2: Tensor,
+    *,
+    start: int = 0,
+    chunk_size: int = 1,
+    retrieve: str = "before",
+    loss: str = "sum",
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Eq. 13-16, two-layer MLP memory, through ``NeuralMemory`` (titans-pytorch 0.5.5) as close to the paper as it allows.
+
+    As :func:`memory_linear_closest` with ``MemoryMLP(D, depth=2, expansion_factor=(H + 0.5) / D)``:
+    ``gelu(k @ W1) @ W2``, exact GELU, no biases, the hidden width ``H`` of the drawn ``W1``. ``W1, S1, A1``
+    [B, Dk, H], ``W2, S2, A2`` [B, H, Dv] -> ``(y [B,T,Dv], W1, W2, S1, S2, A1, A2)``.
+
+    Not honoured (module docstring): ``retrieve``; per-token α, η inside a chunk of ``C > 1``; a ``start`` inside a
+    chunk (``NotImplementedError``); storing a trailing partial chunk.
+    """
+    y, ws, ss, as_ = _run(
+        k, v, q, theta, alpha, eta, ((W1, S1, A1), (W2, S2, A2)), W1.shape[-1],
+        start=start, chunk_size=chunk_size, retrieve=retrieve, loss=loss, closest=True,
+    )  # fmt: skip
+    return y, ws[0], ws[1], ss[0], ss[1], as_[0], as_[1]
+
+
+def memory_mlp_default(
+    k: Tensor,
+    v: Tensor,
+    q: Tensor,
+    theta: Tensor,
+    alpha: Tensor,
+    eta: Tensor,
+    W1: Tensor,
+    W2: Tensor,
+    S1: Tensor,
+    S2: Tensor,
+    A1: Tensor,
+    A2: Tensor,
+    *,
+    start: int = 0,
+    chunk_size: int = 1,
+    retrieve: str = "before",
+    loss: str = "sum",
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Eq. 13-16, two-layer MLP memory, through ``NeuralMemory`` (titans-pytorch 0.5.5) in its default configuration.
+
+    As :func:`memory_linear_default` with the library's default model kind, ``ResidualNorm(MemoryMLP(D,
+    depth=2))``, its hidden width set to the drawn ``H`` (the default is ``4 D``) so the drawn weights fit.
+    Shapes as :func:`memory_mlp_closest`.
+
+    Not honoured (module docstring): ``retrieve``; per-token α, η inside a chunk of ``C > 1``; a ``start`` inside a
+    chunk (``NotImplementedError``); storing a trailing partial chunk.
+    """
+    y, ws, ss, as_ = _run(
+        k, v, q, theta, alpha, eta, ((W1, S1, A1), (W2, S2, A2)), W1.shape[-1],
+        start=start, chunk_size=chunk_size, retrieve=retrieve, loss=loss, closest=False,
+    )  # fmt: skip
+    return y, ws[0], ws[1], ss[0], ss[1], as_[0], as_[1]
