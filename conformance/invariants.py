@@ -10,13 +10,15 @@ not a failure.
 With several outputs, a plan's ``relate`` is applied to each output in turn (the relation must hold
 for every one), unless the plan is ``joint``: then it receives tuples of all outputs, in the spec's
 order (``identity`` names them in its expressions). A plan with a ``feed`` chains two calls: the
-second call's input is an output of a first call (``composition``).
+second call's inputs are outputs of a first call (``composition``: one; ``split``: the carried state, with
+the first call's sequence outputs joined before the second's). A plan's ``outputs`` restricts which outputs
+the relation compares (``causality`` with ``outputs``: a final state legitimately depends on the future).
 
 The kinds are :class:`InvariantKind` records (:data:`BUILTIN`), looked up through the open
 registry :data:`conformance.registry.INVARIANT_KINDS` (re-exported here), where a user adds more.
 
 >>> sorted(kind.name for kind in BUILTIN)
-['bounds', 'causality', 'composition', 'homogeneity', 'identity', 'permutation']
+['bounds', 'causality', 'composition', 'homogeneity', 'identity', 'permutation', 'split']
 """
 
 from __future__ import annotations
@@ -37,13 +39,55 @@ Env = dict[str, Any]
 Relate = Callable[[np.ndarray, np.ndarray, Env, Env], tuple[np.ndarray, np.ndarray]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Feed:
-    """Input ``input`` of the ``env_b`` call is output ``output`` of a call on ``env``."""
+    """The ``env_b`` call takes inputs from the outputs of a first call on ``env``: for each pair
+    ``(input, output)`` of ``pairs``, that input is that output (rounded to the tested dtype).
 
-    input: str
-    output: str
+    ``join``: ``{output: axis}``, outputs of the first call joined before the ``env_b`` call's along that
+    axis (a sequence processed in two calls), so the relation sees the whole sequence's output.
+
+    ``Feed(pairs, env)``; ``Feed(input, output, env)`` is one pair (as before several were allowed).
+
+    >>> Feed("x", "out", {}).pairs, Feed((("h0", "h_T"), ("c0", "c_T")), {}).inputs
+    ((('x', 'out'),), ('h0', 'c0'))
+    """
+
+    pairs: tuple[tuple[str, str], ...]
     env: Env
+    join: Mapping[str, int]
+
+    def __init__(self, *args: Any, env: Env | None = None, join: Mapping[str, int] | None = None) -> None:
+        if len(args) == 3 and env is None and isinstance(args[0], str) and isinstance(args[1], str):
+            pairs, env = ((args[0], args[1]),), args[2]  # Feed(input, output, env): one pair
+        elif len(args) == 2 and env is None:
+            pairs, env = args
+        elif len(args) == 1 and env is not None:
+            (pairs,) = args
+        else:
+            raise TypeError("expected Feed(pairs, env) or Feed(input, output, env)")
+        object.__setattr__(self, "pairs", tuple((str(i), str(o)) for i, o in pairs))
+        object.__setattr__(self, "env", env)
+        object.__setattr__(self, "join", dict(join or {}))
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(i for i, _ in self.pairs)
+
+    @property
+    def input(self) -> str:
+        """The fed input of a one-pair feed (``composition``)."""
+        return self._single()[0]
+
+    @property
+    def output(self) -> str:
+        """The feeding output of a one-pair feed (``composition``)."""
+        return self._single()[1]
+
+    def _single(self) -> tuple[str, str]:
+        if len(self.pairs) != 1:
+            raise AttributeError(f"this feed has {len(self.pairs)} pairs: read .pairs")
+        return self.pairs[0]
 
 
 @dataclass
@@ -51,7 +95,10 @@ class Plan:
     """Two calls and how their outputs must relate.
 
     ``joint``: ``relate`` receives tuples of every output (else one output at a time).
-    ``feed``: the ``env_b`` call takes one input from a preceding call's output.
+    ``feed``: the ``env_b`` call takes inputs from a preceding call's outputs.
+    ``outputs``: the outputs the relation compares (``None``: every one); not with ``joint``.
+    ``note``: what a failure's detail adds about this plan (``split at s = 3 of T = 7``).
+    ``reject``: the example cannot be planned (a sequence of one position cannot be split): rejected.
     """
 
     env_a: Env
@@ -59,6 +106,9 @@ class Plan:
     relate: Relate
     joint: bool = False
     feed: Feed | None = None
+    outputs: tuple[str, ...] | None = None
+    note: str = ""
+    reject: bool = False
 
 
 Validate = Callable[[Mapping[str, Any], Where, SpecContext], dict]
@@ -182,14 +232,33 @@ def _plan_homogeneity(options: Mapping, env: Env, rng: np.random.Generator, out_
 
 
 # -- causality ------------------------------------------------------------------------------------
+def _selected_outputs(options: Mapping, where: Where, outputs: Mapping) -> tuple[str, ...] | None:
+    """``outputs: [names]``: the outputs a relation compares, in the spec's order (``None``: every one)."""
+    value = options.get("outputs")
+    if value is None:
+        return None
+    at = where.at("outputs")
+    if not isinstance(value, list) or not value or not all(isinstance(n, str) for n in value):
+        raise at.error(f"expected a non-empty list of output names ({', '.join(outputs)})")
+    unknown = [n for n in value if n not in outputs]
+    if unknown:
+        raise at.error(f"{unknown[0]!r} is not a declared output ({', '.join(outputs)})")
+    if len(set(value)) != len(value):
+        raise at.error(f"an output is named twice in {value}")
+    return tuple(n for n in outputs if n in value)
+
+
 def _validate_causality(options: Mapping, where: Where, context: SpecContext) -> dict:
     perturb = _axis_map(options, "perturb", where, context.inputs)
     index = [n for n in perturb if context.inputs[n].kind == "index"]
     if index:
         raise where.at("perturb").error(f"{index[0]!r} is an index input: causality draws fresh real values")
+    selected = _selected_outputs(options, where, context.outputs)
+    compared = context.outputs if selected is None else {n: context.outputs[n] for n in selected}
     return {
         "perturb": perturb,
-        "output_axis": _output_axis(options, where, context.outputs, True),
+        "output_axis": _output_axis(options, where, compared, True),
+        "outputs": selected,
     }
 
 
@@ -209,7 +278,7 @@ def _plan_causality(options: Mapping, env: Env, rng: np.random.Generator, out_na
         keep = np.arange(min(t + 1, out_a.shape[out_axis]))
         return np.take(out_b, keep, axis=out_axis), np.take(out_a, keep, axis=out_axis)
 
-    return Plan(env, env_b, relate)
+    return Plan(env, env_b, relate, outputs=options.get("outputs"))
 
 
 # -- bounds ---------------------------------------------------------------------------------------
@@ -299,6 +368,16 @@ def _validate_composition(options: Mapping, where: Where, context: SpecContext) 
     if not isinstance(feed, dict) or len(feed) != 1:
         raise at.error("expected one pair input name -> output name (the first call's output feeds that input)")
     ((target, source),) = feed.items()
+    _check_feed_pair(target, source, at, inputs, outputs)
+    return {
+        "feed": (target, source),
+        "first": _substitutions(options, "first", where, context),
+        "second": _substitutions(options, "second", where, context),
+    }
+
+
+def _check_feed_pair(target: Any, source: Any, at: Where, inputs: Mapping, outputs: Mapping) -> None:
+    """An output that can feed an input: a declared real input and a declared output of the same shape."""
     if target not in inputs or inputs[target].kind != "real":
         raise at.error(f"{target!r} is not a declared real input")
     if source not in outputs:
@@ -306,11 +385,6 @@ def _validate_composition(options: Mapping, where: Where, context: SpecContext) 
     shapes = [list(map(str, outputs[source].shape)), list(map(str, inputs[target].shape))]
     if shapes[0] != shapes[1]:
         raise at.error(f"output {source!r} {shapes[0]} cannot feed input {target!r} {shapes[1]} (shapes differ)")
-    return {
-        "feed": (target, source),
-        "first": _substitutions(options, "first", where, context),
-        "second": _substitutions(options, "second", where, context),
-    }
 
 
 def _plan_composition(options: Mapping, env: Env, rng: np.random.Generator, out_name: Any) -> Plan:
@@ -320,8 +394,136 @@ def _plan_composition(options: Mapping, env: Env, rng: np.random.Generator, out_
     def relate(out_a: np.ndarray, out_b: np.ndarray, *_: Env) -> tuple[np.ndarray, np.ndarray]:
         return out_b, out_a
 
-    feed = Feed(target, source, _substitute(options["first"], env))
+    feed = Feed(((target, source),), _substitute(options["first"], env))
     return Plan(env, _substitute(options["second"], env), relate, feed=feed)
+
+
+# -- split ------------------------------------------------------------------------------------------
+def _mentions(dim: Any, symbol: str) -> bool:
+    """Whether a dimension (a symbol's name, an integer or an expression over symbols) involves ``symbol``."""
+    if isinstance(dim, str):
+        return dim == symbol
+    return symbol in {str(f) for f in getattr(dim, "free_symbols", ())}
+
+
+def _sequence_axes(options: Mapping, key: str, where: Where, shaped: Mapping, symbol: str | None) -> tuple[dict[str, int], str]:
+    """``{name: axis}`` of declared inputs or outputs (``shaped``) whose dimension there is one size symbol:
+    the one ``symbol`` names, or (``None``) the one they all share. Returns the axes and the symbol."""
+    value, at = options[key], where.at(key)
+    what = "input" if key == "axis" else "output"
+    if not isinstance(value, dict) or not value:
+        raise at.error(f"expected a mapping {what} name -> its sequence axis")
+    axes = {}
+    for name, axis in value.items():
+        if name not in shaped:
+            raise at.error(f"{name!r} is not a declared {what}")
+        shape = shaped[name].shape
+        rank = len(shape)
+        if not isinstance(axis, int) or isinstance(axis, bool) or not -rank <= axis < rank:
+            raise at.error(f"axis {axis!r} of {name!r} is out of range for its rank {rank}")
+        axes[name] = axis % rank
+        dim = shape[axes[name]]
+        if not isinstance(dim, str):
+            raise at.error(f"axis {axis} of {name!r} is {dim}, not a size symbol: the sequence axis must be one symbol's size")
+    found = {n: shaped[n].shape[a] for n, a in axes.items()}
+    symbol = symbol or next(iter(found.values()))
+    other = {n: d for n, d in found.items() if d != symbol}
+    if other:
+        name, dim = next(iter(other.items()))
+        raise at.error(f"the sequence axes must all be of size {symbol}: {name!r} is cut along {dim}")
+    return axes, symbol
+
+
+def _check_sequence_use(key: str, where: Where, shaped: Mapping, axes: Mapping[str, int], symbol: str, what: str) -> None:
+    """Every declared input (or output) whose shape involves the sequence size is cut along exactly one axis
+    of that size; ``what`` says which option lists them. Derived inputs not listed are recomputed at each
+    call's size."""
+    for name, item in shaped.items():
+        at_axes = [d for d, dim in enumerate(item.shape) if _mentions(dim, symbol)]
+        if name not in axes:
+            if at_axes and getattr(item, "derive", None) is None:
+                raise where.at(key).error(f"{name!r} has the sequence size {symbol} (shape {_written(item.shape)}): {what}")
+        elif at_axes != [axes[name]]:
+            raise where.at(key).error(
+                f"{name!r} has {symbol} at axes {at_axes} (shape {_written(item.shape)}): it cannot be cut along one"
+            )
+
+
+def _written(shape: tuple) -> str:
+    return "[" + ", ".join(map(str, shape)) + "]"
+
+
+def _is_integer_param(param: Any) -> bool:
+    if getattr(param, "integer", False):
+        return True
+    values = getattr(param, "values", ())
+    return bool(values) and all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+
+
+def _validate_split(options: Mapping, where: Where, context: SpecContext) -> dict:
+    inputs, outputs = context.inputs, context.outputs
+    axes, symbol = _sequence_axes(options, "axis", where, inputs, None)
+    _check_sequence_use("axis", where, inputs, axes, symbol, "list it in axis (every input of the sequence is cut)")
+    if symbol in context.symbols and context.symbols[symbol].max < 2:
+        raise where.at("axis").error(f"{symbol} is at most {context.symbols[symbol].max}: no example can be split in two")
+    sequence_outputs: dict[str, int] = {}
+    if "outputs" in options:
+        sequence_outputs, _ = _sequence_axes(options, "outputs", where, outputs, symbol)
+    what = "list it in outputs with its sequence axis (compared on the two calls' outputs joined)"
+    _check_sequence_use("outputs", where, outputs, sequence_outputs, symbol, what)
+    carry = options.get("carry", {})
+    at = where.at("carry")
+    if not isinstance(carry, dict):
+        raise at.error("expected a mapping input name -> output name (the second call's state is the first call's output)")
+    for target, source in carry.items():
+        _check_feed_pair(target, source, at, inputs, outputs)
+        if target in axes:
+            raise at.error(f"{target!r} is cut along the sequence (axis): it cannot also be carried")
+        if inputs[target].optional:
+            raise at.error(f"{target!r} is optional: a carried state must be passed to every call")
+    offset = options.get("offset")
+    if offset is not None:
+        integer = offset in context.params and _is_integer_param(context.params[offset])
+        if offset == symbol or not (integer or offset in context.symbols):
+            raise where.at("offset").error(
+                f"expected an integer param or a size symbol other than {symbol} (the second call's is the first's + s), "
+                f"got {offset!r}"
+            )
+    return {"axis": axes, "symbol": symbol, "carry": dict(carry), "offset": offset, "outputs": sequence_outputs}
+
+
+def _cut(x: np.ndarray, axis: int, lo: int, hi: int) -> np.ndarray:
+    """Positions ``lo .. hi - 1`` of ``x`` along ``axis`` (a slice: no value changes)."""
+    return x[(slice(None),) * axis + (slice(lo, hi),)]
+
+
+def _plan_split(options: Mapping, env: Env, rng: np.random.Generator, out_name: Any) -> Plan:
+    """One call on positions ``0 .. n-1`` vs a call on ``0 .. s-1`` followed by one on ``s .. n-1`` given the
+    first's ``carry`` outputs (and ``offset`` + s): the second's outputs, the ``outputs`` of the sequence joined
+    after the first's, equal the one call's. ``s`` is uniform in 1 .. n-1; a sequence of one position
+    (n = 1) cannot be split into two non-empty calls, so that example is rejected."""
+    axes: dict[str, int] = options["axis"]
+    symbol = options["symbol"]
+    name, axis = next(iter(axes.items()))
+    n = int(np.shape(env[name])[axis])
+    if n < 2:
+        return Plan(env, env, lambda a, b, *_: (b, a), note=f"{symbol} = {n} cannot be split", reject=True)
+    s = int(rng.integers(1, n))
+    first, second = dict(env), dict(env)
+    for name, axis in axes.items():
+        first[name], second[name] = _cut(env[name], axis, 0, s), _cut(env[name], axis, s, n)
+    if symbol in env:
+        first[symbol], second[symbol] = s, n - s
+    offset = options["offset"]
+    if offset is not None:
+        second[offset] = env[offset] + s
+
+    def relate(out_a: np.ndarray, out_b: np.ndarray, *_: Env) -> tuple[np.ndarray, np.ndarray]:
+        return out_b, out_a
+
+    feed = Feed(tuple(options["carry"].items()), first, join=options["outputs"])
+    shifted = f", {offset} + {s} in the second call" if offset is not None else ""
+    return Plan(env, second, relate, feed=feed, note=f"split at s = {s} of {symbol} = {n}{shifted}")
 
 
 def _kind(
@@ -333,8 +535,9 @@ def _kind(
 BUILTIN: list[InvariantKind] = [
     _kind("permutation", {"permute"}, {"output_axis"}, _validate_permutation, _plan_permutation),
     _kind("homogeneity", {"scale"}, {"degree", "log2_factor"}, _validate_homogeneity, _plan_homogeneity),
-    _kind("causality", {"perturb", "output_axis"}, set(), _validate_causality, _plan_causality, transforms_inputs=False),
+    _kind("causality", {"perturb", "output_axis"}, {"outputs"}, _validate_causality, _plan_causality, transforms_inputs=False),
     _kind("bounds", set(), {"lower", "upper"}, _validate_bounds, _plan_bounds),
     _kind("identity", {"lhs", "rhs"}, {"set"}, _validate_identity, _plan_identity),
     _kind("composition", {"feed"}, {"first", "second"}, _validate_composition, _plan_composition),
+    _kind("split", {"axis"}, {"carry", "offset", "outputs"}, _validate_split, _plan_split),
 ]
