@@ -181,7 +181,8 @@ def _run(
     mem.to_adaptive_step[0] = _ChannelGate(i_theta, i_one, logit=False)
     mem.to_decay_factor[0] = _ChannelGate(i_alpha, i_one, logit=True)
     mem.to_momentum[0] = _ChannelGate(i_eta, i_one, logit=True)
-    mem = mem.to(dtype=k.dtype, device=k.device)
+    # Its own parameters are fixed here, not learned: outputs need grad only where the drawn inputs do.
+    mem = mem.requires_grad_(False).to(dtype=k.dtype, device=k.device)
 
     # The drawn layers embedded in the D-wide memory: W1 [Dk, H] -> [D, H], last [H, Dv] -> [H, D]; linear [Dk, Dv] -> [D, D].
     outer = [width] + [hidden] * (depth - 1) + [width]
