@@ -57,14 +57,14 @@ class Feed:
     env: Env
     join: Mapping[str, int]
 
-    def __init__(self, *args: Any, env: Env | None = None, join: Mapping[str, int] | None = None) -> None:
-        if len(args) == 3 and env is None and isinstance(args[0], str) and isinstance(args[1], str):
+    def __init__(self, *args: Any, pairs: Any = None, env: Env | None = None, join: Mapping[str, int] | None = None) -> None:
+        if len(args) == 3 and pairs is None and env is None and isinstance(args[0], str) and isinstance(args[1], str):
             pairs, env = ((args[0], args[1]),), args[2]  # Feed(input, output, env): one pair
-        elif len(args) == 2 and env is None:
+        elif len(args) == 2 and pairs is None and env is None:
             pairs, env = args
-        elif len(args) == 1 and env is not None:
+        elif len(args) == 1 and pairs is None and env is not None:
             (pairs,) = args
-        else:
+        elif args or pairs is None or env is None:
             raise TypeError("expected Feed(pairs, env) or Feed(input, output, env)")
         object.__setattr__(self, "pairs", tuple((str(i), str(o)) for i, o in pairs))
         object.__setattr__(self, "env", env)

@@ -14,6 +14,7 @@ split point named.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -245,6 +246,7 @@ def test_feed_keeps_its_one_pair_construction() -> None:
     assert several.inputs == ("h0", "c0")
     with pytest.raises(AttributeError, match="2 pairs"):
         _ = several.input
+    assert dataclasses.replace(several, join={"y": 1}) == Feed(several.pairs, {}, join={"y": 1})
 
 
 # -- validation ------------------------------------------------------------------------------------------
