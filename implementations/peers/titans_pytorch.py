@@ -153,6 +153,7 @@ def _run(
 ) -> tuple[Tensor, list[Tensor], list[Tensor], list[Tensor]]:
     """One ``NeuralMemory`` forward over the embedded inputs; returns ``y`` and the per-layer ``W, S, A``."""
     _check(k, v, q, (theta, alpha, eta), start, chunk_size, retrieve, loss)
+    from tensordict import TensorDict
     from titans_pytorch.memory_models import MemoryMLP
     from titans_pytorch.neural_memory import NeuralMemory, NeuralMemState
 
@@ -201,6 +202,8 @@ def _run(
     # configuration; the default's persists across calls (it never moves), so a continuing call passes A.
     grad_point = current if (closest or start == 0) else anchor
     momentum = {n: s.unsqueeze(0) for n, s in momentum.items()}  # [1, B, ...]: momentum order 1 first
+    # TensorDicts, as the library makes them (nm 610, 1071 call their .apply).
+    grad_point, current, momentum = (TensorDict(d) for d in (grad_point, current, momentum))
     state = NeuralMemState(start, grad_point, None, (current, momentum), None)
     y, nxt = mem(x, state=state)
     last_update, last_momentum = nxt.states
