@@ -49,6 +49,10 @@ Not honoured by either configuration (the harness judges the effect):
 - ``T % chunk_size != 0``: the trailing tokens are read but not stored (the returned ``W, S`` are those after
   the last complete chunk), as the library does with its cache dropped.
 - per-token α, η inside a chunk (above) and gradients at one point per chunk, not per token.
+- default configuration only: ``ResidualNorm``'s γ is a memory weight with its own momentum, updated at test time,
+  which ``(W, S, A)`` has no slot for: every call starts it (and its momentum) at 0, its init, so a stream split
+  into calls reads differently from the library's own stream (the stored ``W, S`` are unaffected: their
+  gradients are taken at the gradient point, whose γ is the initial 0).
 """
 
 from __future__ import annotations
@@ -285,7 +289,8 @@ def memory_linear_default(
     returned). Fixed only where unavoidable: the depth-1 memory holding the drawn ``W``; the projections selecting
     the drawn ``k, v, q``; the gates read from their channels (the default θ transform, ``sigmoid · 1``, cannot
     reach θ > 1, so it is the identity); the MSE over the ``Dv`` value features, not the padded width. ``loss`` is
-    ignored (always the mean). Shapes as :func:`memory_linear_closest`.
+    ignored (always the mean). γ is not carried across calls (module docstring). Shapes as
+    :func:`memory_linear_closest`.
 
     Not honoured (module docstring): ``retrieve``; per-token α, η inside a chunk of ``C > 1``; a ``start`` inside a
     chunk (``NotImplementedError``); storing a trailing partial chunk.
