@@ -48,7 +48,9 @@ Not honoured by either configuration (the harness judges the effect):
   tokens of the open chunk, which the interface's ``(W, S, A)`` does not carry.
 - ``T % chunk_size != 0``: the trailing tokens are read but not stored (the returned ``W, S`` are those after
   the last complete chunk), as the library does with its cache dropped.
-- per-token α, η inside a chunk (above) and gradients at one point per chunk, not per token.
+- the token-by-token momentum and forgetting steps inside a chunk of ``C > 1``: one step per chunk, with the
+  chunk's summed θ-weighted gradient and its pooled α, η (the gradients' point, the chunk-start memory, is the
+  recurrence's ``A`` in the closest configuration).
 - default configuration only: ``ResidualNorm``'s γ is a memory weight with its own momentum, updated at test time,
   which ``(W, S, A)`` has no slot for: every call starts it (and its momentum) at 0, its init, so a stream split
   into calls reads differently from the library's own stream (the stored ``W, S`` are unaffected: their
