@@ -42,6 +42,20 @@ from conformance.spec import Dim, EquationSpec, Param, TensorInput
 # Finite differences in gradcheck use an absolute step of 1e-6: inputs far from unit scale make the
 # numerical Jacobian, not the implementation, inaccurate. Gradient checks draw magnitudes here.
 GRADCHECK_MAGNITUDE = (0.25, 4.0)
+
+
+def gradcheck_range(inp: TensorInput) -> tuple[float, float]:
+    """:data:`GRADCHECK_MAGNITUDE` within the input's declared (float64) range: a gradient check stays in the
+    spec's domain (Titans' θ ≤ 0.25, where an inner step of 4 would leave it).
+
+    >>> gradcheck_range(TensorInput("x", ("D",))), gradcheck_range(TensorInput("t", ("D",), magnitude=(1e-3, 0.25)))
+    ((0.25, 4.0), (0.25, 0.25))
+    """
+    lo, hi = inp.magnitude
+    top = min(GRADCHECK_MAGNITUDE[1], hi)
+    return min(max(GRADCHECK_MAGNITUDE[0], lo), top), top
+
+
 # Gradient checks draw small sizes: slow-mode gradcheck costs one call per input element.
 GRADCHECK_MAX_SIZE = 4
 
@@ -86,7 +100,8 @@ class Domain:
         return examples(self.spec, self.dtype, when=self.when, for_gradcheck=self.for_gradcheck)
 
     def magnitude_range(self, name: str) -> tuple[float, float]:
-        return GRADCHECK_MAGNITUDE if self.for_gradcheck else magnitude_range(self.spec.inputs[name], self.dtype)
+        inp = self.spec.inputs[name]
+        return gradcheck_range(inp) if self.for_gradcheck else magnitude_range(inp, self.dtype)
 
     def admits(self, example: Example) -> bool:
         """Sizes within their bounds and every constraint (and ``when``) satisfied."""
@@ -135,7 +150,7 @@ def examples(spec: EquationSpec, dtype: str, *, when: Any = None, for_gradcheck:
     ).filter(lambda d: _satisfies(spec, d["sizes"], d["params"], when))
     real = {n: i for n, i in spec.inputs.items() if i.kind == "real" and i.drawn}
     magnitudes = st.fixed_dictionaries(
-        {n: _log_uniform(*(GRADCHECK_MAGNITUDE if for_gradcheck else magnitude_range(i, dtype))) for n, i in real.items()}
+        {n: _log_uniform(*(gradcheck_range(i) if for_gradcheck else magnitude_range(i, dtype))) for n, i in real.items()}
     )
     present = st.fixed_dictionaries({n: st.booleans() for n, i in spec.inputs.items() if i.optional})
     return st.builds(
