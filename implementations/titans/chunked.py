@@ -27,6 +27,8 @@ A partial first chunk (``start % C != 0``) uses the anchor ``A`` given; a partia
 and its anchor is returned so that the next call (``start`` + T) continues it.
 """
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
 
@@ -102,36 +104,93 @@ def chunk_bounds(start: int, steps: int, chunk_size: int) -> list[tuple[int, int
     return bounds
 
 
+class _Coefficients(NamedTuple):
+    """One chunk's scalars of the factored form (``n`` tokens; see the module docstring)."""
+
+    c_w: Tensor  # D[i, 0] for the row each token reads, [B, n, 1]
+    c_s: Tensor  # G[i, 0], [B, n, 1]
+    attn: Tensor  # (q_i · k_r) G[i, r] θ_r: the first layer's decay-masked q·k matrix, [B, n(read), n(source)]
+    c_u: Tensor  # G[i, r] θ_r, [B, n, n]
+    end_w: Tensor  # D[n, 0], [B, 1, 1]
+    end_s: Tensor  # G[n, 0], [B, 1, 1]
+    end_u: Tensor  # G[n, r] θ_r, [B, n, 1]
+    mom_s: Tensor  # F[n, 0], [B, 1, 1]
+    mom_u: Tensor  # F[n, r] θ_r, [B, n, 1]
+
+
+def _coefficients(
+    k: Tensor, q: Tensor, theta: Tensor, alpha: Tensor, eta: Tensor, bounds: list[tuple[int, int]], chunk_size: int,
+    retrieve: str,
+) -> list[_Coefficients]:
+    """Every chunk's coefficients at once: nothing here depends on the memory, so it is batched over chunks.
+
+    Each chunk's gates are padded at its end to ``chunk_size`` (θ = α = η = 0 there). The transfer matrices are
+    lower-triangular and row ``t`` involves only gates ``≤ t``, so a chunk's leading ``(n+1) × (n+1)`` corner is
+    exactly its own matrix whatever the padding.
+    """
+    batch, steps = theta.shape
+    chunks, size = len(bounds), chunk_size
+    device = theta.device
+    first = torch.tensor([i0 for i0, _ in bounds], device=device)  # [nch]
+    lengths = torch.tensor([i1 - i0 for i0, i1 in bounds], device=device)  # [nch]
+    offsets = torch.arange(size, device=device)  # [C]
+    valid = offsets < lengths.unsqueeze(1)  # [nch, C]
+    index = torch.where(valid, first.unsqueeze(1) + offsets, 0)  # token index of each padded slot, [nch, C]
+
+    def padded(t: Tensor) -> Tensor:  # [B, T, *N] -> [B, nch, C, *N] (zero in the padding)
+        mask = valid.reshape(chunks, size, *([1] * (t.dim() - 2)))
+        return torch.where(mask, t[:, index], 0.0)
+
+    theta_p = padded(theta)  # [B, nch, C]
+    ones = theta.new_ones(batch * chunks, 1)
+    # [B, nch, C] -> [B*nch, C], a leading 1 for the state entering the chunk -> [B*nch, C+1]
+    forget = decay_matrix(torch.cat((ones, 1.0 - padded(alpha).reshape(batch * chunks, size)), 1))
+    moment = decay_matrix(torch.cat((ones, padded(eta).reshape(batch * chunks, size)), 1))
+    forget = forget.reshape(batch, chunks, size + 1, size + 1)  # D per chunk
+    moment = moment.reshape(batch, chunks, size + 1, size + 1)  # F per chunk
+    mixed = forget[..., 1:] @ moment[..., 1:, :]  # G = D F over s ≥ 1, [B, nch, C+1, C+1]
+    rows = slice(1, size + 1) if retrieve == "after" else slice(0, size)  # y_i reads W_i (after) or W_{i-1} (before)
+    c_w = forget[:, :, rows, 0]  # [B, nch, C]
+    c_s = mixed[:, :, rows, 0]
+    c_u = mixed[:, :, rows, 1:] * theta_p.unsqueeze(2)  # [B, nch, C(read), C(source)]
+    attn = (padded(q) @ padded(k).transpose(-1, -2)) * c_u  # [B, nch, C, C]
+    chunk_index = torch.arange(chunks, device=device)
+    end_w = forget[:, chunk_index, lengths, 0]  # row n of each chunk, [B, nch]
+    end_s = mixed[:, chunk_index, lengths, 0]
+    end_u = mixed[:, chunk_index, lengths, 1:] * theta_p  # [B, nch, C]
+    mom_s = moment[:, chunk_index, lengths, 0]
+    mom_u = moment[:, chunk_index, lengths, 1:] * theta_p
+    out = []
+    per_chunk = zip(*(t.unbind(1) for t in (c_w, c_s, c_u, attn, end_w, end_s, end_u, mom_s, mom_u)), strict=True)
+    for (i0, i1), (cw, cs, cu, at, ew, es, eu, ms, mu) in zip(bounds, per_chunk, strict=True):
+        n = i1 - i0
+        out.append(_Coefficients(
+            cw[:, :n, None], cs[:, :n, None], at[:, :n, :n], cu[:, :n, :n], ew.reshape(batch, 1, 1),
+            es.reshape(batch, 1, 1), eu[:, :n, None], ms.reshape(batch, 1, 1), mu[:, :n, None],
+        ))
+    return out
+
+
 def _chunk_factored(
-    k: Tensor, v: Tensor, q: Tensor, theta: Tensor, alpha: Tensor, eta: Tensor,
-    W: Weights, S: Weights, A: Weights, retrieve: str, loss: str,
+    k: Tensor, v: Tensor, q: Tensor, co: _Coefficients, W: Weights, S: Weights, A: Weights, loss: str,
 ) -> tuple[Tensor, Weights, Weights]:
     """One chunk (every gradient at anchor ``A``) without per-token weights; see the module docstring."""
-    batch, n = theta.shape
-    factors = gradient_factors(A, k, v, loss)  # per layer (a_{l-1} [B, n, d_in], δ_l [B, n, d_out])
-    ones = theta.new_ones(batch, 1)
-    forget = decay_matrix(torch.cat((ones, 1.0 - alpha), 1))  # D [B, n+1, n+1]: index 0 is the state entering the chunk
-    moment = decay_matrix(torch.cat((ones, eta), 1))  # F [B, n+1, n+1]
-    mixed = forget[:, :, 1:] @ moment[:, 1:, :]  # G = D F over s ≥ 1, [B, n+1, n+1]
-    rows = slice(1, n + 1) if retrieve == "after" else slice(0, n)  # y_i reads W_i (after) or W_{i-1} (before)
-    c_w = forget[:, rows, 0].unsqueeze(-1)  # [B, n, 1]
-    c_s = mixed[:, rows, 0].unsqueeze(-1)  # [B, n, 1]
-    c_u = mixed[:, rows, 1:] * theta.unsqueeze(1)  # [B, n(read), n(source)]
+    factors = gradient_factors(A, k, v, loss)  # per layer (a_{l-1} [B, n, d_in], δ_l [B, n, d_out]); a_0 = k
     z = q
     for layer, (w, s, (left, right)) in enumerate(zip(W, S, factors, strict=True)):
-        if layer > 0:
+        if layer == 0:
+            masked = co.attn  # (q k^T) ⊙ Gθ, precomputed
+        else:
             z = gelu(z)
-        z = c_w * (z @ w) + c_s * (z @ s) - ((z @ left.transpose(1, 2)) * c_u) @ right  # [B, n, d_out]
-    end_w = forget[:, n, 0].reshape(batch, 1, 1)  # [B, 1, 1]
-    end_s = mixed[:, n, 0].reshape(batch, 1, 1)
-    end_u = (mixed[:, n, 1:] * theta).unsqueeze(-1)  # [B, n, 1]
-    mom_s = moment[:, n, 0].reshape(batch, 1, 1)
-    mom_u = (moment[:, n, 1:] * theta).unsqueeze(-1)  # [B, n, 1]
+            masked = (z @ left.transpose(1, 2)) * co.c_u  # [B, n, n]
+        z = co.c_w * (z @ w) + co.c_s * (z @ s) - masked @ right  # [B, n, d_out]
     new_w = tuple(
-        end_w * w + end_s * s - left.transpose(1, 2) @ (end_u * right)
+        co.end_w * w + co.end_s * s - left.transpose(1, 2) @ (co.end_u * right)
         for w, s, (left, right) in zip(W, S, factors, strict=True)
     )
-    new_s = tuple(mom_s * s - left.transpose(1, 2) @ (mom_u * right) for s, (left, right) in zip(S, factors, strict=True))
+    new_s = tuple(
+        co.mom_s * s - left.transpose(1, 2) @ (co.mom_u * right) for s, (left, right) in zip(S, factors, strict=True)
+    )
     return z, new_w, new_s
 
 
@@ -180,17 +239,24 @@ def memory_sequence(
         {"weights": tuple(weights), "momentum": tuple(momentum), "anchor": tuple(anchor)},
         start, chunk_size, retrieve, loss, method,
     )
-    chunk = _chunk_factored if method == "factored" else _chunk_per_token
     W, S, A = tuple(weights), tuple(momentum), tuple(anchor)
+    bounds = chunk_bounds(start, k.shape[1], chunk_size)
+    if not bounds:
+        return v.new_zeros(v.shape), W, S, A
+    sizes = [i1 - i0 for i0, i1 in bounds]
+    # One split per input (not a slice per chunk): its backward is one concatenation, not a zero-filled copy per chunk.
+    pieces = list(zip(*(t.split(sizes, dim=1) for t in (k, v, q, theta, alpha, eta)), strict=True))
+    if method == "factored":
+        coefficients = _coefficients(k, q, theta, alpha, eta, bounds, chunk_size, retrieve)
     ys = []
-    for i0, i1 in chunk_bounds(start, k.shape[1], chunk_size):
+    for c, ((i0, _), piece) in enumerate(zip(bounds, pieces, strict=True)):
         if (start + i0) % chunk_size == 0:
             A = W  # a chunk starts here: its gradients are taken at the memory before it
-        y, W, S = chunk(k[:, i0:i1], v[:, i0:i1], q[:, i0:i1], theta[:, i0:i1], alpha[:, i0:i1], eta[:, i0:i1],
-                        W, S, A, retrieve, loss)
+        if method == "factored":
+            y, W, S = _chunk_factored(*piece[:3], coefficients[c], W, S, A, loss)
+        else:
+            y, W, S = _chunk_per_token(*piece, W, S, A, retrieve, loss)
         ys.append(y)
-    if not ys:
-        return v.new_zeros(v.shape), W, S, A
     return torch.cat(ys, 1), W, S, A
 
 
