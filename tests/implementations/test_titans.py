@@ -342,3 +342,34 @@ def test_module_matches_memory_sequence_per_head():
         want = loop(k, v, q, th[:, h], al[:, h], et[:, h], W, tuple(torch.zeros_like(w) for w in W), W,
                     start=0, chunk_size=4, retrieve="before", loss="sum")
         _close(y[..., cols], want[0])
+
+
+def _oracle():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "specs" / "titans_reference.py"
+    if not path.exists():
+        pytest.skip("specs/titans_reference.py is not there")
+    spec = importlib.util.spec_from_file_location("titans_reference", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_chunked_equals_spec_reference_oracle(depth):
+    R = _oracle()
+    k, v, q, th, al, et, W, S, A = _problem(seed=20 + depth, T=9, depth=depth)
+    np_ = lambda ts: [t.numpy() for t in ts]  # noqa: E731
+    for start, chunk_size, retrieve, loss in [(0, 1, "before", "sum"), (2, 4, "after", "mean"), (5, 3, "before", "mean")]:
+        opts = dict(start=start, chunk_size=chunk_size, retrieve=retrieve, loss=loss)
+        y, Wn, Sn, An = memory_sequence(k, v, q, th, al, et, W, S, A, **opts)
+        ry, rW, rS, rA = R.memory_sequence(*np_((k, v, q, th, al, et)), np_(W), np_(S), np_(A), **opts)
+        _close((y, *Wn, *Sn, *An), tuple(torch.from_numpy(t) for t in (ry, *rW, *rS, *rA)))
+    u, S0 = torch.randn(2, 9, 5, dtype=F64), torch.randn(2, 5, dtype=F64)
+    _close(momentum_scan(et, th, u, S0), torch.from_numpy(R.momentum_scan(*np_((et, th, u, S0)))))
+    for loss in ["sum", "mean"] if depth == 1 else []:
+        want = R.chunk_gradient_sum(*np_((k, v, W[0], th, al)), loss=loss)
+        _close(chunk_gradient_sum(k, v, W[0], th, al, loss), torch.from_numpy(want))
