@@ -9,6 +9,10 @@
   existing paper file; asks for missing fields on a terminal; never overwrites without asking.
 - ``conformance list [--spec-dir DIR]... [--report-dir DIR]`` — papers, equations and implementations,
   with what the last report in ``--report-dir`` says of each (failing ones first in each line).
+- ``conformance audit-peers [--audit REF]... [--report-dir DIR] [--dtype D]... [-k TEXT]...`` — run other libraries'
+  implementations through the specs (:mod:`conformance.peers`; default: every known audit) and write
+  ``<library>.json`` and ``<library>.md`` per library into ``--report-dir`` (default ``reports/peers``); a library
+  that is not installed is skipped with the reason. Exit 0: deviations are findings, not failures.
 - ``conformance validate [PATH...] [--resolve]`` — load and check spec files (default: the shipped
   specs) and print one line per equation; exit 1 with the spec error otherwise. It imports neither torch
   nor any implementation; ``--resolve`` also imports every implementation the specs name.
@@ -28,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args, list(sys.argv[1:] if argv is None else argv))
     if args.command == "new-spec":
         return _new_spec(args)
+    if args.command == "audit-peers":
+        return _audit_peers(args, list(sys.argv[1:] if argv is None else argv))
     if args.command == "list":
         return _list(args.spec_dir, Path.cwd() / args.report_dir)
     return _validate(args.paths, resolve=args.resolve)
@@ -103,11 +109,43 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where the last conformance.json is (default: reports/latest)",
     )
+    peers = sub.add_parser("audit-peers", help="run other libraries' implementations through the specs; per-library reports")
+    peers.add_argument("--audit", action="append", default=[], metavar="REF", help="a PeerAudit ref (default: every known audit)")
+    peers.add_argument("--report-dir", default="reports/peers", metavar="DIR", help="where the reports go")
+    peers.add_argument("--dtype", action="append", default=[], metavar="D", help="only these dtypes (default: all four)")
+    peers.add_argument("-k", dest="select", action="append", default=[], metavar="TEXT", help="only entries matching TEXT")
+    peers.add_argument("--hypothesis-profile", default="conformance-ci", metavar="NAME", help="default conformance-ci")
     validate = sub.add_parser("validate", help="check spec files: schema, meaning, limits (imports no implementation)")
     validate.add_argument("paths", nargs="*", help="spec files or directories (default: the shipped specs)")
     validate.add_argument("--resolve", action="store_true", help="also import every implementation the specs name")
     validate.add_argument("--only", action="store_true", help=argparse.SUPPRESS)  # the former flag: now the default
     return parser
+
+
+def _audit_peers(args: argparse.Namespace, argv: list[str]) -> int:
+    from conformance import peers, profiles
+
+    if args.hypothesis_profile not in profiles.PROFILES:
+        print(f"conformance audit-peers: unknown profile {args.hypothesis_profile!r}", file=sys.stderr)
+        return 2
+    dtypes = tuple(args.dtype) or peers.DTYPE_ORDER
+    for ref in args.audit or peers.KNOWN_AUDITS:
+        audit = peers.load_audit(ref)
+        missing = audit.importable()
+        if missing:
+            print(f"skipped  {audit.library}: {missing}")
+            continue
+
+        def show(entry: peers.PeerEntry, results: list) -> None:
+            cells = {d: peers.verdict([r for r in results if r.dtype == d and r.device == "cpu"]) for d in dtypes}
+            print(f"{entry.spec} {entry.ref.rsplit(':', 1)[-1]} {entry.variant}")
+            for dtype, cell in cells.items():
+                print(f"    {dtype}: {cell[:160]}")
+
+        done = peers.run_audit(audit, profile=args.hypothesis_profile, dtypes=dtypes, select=args.select, on_entry=show)
+        for path in peers.write_audit(audit, done, Path.cwd() / args.report_dir, profile=args.hypothesis_profile, argv=argv):
+            print(f"written: {path}")
+    return 0
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:

@@ -184,9 +184,12 @@ def _add_repro(case: Case, tracker: Tracker, exc: BaseException) -> None:
         exc.add_note(f"Reproduce with:\n{repro(case, tracker.failing_example)}")
 
 
-def _judged(case: Case, judge: Callable[..., Any], example: Example, tracker: Tracker) -> CheckFailure | None:
+def _judged(
+    case: Case, judge: Callable[..., Any], example: Example, tracker: Tracker, in_hypothesis: bool = True
+) -> CheckFailure | None:
     """Judge one example: the check's failure (to raise), ``None`` if it passes; an implementation's exception
-    propagates (the example kept as the failing one). A rejected example rejects the Hypothesis example."""
+    propagates (the example kept as the failing one). A rejected example rejects the Hypothesis example (outside
+    a Hypothesis test — the runner's own shrinking — it raises ``UnsatisfiedAssumption`` itself)."""
     try:
         m: Measurement | None = judge(case, example)
     except Exception:
@@ -194,6 +197,10 @@ def _judged(case: Case, judge: Callable[..., Any], example: Example, tracker: Tr
         tracker.failing_example = example  # an implementation that raises: keep the example and repro too
         raise
     if m is None:
+        if not in_hypothesis:
+            from hypothesis.errors import UnsatisfiedAssumption
+
+            raise UnsatisfiedAssumption()
         reject()
     tracker.observe(m, example)
     if m.passed or m.vacuous:
@@ -232,8 +239,8 @@ def _shrink(
 def _attempt(case: Case, judge: Callable[..., Any], candidate: Example, tracker: Tracker) -> BaseException | None:
     """One shrink candidate's failure (the check's, or the implementation's exception), or ``None``."""
     try:
-        return _judged(case, judge, candidate, tracker)
-    except Exception as exc:  # reject() outside Hypothesis raises too: a rejected candidate is no failure
+        return _judged(case, judge, candidate, tracker, in_hypothesis=False)
+    except Exception as exc:  # a rejected candidate is no failure
         return None if _is_rejection(exc) else exc
 
 

@@ -372,3 +372,58 @@ def memory_mlp_default(
         start=start, chunk_size=chunk_size, retrieve=retrieve, loss=loss, closest=False,
     )  # fmt: skip
     return y, ws[0], ws[1], ss[0], ss[1], as_[0], as_[1]
+
+
+# -- the audit (conformance audit-peers) ---------------------------------------------------------------------------
+def _missing() -> str | None:
+    import importlib.util
+
+    return None if importlib.util.find_spec("titans_pytorch") else "titans-pytorch is not installed (pip install -e '.[peers]')"
+
+
+def _audit_entries() -> tuple[Any, ...]:
+    from conformance.peers import PeerEntry
+
+    here = "implementations.peers.titans_pytorch"
+    # The library cannot start a call inside a chunk (see above): every entry draws start = 0. Three domains are
+    # reported apart: chunk size 1 (the token-by-token recurrence, Eq. 13-14), chunk sizes 2..4 over whole chunks
+    # (Eq. 16's chunked form), and 2..4 with any length (a trailing partial chunk too).
+    one = {"chunk_size": (1, 1), "start": (0, 0)}
+    chunked = {"chunk_size": (2, 4), "start": (0, 0)}
+    domains = ((one, ()), (chunked, ("T % chunk_size == 0",)), (chunked, ()))
+    options = {
+        "memory_linear": [(r, lo) for r in RETRIEVES for lo in LOSSES],
+        "memory_mlp": [("before", "sum"), ("after", "mean")],  # each value of each option once
+    }
+    names = {"closest": "closest to the paper", "default": "default"}
+    entries = []
+    for config in ("closest", "default"):
+        for spec, opts in options.items():
+            # the default configuration ignores both options: it is run at the spec's defaults only
+            for retrieve, loss in opts if config == "closest" else [("before", "sum")]:
+                ref = f"{here}:{spec}_{config}[retrieve='{retrieve}',loss='{loss}']"
+                entries += [PeerEntry(spec, ref, names[config], dict(d), c) for d, c in domains]
+        for spec in ("plain_gradient_descent", "forgetting_only", "one_chunk_step"):
+            entries.append(PeerEntry(spec, f"{here}:memory_linear_{config}", names[config]))
+    return tuple(entries)
+
+
+def __getattr__(name: str) -> Any:
+    """``AUDIT`` is built on first access, so importing this module imports no part of the harness."""
+    if name != "AUDIT":
+        raise AttributeError(name)
+    from conformance.peers import PeerAudit
+
+    return PeerAudit(
+        LIBRARY,
+        VERSION,
+        WRAPPED,
+        _audit_entries(),
+        importable=_missing,
+        notes=(
+            "Adapter: implementations/peers/titans_pytorch.py (its docstring says what the library computes, with line "
+            "references, and which points of the interface it cannot honour).",
+            "Every entry draws start = 0: the library refuses a call that starts inside a chunk (NotImplementedError).",
+            "The default configuration ignores the retrieve and loss options; it is run at the specs' defaults only.",
+        ),
+    )

@@ -1,0 +1,212 @@
+"""Audits of other libraries' implementations: each runs through the specs, and the report says, per equation,
+configuration and option, where it conforms and where it deviates — with the harness's measured evidence, never a
+hand-written verdict.
+
+An audit is a :class:`PeerAudit` record (the library, its version, the object wrapped, and its
+:class:`PeerEntry` rows), found by ref (``implementations.peers.titans_pytorch:AUDIT``), so a project adds its own
+without editing the harness. An entry names a spec, an adapter ref (with the spec's options in brackets, as
+``--impl`` takes them) and, where the library supports only part of a spec's domain, ``narrow``: params held to
+a sub-range for that entry (``{"start": (0, 0)}``, say), which the report states beside the verdict.
+
+    conformance audit-peers                    # every known audit, into reports/peers/
+    conformance audit-peers --audit implementations.peers.titans_pytorch:AUDIT --dtype float64
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conformance import engine
+from conformance.expr import parse
+from conformance.refs import resolve
+from conformance.report import build_report
+from conformance.results import Result
+from conformance.selection import build_cases
+from conformance.spec import EquationSpec, Param, load_specs
+
+KNOWN_AUDITS = ("implementations.peers.titans_pytorch:AUDIT",)
+DTYPE_ORDER = ("float64", "float32", "bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class PeerEntry:
+    """One adapter run through one spec: ``configuration`` names the library's setup (its default, or the
+    closest it gets to the paper); ``narrow`` holds params to ``(low, high)`` for this entry only."""
+
+    spec: str
+    ref: str
+    configuration: str
+    narrow: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
+    constraints: tuple[str, ...] = ()  # added to the spec's constraints (the safe parser's language)
+
+    @property
+    def variant(self) -> str:
+        """The narrowed domain in words (``chunk_size = 1, start = 0, T % chunk_size == 0``), or ``""``."""
+        ranges = [f"{k} = {lo}" if lo == hi else f"{k} in {lo}..{hi}" for k, (lo, hi) in self.narrow.items()]
+        return ", ".join([*ranges, *self.constraints])
+
+
+@dataclass(frozen=True)
+class PeerAudit:
+    """A library's audit: what is wrapped (``wrapped``, at ``version``) and the entries run."""
+
+    library: str
+    version: str
+    wrapped: str
+    entries: tuple[PeerEntry, ...]
+    importable: Callable[[], str | None] = lambda: None  # why the library cannot be used here, or None
+    notes: tuple[str, ...] = ()
+
+
+def load_audit(ref: str) -> PeerAudit:
+    audit = resolve(ref)
+    if not isinstance(audit, PeerAudit):
+        raise TypeError(f"{ref} is not a conformance.peers.PeerAudit (got {type(audit).__name__})")
+    return audit
+
+
+def narrowed(spec: EquationSpec, narrow: Mapping[str, tuple[Any, Any]], constraints: Sequence[str] = ()) -> EquationSpec:
+    """``spec`` with each named param drawn only in ``(low, high)`` and ``constraints`` added; a name that is not a
+    drawn param is refused, as is a constraint naming anything but the spec's symbols and params."""
+    params = dict(spec.params)
+    for name, (lo, hi) in narrow.items():
+        param = params.get(name)
+        if param is None or param.default is not None:
+            raise ValueError(f"{spec.id}: cannot narrow {name!r}: not a drawn param of the spec")
+        if not (param.allows(lo) and param.allows(hi)):
+            raise ValueError(f"{spec.id}: {name} = {lo}..{hi} is outside the spec's domain")
+        values = tuple(v for v in param.values if lo <= v <= hi) if param.values else ()
+        params[name] = (
+            dataclasses.replace(param, values=values) if values else Param(name, low=lo, high=hi, integer=param.integer)
+        )
+    names = set(spec.symbols) | set(params)
+    added = []
+    for text in constraints:
+        parsed = parse(text)
+        unknown = sorted(str(n) for n in parsed.free_symbols if str(n) not in names)
+        if unknown:
+            raise ValueError(f"{spec.id}: constraint {text!r} names {', '.join(unknown)}, not a symbol or param of the spec")
+        added.append((text, parsed))
+    return dataclasses.replace(spec, params=params, constraints=(*spec.constraints, *added))
+
+
+def run_entry(
+    entry: PeerEntry, specs: Mapping[str, EquationSpec], *, profile: str, dtypes: Sequence[str] = DTYPE_ORDER
+) -> list[Result]:
+    """The entry's cases (its spec narrowed, its adapter the only implementation), run by the engine."""
+    spec = narrowed(specs[entry.spec], entry.narrow, entry.constraints)
+    cases = [c for c in build_cases({spec.id: spec}, {spec.id: [entry.ref]}) if c.dtype in dtypes]
+    results = engine.run(engine.Plan(profile=profile), cases=cases)
+    extra = {"configuration": entry.configuration, "variant": entry.variant}
+    return [dataclasses.replace(r, extra={**r.extra, "peer": extra}) for r in results]
+
+
+def run_audit(
+    audit: PeerAudit,
+    *,
+    profile: str = "conformance-ci",
+    dtypes: Sequence[str] = DTYPE_ORDER,
+    select: Iterable[str] = (),
+    spec_dirs: Sequence[str] = (),
+    on_entry: Callable[[PeerEntry, list[Result]], None] | None = None,
+) -> list[tuple[PeerEntry, list[Result]]]:
+    """Every entry whose spec id, ref or configuration contains all of ``select``."""
+    specs = load_specs(list(spec_dirs))
+    wanted = [e for e in audit.entries if all(s in f"{e.spec} {e.ref} {e.configuration}" for s in select)]
+    done = []
+    for entry in wanted:
+        results = run_entry(entry, specs, profile=profile, dtypes=dtypes)
+        done.append((entry, results))
+        if on_entry:
+            on_entry(entry, results)
+    return done
+
+
+# -- the report -------------------------------------------------------------------------------------
+def verdict(rows: Sequence[Result]) -> str:
+    """One cell: ``conforms`` (every row passed), ``deviates`` / ``error`` with each failing check's evidence,
+    ``cannot be tested`` (every row skipped, with the reason)."""
+    judged = [r for r in rows if r.outcome != "skipped"]
+    if not judged:
+        reasons = sorted({r.message or "skipped" for r in rows})
+        return "cannot be tested: " + "; ".join(reasons) if rows else "not run"
+    bad = [r for r in judged if r.outcome in ("failed", "error")]
+    if not bad:
+        return f"conforms ({len(judged)} checks)"
+    kind = "deviates" if any(r.outcome == "failed" for r in bad) else "error"
+    parts = [f"{r.check}: {_evidence(r)}" for r in bad]
+    return f"{kind} — " + "; ".join(parts)
+
+
+def _evidence(r: Result) -> str:
+    text = (r.detail or r.message or r.error or "").strip().splitlines()
+    first = text[0] if text else r.outcome
+    if r.falsifying_example:
+        example = r.falsifying_example
+        sizes = example.get("sizes", {})
+        params = {k: v for k, v in example.get("params", {}).items()}
+        first += f" (at {_kv(sizes)}; {_kv(params)})"
+    return first[:400]
+
+
+def _kv(values: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items())
+
+
+def render_markdown(audit: PeerAudit, done: Sequence[tuple[PeerEntry, list[Result]]], *, profile: str) -> str:
+    """Per spec (equation): a row per configuration × option × variant, a column per dtype (CPU)."""
+    lines = [
+        f"# {audit.library} {audit.version} against the specs",
+        "",
+        f"Wrapped: `{audit.wrapped}`. Every verdict below is the harness's (`conformance audit-peers`, profile "
+        f"`{profile}`): *conforms* means every check of the spec passed at that dtype on the CPU; *deviates* lists "
+        "each failing check with its measured error against the derived tolerance and the falsifying example "
+        f"(shrunk); *error* an exception the adapter raised. Rows and repro snippets: `{_slug(audit.library)}.json`.",
+        "",
+    ]
+    lines += [f"- {n}" for n in audit.notes]
+    by_spec: dict[str, list[tuple[PeerEntry, list[Result]]]] = {}
+    for entry, results in done:
+        by_spec.setdefault(entry.spec, []).append((entry, results))
+    for spec_id, items in by_spec.items():
+        first = next((r for _, rs in items for r in rs), None)
+        title = f"{first.title} (Eq. {first.equation})" if first else spec_id
+        lines += ["", f"## `{spec_id}`: {title}", "", "| configuration | adapter | domain | " + " | ".join(DTYPE_ORDER) + " |"]
+        lines.append("|" + " --- |" * (3 + len(DTYPE_ORDER)))
+        for entry, results in items:
+            cells = []
+            for dtype in DTYPE_ORDER:
+                rows = [r for r in results if r.dtype == dtype and r.device == "cpu"]
+                cells.append(verdict(rows).replace("|", "\\|") if rows else "not run")
+            ref = entry.ref.rsplit(":", 1)[-1]
+            lines.append(f"| {entry.configuration} | `{ref}` | {entry.variant or 'the spec’s'} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _slug(library: str) -> str:
+    return library.lower().replace("-", "_").replace(" ", "_")
+
+
+def write_audit(
+    audit: PeerAudit, done: Sequence[tuple[PeerEntry, list[Result]]], out_dir: Path, *, profile: str, argv: list[str]
+) -> list[Path]:
+    """``<library>.json`` (the results schema: every row, with its entry in ``extra.peer``) and ``<library>.md``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = [r for _, results in done for r in results]
+    report = build_report(rows, profile=profile, argv=argv)
+    report["peer"] = {"library": audit.library, "version": audit.version, "wrapped": audit.wrapped}
+    slug = _slug(audit.library)
+    json_path, md_path = out_dir / f"{slug}.json", out_dir / f"{slug}.md"
+    json_path.write_text(json.dumps(report, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    md_path.write_text(render_markdown(audit, done, profile=profile), encoding="utf-8")
+    return [json_path, md_path]
+
+
+__all__ = [
+    "KNOWN_AUDITS", "PeerAudit", "PeerEntry", "load_audit", "narrowed", "render_markdown", "run_audit", "verdict", "write_audit",
+]
