@@ -96,11 +96,18 @@ def narrowed(spec: EquationSpec, narrow: Mapping[str, tuple[Any, Any]], constrai
 
 
 def run_entry(
-    entry: PeerEntry, specs: Mapping[str, EquationSpec], *, profile: str, dtypes: Sequence[str] = DTYPE_ORDER
+    entry: PeerEntry,
+    specs: Mapping[str, EquationSpec],
+    *,
+    profile: str,
+    dtypes: Sequence[str] = DTYPE_ORDER,
+    checks: Sequence[str] = (),
 ) -> list[Result]:
-    """The entry's cases (its spec narrowed, its adapter the only implementation), run by the engine."""
+    """The entry's cases (its spec narrowed, its adapter the only implementation), run by the engine; with
+    ``checks``, only the checks of those report names (``oracle``, ``invariant:streaming``)."""
     spec = narrowed(specs[entry.spec], entry.narrow, entry.constraints)
     cases = [c for c in build_cases({spec.id: spec}, {spec.id: [entry.ref]}) if c.dtype in dtypes]
+    cases = [c for c in cases if not checks or c.check in checks]
     results = engine.run(engine.Plan(profile=profile), cases=cases)
     extra = {"configuration": entry.configuration, "variant": entry.variant}
     return [dataclasses.replace(r, extra={**r.extra, "peer": extra}) for r in results]

@@ -1,0 +1,119 @@
+"""conformance.peers: audits of other libraries run through the specs, with verdicts from the harness only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conformance import peers
+from conformance.results import Result
+from conformance.spec import load_specs
+from tests.spec_helpers import run_cli
+
+RIGHT = "implementations.titans:memory_linear"
+
+
+def test_narrowed_holds_params_and_adds_constraints() -> None:
+    spec = load_specs()["memory_linear"]
+    narrow = peers.narrowed(spec, {"chunk_size": (2, 4), "start": (0, 0)}, ["T % chunk_size == 0"])
+    assert (narrow.params["chunk_size"].low, narrow.params["chunk_size"].high) == (2, 4)
+    assert (narrow.params["start"].low, narrow.params["start"].high) == (0, 0)
+    assert narrow.constraints[-1][0] == "T % chunk_size == 0" and len(narrow.constraints) == len(spec.constraints) + 1
+    assert spec.params["chunk_size"].low == 1, "the shipped spec is not changed"
+
+
+@pytest.mark.parametrize(
+    ("narrow", "constraints", "message"),
+    [
+        ({"retrieve": ("after", "after")}, (), "not a drawn param"),
+        ({"chunk_size": (0, 9)}, (), "outside the spec's domain"),
+        ({}, ("X % 2 == 0",), "names X, not a symbol or param"),
+    ],
+)
+def test_narrowed_refuses_what_the_spec_does_not_have(narrow: dict, constraints: tuple, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        peers.narrowed(load_specs()["memory_linear"], narrow, constraints)
+
+
+def _row(outcome: str, check: str = "oracle", **kw: object) -> Result:
+    return Result("s", "m:f", "cpu", "float64", check, outcome, **kw)  # type: ignore[arg-type]
+
+
+def test_verdict_words_come_from_the_rows() -> None:
+    assert peers.verdict([_row("passed"), _row("passed", "determinism")]) == "conforms (2 checks)"
+    cell = peers.verdict([_row("passed"), _row("failed", detail="y: max |error| 3 > tolerance 1", falsifying_example={
+        "sizes": {"T": 2}, "params": {"chunk_size": 2}})])
+    assert cell.startswith("deviates — oracle: y: max |error| 3 > tolerance 1 (at T=2; chunk_size=2)"), cell
+    assert peers.verdict([_row("error", message="NotImplementedError: no")]).startswith("error — oracle: NotImplementedError")
+    assert peers.verdict([_row("skipped", message="CUDA not available")]) == "cannot be tested: CUDA not available"
+
+
+WRONG = """
+from implementations.titans import memory_linear
+
+
+def every_token_a_chunk(*args, chunk_size=1, **kw):
+    # the plain recurrence whatever the chunk size: not Eq. 16's chunk-start gradients
+    return memory_linear(*args, chunk_size=1, **kw)
+"""
+
+
+def test_an_entry_runs_through_the_engine_and_the_report_says_why(tmp_path: Path) -> None:
+    """Our implementation conforms on a narrowed domain; a wrong one (every token its own chunk) deviates
+    there, with the oracle's measured evidence."""
+    (tmp_path / "wrong_memory.py").write_text(WRONG)
+    specs = load_specs()
+    domain = {"chunk_size": (2, 2), "start": (0, 0)}
+    right = peers.PeerEntry("memory_linear", RIGHT, "ours", domain)
+    wrong = peers.PeerEntry("memory_linear", f"{tmp_path / 'wrong_memory.py'}:every_token_a_chunk", "wrong", domain)
+    done = []
+    for entry in (right, wrong):
+        done.append((entry, peers.run_entry(entry, specs, profile="conformance-dev", dtypes=("float64",), checks=("oracle",))))
+    assert peers.verdict(done[0][1]) == "conforms (1 checks)"
+    assert peers.verdict(done[1][1]).startswith("deviates — oracle:"), peers.verdict(done[1][1])
+    audit = peers.PeerAudit("toy-lib", "1.0", "toy.Memory", (right, wrong), notes=("a note",))
+    text = peers.render_markdown(audit, done, profile="conformance-dev")
+    assert "# toy-lib 1.0 against the specs" in text and "chunk_size = 2, start = 0" in text and "- a note" in text
+    assert text.count("| ours |") == 1 and "deviates — oracle:" in text
+
+
+def test_audit_peers_command_writes_both_files(tmp_path: Path) -> None:
+    (tmp_path / "toy_audit.py").write_text(
+        "from conformance.peers import PeerAudit, PeerEntry\n"
+        "AUDIT = PeerAudit('toy-lib', '1.0', 'toy.Memory', (PeerEntry('forget_step', "
+        "'implementations.titans:forget_step', 'ours'),))\n"
+    )
+    done = run_cli(tmp_path, "audit-peers", "--audit", "toy_audit.py:AUDIT", "--dtype", "float32", "--report-dir", "out")
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "out" / "toy_lib.json").read_text())
+    assert report["peer"] == {"library": "toy-lib", "version": "1.0", "wrapped": "toy.Memory"}
+    assert {r["outcome"] for r in report["results"] if r["device"] == "cpu"} == {"passed"}
+    assert {r["outcome"] for r in report["results"] if r["device"] == "cuda"} <= {"passed", "skipped"}
+    assert report["results"][0]["peer"]["configuration"] == "ours"
+    assert "conforms" in (tmp_path / "out" / "toy_lib.md").read_text()
+
+
+def test_a_missing_library_is_skipped_with_the_reason(tmp_path: Path) -> None:
+    (tmp_path / "gone_audit.py").write_text(
+        "from conformance.peers import PeerAudit\n"
+        "AUDIT = PeerAudit('gone-lib', '0', 'gone.X', (), importable=lambda: 'gone-lib is not installed')\n"
+    )
+    done = run_cli(tmp_path, "audit-peers", "--audit", "gone_audit.py:AUDIT", "--report-dir", "out")
+    assert done.returncode == 0 and "skipped  gone-lib: gone-lib is not installed" in done.stdout
+    assert not (tmp_path / "out").exists()
+
+
+def test_titans_pytorch_closest_configuration() -> None:
+    """The evidence the audit reports, at float64: titans-pytorch in its closest configuration computes the
+    recurrence at chunk size 1 with the read after the update, and not Eq. 16's chunked form over whole chunks."""
+    pytest.importorskip("titans_pytorch", reason="titans-pytorch is not installed (pip install -e '.[peers]')")
+    specs = load_specs()
+    ref = "implementations.peers.titans_pytorch:memory_linear_closest[retrieve='after',loss='sum']"
+    one = peers.PeerEntry("memory_linear", ref, "closest", {"chunk_size": (1, 1), "start": (0, 0)})
+    whole = peers.PeerEntry("memory_linear", ref, "closest", {"chunk_size": (2, 4), "start": (0, 0)}, ("T % chunk_size == 0",))
+    run = {e.variant: peers.run_entry(e, specs, profile="conformance-dev", dtypes=("float64",), checks=("oracle",))
+           for e in (one, whole)}
+    assert peers.verdict(run[one.variant]) == "conforms (1 checks)"
+    assert peers.verdict(run[whole.variant]).startswith("deviates — oracle:")
