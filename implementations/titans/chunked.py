@@ -183,13 +183,16 @@ def _chunk_factored(
         else:
             z = gelu(z)
             masked = (z @ left.transpose(1, 2)) * co.c_u  # [B, n, n]
-        z = co.c_w * (z @ w) + co.c_s * (z @ s) - masked @ right  # [B, n, d_out]
+        z = torch.baddbmm(torch.addcmul(co.c_w * (z @ w), co.c_s, z @ s), masked, right, alpha=-1.0)  # [B, n, d_out]
+    # W_n = D[n,0] W + G[n,0] S − a^T (Gθ ⊙ δ) and S_n = F[n,0] S − a^T (Fθ ⊙ δ), fused so that each weight-sized
+    # tensor is read and written as few times as possible (addcmul, and baddbmm adding the matmul in place).
     new_w = tuple(
-        co.end_w * w + co.end_s * s - left.transpose(1, 2) @ (co.end_u * right)
+        torch.baddbmm(torch.addcmul(co.end_w * w, co.end_s, s), left.transpose(1, 2), co.end_u * right, alpha=-1.0)
         for w, s, (left, right) in zip(W, S, factors, strict=True)
     )
     new_s = tuple(
-        co.mom_s * s - left.transpose(1, 2) @ (co.mom_u * right) for s, (left, right) in zip(S, factors, strict=True)
+        torch.baddbmm(co.mom_s * s, left.transpose(1, 2), co.mom_u * right, alpha=-1.0)
+        for s, (left, right) in zip(S, factors, strict=True)
     )
     return z, new_w, new_s
 
