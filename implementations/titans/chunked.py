@@ -138,7 +138,7 @@ def _coefficients(
     index = torch.where(valid, first.unsqueeze(1) + offsets, 0)  # token index of each padded slot, [nch, C]
 
     def padded(t: Tensor) -> Tensor:  # [B, T, *N] -> [B, nch, C, *N] (zero in the padding)
-        mask = valid.reshape(chunks, size, *([1] * (t.dim() - 2)))
+        mask = valid.reshape(chunks, size, *([1] * (t.dim() - 2)))  # [nch, C] -> [nch, C, 1...]
         return torch.where(mask, t[:, index], 0.0)
 
     theta_p = padded(theta)  # [B, nch, C]
@@ -146,8 +146,8 @@ def _coefficients(
     # [B, nch, C] -> [B*nch, C], a leading 1 for the state entering the chunk -> [B*nch, C+1]
     forget = decay_matrix(torch.cat((ones, 1.0 - padded(alpha).reshape(batch * chunks, size)), 1))
     moment = decay_matrix(torch.cat((ones, padded(eta).reshape(batch * chunks, size)), 1))
-    forget = forget.reshape(batch, chunks, size + 1, size + 1)  # D per chunk
-    moment = moment.reshape(batch, chunks, size + 1, size + 1)  # F per chunk
+    forget = forget.reshape(batch, chunks, size + 1, size + 1)  # D per chunk: [B*nch, C+1, C+1] -> [B, nch, C+1, C+1]
+    moment = moment.reshape(batch, chunks, size + 1, size + 1)  # F per chunk: [B*nch, C+1, C+1] -> [B, nch, C+1, C+1]
     mixed = forget[..., 1:] @ moment[..., 1:, :]  # G = D F over s ≥ 1, [B, nch, C+1, C+1]
     rows = slice(1, size + 1) if retrieve == "after" else slice(0, size)  # y_i reads W_i (after) or W_{i-1} (before)
     c_w = forget[:, :, rows, 0]  # [B, nch, C]
@@ -164,6 +164,7 @@ def _coefficients(
     per_chunk = zip(*(t.unbind(1) for t in (c_w, c_s, c_u, attn, end_w, end_s, end_u, mom_s, mom_u)), strict=True)
     for (i0, i1), (cw, cs, cu, at, ew, es, eu, ms, mu) in zip(bounds, per_chunk, strict=True):
         n = i1 - i0
+        # [B, C] -> [B, n, 1], [B, C, C] -> [B, n, n], end scalars [B] -> [B, 1, 1]
         out.append(_Coefficients(
             cw[:, :n, None], cs[:, :n, None], at[:, :n, :n], cu[:, :n, :n], ew.reshape(batch, 1, 1),
             es.reshape(batch, 1, 1), eu[:, :n, None], ms.reshape(batch, 1, 1), mu[:, :n, None],

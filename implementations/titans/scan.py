@@ -28,7 +28,7 @@ def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
     if h0 is not None and h0.shape != b.shape[:1] + b.shape[2:]:
         raise ValueError(f"h0 must be [B, ...] = {tuple(b.shape[:1] + b.shape[2:])}, got shape {tuple(h0.shape)}")
     batch, steps = a.shape
-    trailing = (1,) * (b.dim() - 2)
+    trailing = (1,) * (b.dim() - 2)  # coef [B, T] -> [B, T, 1...] to scale b's trailing dims
     coef, acc = a, b  # coef[t] = Π a over the segment ending at t; acc[t] = its h with a zero start
     offset = 1
     while offset < steps:

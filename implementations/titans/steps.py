@@ -44,7 +44,7 @@ def momentum_step(S: Tensor, W: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta
     scale = 2.0 * loss_scale(loss, v.shape[-1])
     error = (k.unsqueeze(1) @ W).squeeze(1) - v  # rows [B, 1, Dk] @ [B, Dk, Dv] -> [B, Dv]
     grad = scale * k.unsqueeze(2) * error.unsqueeze(1)  # k^T e, [B, Dk, Dv]
-    return eta.reshape(batch, 1, 1) * S - theta.reshape(batch, 1, 1) * grad
+    return eta.reshape(batch, 1, 1) * S - theta.reshape(batch, 1, 1) * grad  # gates [B] -> [B, 1, 1]
 
 
 def forget_step(W: Tensor, S: Tensor, alpha: Tensor) -> Tensor:
@@ -57,7 +57,7 @@ def forget_step(W: Tensor, S: Tensor, alpha: Tensor) -> Tensor:
         raise ValueError(f"W must be [B, Dk, Dv], got shape {tuple(W.shape)}")
     _check("S", S, tuple(W.shape))
     _check("alpha", alpha, (W.shape[0],))
-    return (1.0 - alpha).reshape(-1, 1, 1) * W + S
+    return (1.0 - alpha).reshape(-1, 1, 1) * W + S  # [B] -> [B, 1, 1]
 
 
 def chunk_gradient_sum(k: Tensor, v: Tensor, W: Tensor, theta: Tensor, alpha: Tensor, loss: str = "sum") -> Tensor:

@@ -373,3 +373,12 @@ def test_chunked_equals_spec_reference_oracle(depth):
     for loss in ["sum", "mean"] if depth == 1 else []:
         want = R.chunk_gradient_sum(*np_((k, v, W[0], th, al)), loss=loss)
         _close(chunk_gradient_sum(k, v, W[0], th, al, loss), torch.from_numpy(want))
+
+
+def test_module_outer_loss_reaches_every_parameter():
+    memory = _module()
+    x = torch.randn(2, 9, 8, dtype=F64)
+    y, state = memory(x)
+    (y.pow(2).sum() + state.weights[0].sum()).backward()
+    for name, p in memory.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
