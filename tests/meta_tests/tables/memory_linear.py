@@ -1,0 +1,66 @@
+"""Planted defects for spec ``memory_linear`` (Titans Eq. 13–16, linear memory; ``defects/titans_defects.py``).
+
+A defect given ``[retrieve='after']`` or ``[loss='mean']`` is registered with that option, as the spec's
+implementation entries are; the others run at the defaults (``retrieve: before``, ``loss: sum``).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from conformance.defects import PlantedDefect, SpecTable, baselines_for
+from tests.meta_tests.tables import in_module
+
+SPEC = "memory_linear"
+F64, F32 = "float64", "float32"
+CORRECT = (
+    "implementations.titans:memory_linear",
+    "implementations.titans:memory_linear[retrieve='after']",
+    "implementations.titans:memory_linear[loss='mean']",
+)
+AFTER, MEAN = "[retrieve='after']", "[loss='mean']"
+EXAMPLES = 10  # every defect below is caught within 6 examples
+ref = in_module("titans_defects.py")
+# a once-differentiable backward: gradgradcheck finds the second derivative missing
+SECOND_DERIVATIVE_LOST = ("gradgradcheck (slow mode)", "Jacobian mismatch")
+planted = partial(PlantedDefect, SPEC, max_examples=EXAMPLES)
+WRONG_VALUES = ("max |error|",)
+
+DEFECTS = (
+    planted(ref("memory_missing_factor_two"), "oracle", F64, message_has=WRONG_VALUES),
+    planted(ref("memory_missing_factor_two"), "oracle", F32, message_has=WRONG_VALUES),
+    planted(ref("memory_plus_gradient"), "oracle", F64, message_has=WRONG_VALUES),
+    planted(ref("memory_forget_after_adding"), "oracle", F64, message_has=WRONG_VALUES),
+    planted(ref("memory_gate_on_gradient"), "oracle", F64, message_has=WRONG_VALUES),
+    planted(ref("memory_anchor_one_token_late"), "oracle", F64, message_has=WRONG_VALUES),
+    planted(ref("memory_chunk_size_ignored"), "oracle", F64, message_has=WRONG_VALUES),
+    planted(ref("memory_chunk_grid_restarts"), "oracle", F64, message_has=WRONG_VALUES),
+    planted(ref("memory_anchor_ignored"), "oracle", F64, message_has=WRONG_VALUES),
+    # retrieval changes no state: only the retrieved y can differ
+    planted(ref("memory_retrieve_swapped"), "oracle", F64, message_has=("y: max |error|",)),
+    planted(ref("memory_retrieve_swapped") + AFTER, "oracle", F64, message_has=("y: max |error|",)),
+    planted(ref("memory_mean_loss"), "oracle", F64, message_has=WRONG_VALUES),
+    planted(ref("memory_sum_loss") + MEAN, "oracle", F64, message_has=WRONG_VALUES),
+    planted(ref("memory_momentum_start_ignored"), "oracle", F64, message_has=WRONG_VALUES),
+    planted(ref("memory_alpha_as_retention"), "oracle", F64, message_has=WRONG_VALUES),
+    planted(
+        ref("memory_reads_final_memory"),
+        "invariant:causality",
+        F64,
+        message_has=("future tokens change no earlier retrieval: y",),
+    ),
+    planted(ref("memory_no_anchor_returned"), "output_contract", F64, message_has=("returned 3 values", "(y, W_T, S_T, A_T)")),
+    planted(ref("memory_alternating_method"), "determinism", F64, message_has=("bitwise equality expected",)),
+    planted(ref("memory_first_order"), "gradcheck", F64, message_has=("gradcheck (slow mode)", "Jacobian mismatch")),
+    planted(ref("memory_recomputed_backward"), "gradgradcheck", F64, message_has=SECOND_DERIVATIVE_LOST),
+)
+
+# Finite differences of the whole recurrence are the slow cells (float64 gradgradcheck of the shipped
+# implementation: ~0.25 s an example for memory_linear, ~0.5-0.8 s for memory_mlp), so the correct
+# implementations run them at the rows' EXAMPLES (the defects are caught at the first example); every
+# other cell runs the default baseline count.
+SLOW = ("gradcheck", "gradgradcheck")
+BASELINES = baselines_for(CORRECT, [r for r in DEFECTS if r.check not in SLOW]) + baselines_for(
+    CORRECT, [r for r in DEFECTS if r.check in SLOW], max_examples=EXAMPLES
+)
+TABLE = SpecTable(SPEC, CORRECT, DEFECTS, baselines=BASELINES)

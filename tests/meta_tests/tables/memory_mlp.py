@@ -1,0 +1,56 @@
+"""Planted defects for spec ``memory_mlp`` (Titans Eq. 13–16, two-layer MLP memory; ``defects/titans_defects.py``).
+
+A defect given ``[retrieve='after',loss='mean']`` is registered with those options, as the spec's second
+implementation entry is; the others run at the defaults (``retrieve: before``, ``loss: sum``).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from conformance.defects import PlantedDefect, SpecTable, baselines_for
+from tests.meta_tests.tables import in_module
+
+SPEC = "memory_mlp"
+F64, F32 = "float64", "float32"
+CORRECT = (
+    "implementations.titans:memory_mlp",
+    "implementations.titans:memory_mlp[retrieve='after',loss='mean']",
+)
+AFTER_MEAN = "[retrieve='after',loss='mean']"
+EXAMPLES = 10  # every defect below is caught within 4 examples
+ref = in_module("titans_defects.py")
+# a once-differentiable backward: gradgradcheck finds the second derivative missing
+SECOND_DERIVATIVE_LOST = ("gradgradcheck (slow mode)", "Jacobian mismatch")
+planted = partial(PlantedDefect, SPEC, max_examples=EXAMPLES)
+WRONG_VALUES = ("max |error|",)
+
+DEFECTS = (
+    planted(ref("mlp_tanh_gelu"), "oracle", F64, message_has=WRONG_VALUES),
+    planted(ref("mlp_silu"), "oracle", F64, message_has=WRONG_VALUES),
+    planted(ref("mlp_silu"), "oracle", F32, message_has=WRONG_VALUES),
+    planted(ref("mlp_missing_factor_two"), "oracle", F64, message_has=WRONG_VALUES),
+    planted(ref("mlp_anchor_ignored"), "oracle", F64, message_has=WRONG_VALUES),
+    planted(ref("mlp_chunk_grid_restarts"), "oracle", F64, message_has=WRONG_VALUES),
+    # retrieval changes no state: only the retrieved y can differ
+    planted(ref("mlp_retrieve_swapped"), "oracle", F64, message_has=("y: max |error|",)),
+    planted(ref("mlp_retrieve_swapped") + AFTER_MEAN, "oracle", F64, message_has=("y: max |error|",)),
+    planted(ref("mlp_momentum_start_ignored"), "oracle", F64, message_has=WRONG_VALUES),
+    planted(
+        ref("mlp_reads_final_memory"), "invariant:causality", F64, message_has=("future tokens change no earlier retrieval: y",)
+    ),
+    planted(ref("mlp_no_anchor_returned"), "output_contract", F64, message_has=("returned 5 values",)),
+    planted(ref("mlp_alternating_method"), "determinism", F64, message_has=("bitwise equality expected",)),
+    planted(ref("mlp_first_order"), "gradcheck", F64, message_has=("gradcheck (slow mode)", "Jacobian mismatch")),
+    planted(ref("mlp_recomputed_backward"), "gradgradcheck", F64, message_has=SECOND_DERIVATIVE_LOST),
+)
+
+# Finite differences of the whole recurrence are the slow cells (float64 gradgradcheck of the shipped
+# implementation: ~0.25 s an example for memory_linear, ~0.5-0.8 s for memory_mlp), so the correct
+# implementations run them at the rows' EXAMPLES (the defects are caught at the first example); every
+# other cell runs the default baseline count.
+SLOW = ("gradcheck", "gradgradcheck")
+BASELINES = baselines_for(CORRECT, [r for r in DEFECTS if r.check not in SLOW]) + baselines_for(
+    CORRECT, [r for r in DEFECTS if r.check in SLOW], max_examples=EXAMPLES
+)
+TABLE = SpecTable(SPEC, CORRECT, DEFECTS, baselines=BASELINES)

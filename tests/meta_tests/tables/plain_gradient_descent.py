@@ -1,0 +1,29 @@
+"""Planted defects for spec ``plain_gradient_descent`` (Titans Eq. 8: α = η = 0, chunk size 1, retrieval after).
+
+The defects have memory_linear's signature (``defects/titans_defects.py``, ``memory_*``).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from conformance.defects import PlantedDefect, SpecTable, baselines_for
+from tests.meta_tests.tables import in_module
+
+SPEC = "plain_gradient_descent"
+F64, F32 = "float64", "float32"
+CORRECT = ("implementations.titans:memory_linear",)
+EXAMPLES = 10  # every defect below is caught within 3 examples
+ref = in_module("titans_defects.py")
+planted = partial(PlantedDefect, SPEC, max_examples=EXAMPLES)
+
+DEFECTS = (
+    planted(ref("memory_missing_factor_two"), "oracle", F64, message_has=("max |error|",)),
+    planted(ref("memory_missing_factor_two"), "oracle", F32, message_has=("max |error|",)),
+    planted(ref("memory_plus_gradient"), "oracle", F64, message_has=("max |error|",)),
+    planted(ref("memory_retrieve_swapped"), "oracle", F64, message_has=("y: max |error|",)),
+    planted(ref("memory_no_anchor_returned"), "output_contract", F64, message_has=("returned 3 values",)),
+    planted(ref("memory_alternating_method"), "determinism", F64, message_has=("bitwise equality expected",)),
+)
+
+TABLE = SpecTable(SPEC, CORRECT, DEFECTS, baselines=baselines_for(CORRECT, DEFECTS))
