@@ -285,16 +285,29 @@ def _plan_causality(options: Mapping, env: Env, rng: np.random.Generator, out_na
 def _validate_bounds(options: Mapping, where: Where, context: SpecContext) -> dict:
     if not ({"lower", "upper"} & set(options)):
         raise where.at("lower").error("expected 'lower' and/or 'upper'")
-    return {key: context.expression(options[key], where.at(key)) for key in ("lower", "upper") if key in options}
+    return {key: context.expression(options[key], where.at(key)) for key in ("lower", "upper", "of") if key in options}
 
 
-def _plan_bounds(options: Mapping, env: Env, rng: np.random.Generator, out_name: str) -> Plan:
-    def relate(out_a: np.ndarray, _b: np.ndarray, env_a: Env, _e: Env) -> tuple[np.ndarray, np.ndarray]:
-        lower = evaluate(options["lower"], env_a, NumpyBackend()) if "lower" in options else -np.inf
-        upper = evaluate(options["upper"], env_a, NumpyBackend()) if "upper" in options else np.inf
-        return out_a, np.clip(out_a, lower, upper)  # differ exactly where a bound is violated
+def _plan_bounds(options: Mapping, env: Env, rng: np.random.Generator, out_name: Any) -> Plan:
+    """lower ≤ f ≤ upper for each output; with ``of``, for that expression of the outputs and inputs (a loss
+    computed from the retrieval, say), whose bounds may name the outputs too."""
+    names = (out_name,) if isinstance(out_name, str) else tuple(out_name)
+    of = options.get("of")
 
-    return Plan(env, env, relate)
+    def bounded(value: np.ndarray, scope: Env) -> tuple[np.ndarray, np.ndarray]:
+        lower = evaluate(options["lower"], scope, NumpyBackend()) if "lower" in options else -np.inf
+        upper = evaluate(options["upper"], scope, NumpyBackend()) if "upper" in options else np.inf
+        return value, np.clip(value, lower, upper)  # differ exactly where a bound is violated
+
+    if of is None:
+        return Plan(env, env, lambda out_a, _b, env_a, _e: bounded(out_a, env_a))
+
+    def relate_of(outs_a: Any, _b: Any, env_a: Env, _e: Env) -> tuple[np.ndarray, np.ndarray]:
+        outs = (outs_a,) if len(names) == 1 else tuple(outs_a)
+        scope = {**env_a, **dict(zip(names, outs))}
+        return bounded(np.asarray(evaluate(of, scope, NumpyBackend()), dtype=np.float64), scope)
+
+    return Plan(env, env, relate_of, joint=True)
 
 
 # -- identity -------------------------------------------------------------------------------------
@@ -536,7 +549,7 @@ BUILTIN: list[InvariantKind] = [
     _kind("permutation", {"permute"}, {"output_axis"}, _validate_permutation, _plan_permutation),
     _kind("homogeneity", {"scale"}, {"degree", "log2_factor"}, _validate_homogeneity, _plan_homogeneity),
     _kind("causality", {"perturb", "output_axis"}, {"outputs"}, _validate_causality, _plan_causality, transforms_inputs=False),
-    _kind("bounds", set(), {"lower", "upper"}, _validate_bounds, _plan_bounds),
+    _kind("bounds", set(), {"lower", "upper", "of"}, _validate_bounds, _plan_bounds),
     _kind("identity", {"lhs", "rhs"}, {"set"}, _validate_identity, _plan_identity),
     _kind("composition", {"feed"}, {"first", "second"}, _validate_composition, _plan_composition),
     _kind("split", {"axis"}, {"carry", "offset", "outputs"}, _validate_split, _plan_split),

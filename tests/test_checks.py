@@ -91,6 +91,15 @@ EXAMPLES |= {
         Example({"B": 2, "b": 4, "Dk": 3, "Dv": 2}, {}, {"k": 0.8, "v": 1.0, "W": 0.8, "theta": 0.5, "alpha": 0.5}, {}, 67)
     ],
     "momentum_scan": [Example({"B": 2, "T": 6, "N": 3}, {}, {"eta": 0.9, "theta": 0.5, "u": 1.0, "S": 1.0}, {}, 71)],
+    "descent_step": [
+        Example(
+            {"B": 2, "T": 1, "Dk": 3, "Dv": 2},
+            {**_SPECIAL, "chunk_size": 1},
+            {"k": 0.8, "v": 1.0, "theta": 0.2, "W": 0.8, "A": 0.8},
+            {},
+            73,
+        )
+    ],
 }
 SURPRISE_EXAMPLE = EXAMPLES["surprise"][0]
 

@@ -184,6 +184,14 @@ def test_bounds_given_by_expressions_of_the_inputs() -> None:
     assert_violated("bounds", options, env, lambda e: e["V"].min(-2, keepdims=True) - 0.5)
 
 
+def test_bounds_of_an_expression_of_the_output() -> None:
+    """``of``: the bounded quantity is computed from the output (and inputs), and the bound may name it too."""
+    options = validated("bounds", {"of": "sum((out - m)**2, -1)", "upper": "sum((h - m)**2, -1)"}, TOKENS, ("B", "L", "D"))
+    closer = lambda env: env["m"] + 0.5 * (env["h"] - env["m"])  # noqa: E731 - halfway to m: a smaller distance
+    assert_holds("bounds", options, TOKEN_ENV, closer)
+    assert_violated("bounds", options, TOKEN_ENV, lambda env: env["m"] + 2.0 * (env["h"] - env["m"]))
+
+
 # -- identity ------------------------------------------------------------------------------------------
 def test_identity_symmetry_under_swapped_inputs() -> None:
     options = validated("identity", {"set": {"h": "m", "m": "h"}, "lhs": "out", "rhs": "original"}, TOKENS, ("B", "L"))
