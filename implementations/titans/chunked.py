@@ -22,6 +22,9 @@ Two exact evaluations of a chunk:
   decay-masked ``q·k``-style matmul, so per-token weights are never built, at any depth.
 - ``method="per_token"``: the per-token gradients ``[B, n, d_in, d_out]`` are formed, scanned with
   ``scan.linear_scan`` (Hillis–Steele), and each token is read with its own weights. Kept as the literal form.
+- ``method="chunk_scan"`` (linear memory only): with every chunk's anchor the memory entering it, a chunk's end
+  state is affine in its entering state, so the chunks themselves are a first-order recurrence with
+  ``2Dk × 2Dk`` matrices, scanned in log depth; all chunks are then read at once (``_sequence_chunk_scan``).
 
 A partial first chunk (``start % C != 0``) uses the anchor ``A`` given; a partial last chunk just ends the call,
 and its anchor is returned so that the next call (``start`` + T) continues it.
@@ -36,7 +39,7 @@ from implementations.titans.memory import gelu, gradient_factors, loss_scale, me
 from implementations.titans.scan import decay_matrix, linear_scan
 
 RETRIEVES = ("before", "after")
-METHODS = ("factored", "per_token")
+METHODS = ("factored", "per_token", "chunk_scan")
 
 Weights = tuple[Tensor, ...]
 
@@ -118,15 +121,17 @@ class _Coefficients(NamedTuple):
     mom_u: Tensor  # F[n, r] θ_r, [B, n, 1]
 
 
-def _coefficients(
-    k: Tensor, q: Tensor, theta: Tensor, alpha: Tensor, eta: Tensor, bounds: list[tuple[int, int]], chunk_size: int,
-    retrieve: str,
-) -> list[_Coefficients]:
+def _batched_coefficients(
+    k: Tensor, v: Tensor, q: Tensor, theta: Tensor, alpha: Tensor, eta: Tensor, bounds: list[tuple[int, int]],
+    chunk_size: int, retrieve: str,
+) -> tuple[_Coefficients, tuple[Tensor, Tensor, Tensor], Tensor]:
     """Every chunk's coefficients at once: nothing here depends on the memory, so it is batched over chunks.
 
     Each chunk's gates are padded at its end to ``chunk_size`` (θ = α = η = 0 there). The transfer matrices are
     lower-triangular and row ``t`` involves only gates ``≤ t``, so a chunk's leading ``(n+1) × (n+1)`` corner is
-    exactly its own matrix whatever the padding.
+    exactly its own matrix whatever the padding. Returns the coefficients ``[B, nch, …]`` (``c_w``, ``c_s``
+    ``[B, nch, C, 1]``; ``attn``, ``c_u`` ``[B, nch, C, C]``; end scalars ``[B, nch, 1, 1]``; ``end_u``, ``mom_u``
+    ``[B, nch, C, 1]``), the padded ``(k, v, q)`` ``[B, nch, C, d]`` and the padding mask ``[nch, C]``.
     """
     batch, steps = theta.shape
     chunks, size = len(bounds), chunk_size
@@ -160,16 +165,71 @@ def _coefficients(
     end_u = mixed[:, chunk_index, lengths, 1:] * theta_p  # [B, nch, C]
     mom_s = moment[:, chunk_index, lengths, 0]
     mom_u = moment[:, chunk_index, lengths, 1:] * theta_p
+    co = _Coefficients(  # [B, nch, C] -> [B, nch, C, 1] and end scalars [B, nch] -> [B, nch, 1, 1]
+        c_w[..., None], c_s[..., None], attn, c_u, end_w[..., None, None], end_s[..., None, None], end_u[..., None],
+        mom_s[..., None, None], mom_u[..., None],
+    )
+    return co, (padded(k), padded(v), padded(q)), valid
+
+
+def _coefficients(
+    k: Tensor, q: Tensor, theta: Tensor, alpha: Tensor, eta: Tensor, bounds: list[tuple[int, int]], chunk_size: int,
+    retrieve: str,
+) -> list[_Coefficients]:
+    """``_batched_coefficients`` chunk by chunk, cut to each chunk's length ``n`` (``[B, n, 1]``, ``[B, n, n]``)."""
+    co, _, _ = _batched_coefficients(k, k[..., :1], q, theta, alpha, eta, bounds, chunk_size, retrieve)
     out = []
-    per_chunk = zip(*(t.unbind(1) for t in (c_w, c_s, c_u, attn, end_w, end_s, end_u, mom_s, mom_u)), strict=True)
-    for (i0, i1), (cw, cs, cu, at, ew, es, eu, ms, mu) in zip(bounds, per_chunk, strict=True):
+    for (i0, i1), parts in zip(bounds, zip(*(t.unbind(1) for t in co), strict=True), strict=True):
         n = i1 - i0
-        # [B, C] -> [B, n, 1], [B, C, C] -> [B, n, n], end scalars [B] -> [B, 1, 1]
-        out.append(_Coefficients(
-            cw[:, :n, None], cs[:, :n, None], at[:, :n, :n], cu[:, :n, :n], ew.reshape(batch, 1, 1),
-            es.reshape(batch, 1, 1), eu[:, :n, None], ms.reshape(batch, 1, 1), mu[:, :n, None],
-        ))
+        cw, cs, at, cu, ew, es, eu, ms, mu = parts
+        out.append(_Coefficients(cw[:, :n], cs[:, :n], at[:, :n, :n], cu[:, :n, :n], ew, es, eu[:, :n], ms, mu[:, :n]))
     return out
+
+
+def _affine_scan(T: Tensor, b: Tensor, x0: Tensor) -> Tensor:
+    """Every ``x_c = T_c x_{c−1} + b_c`` (matrices ``T_c``), Hillis–Steele over ``c``: ``[B, n, m, m], [B, n, m, d],
+    [B, m, d] -> [B, n, m, d]``; ``(T1, b1) then (T2, b2) = (T2 T1, T2 b1 + b2)``."""
+    batch, steps, m, _ = T.shape
+    eye = torch.eye(m, dtype=T.dtype, device=T.device).expand(batch, 1, m, m)  # [B, 1, m, m]
+    offset = 1
+    while offset < steps:
+        T_prev = torch.cat((eye.expand(batch, offset, m, m), T[:, :-offset]), 1)  # [B, n, m, m]
+        b_prev = torch.cat((b.new_zeros(batch, offset, *b.shape[2:]), b[:, :-offset]), 1)  # [B, n, m, d]
+        b = torch.baddbmm(b.flatten(0, 1), T.flatten(0, 1), b_prev.flatten(0, 1)).reshape(b.shape)  # T b' + b, [B, n, m, d]
+        T = T @ T_prev
+        offset *= 2
+    return T @ x0.unsqueeze(1) + b  # [B, n, m, d]
+
+
+def _sequence_chunk_scan(
+    k: Tensor, v: Tensor, q: Tensor, theta: Tensor, alpha: Tensor, eta: Tensor, W: Tensor, S: Tensor,
+    bounds: list[tuple[int, int]], chunk_size: int, retrieve: str, loss: str,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Linear memory, every chunk aligned to the grid (its anchor is the memory entering it): the chunks at once.
+
+    With ``A = W`` the chunk's error is ``e = 2c(K W − V)``, so its end state is affine in the entering one:
+    ``W' = (D[n,0] I − 2c K^T diag(Gθ) K) W + G[n,0] S + 2c K^T diag(Gθ) V`` and
+    ``S' = −2c K^T diag(Fθ) K W + F[n,0] S + 2c K^T diag(Fθ) V`` — a first-order recurrence over chunks with
+    ``2Dk × 2Dk`` matrices, scanned in ``log2(#chunks)`` steps; then every chunk is read from its entering state
+    as in the factored form. Exact in exact arithmetic; more flops than the chunk loop, far fewer steps.
+    """
+    dim_k = k.shape[2]
+    co, (k_p, v_p, q_p), valid = _batched_coefficients(k, v, q, theta, alpha, eta, bounds, chunk_size, retrieve)
+    two = 2.0 * loss_scale(loss, v.shape[-1])
+    eye = torch.eye(dim_k, dtype=k.dtype, device=k.device)  # [Dk, Dk]
+    kg, kf = k_p * co.end_u, k_p * co.mom_u  # diag(Gθ) K, diag(Fθ) K: [B, nch, C, Dk]
+    t_ww = co.end_w * eye - two * kg.transpose(-1, -2) @ k_p  # [B, nch, Dk, Dk]
+    t_sw = -two * kf.transpose(-1, -2) @ k_p
+    t_ws, t_ss = co.end_s * eye, co.mom_s * eye  # [B, nch, Dk, Dk]
+    trans = torch.cat((torch.cat((t_ww, t_ws), -1), torch.cat((t_sw, t_ss), -1)), -2)  # [B, nch, 2Dk, 2Dk]
+    shift = two * torch.cat((kg.transpose(-1, -2) @ v_p, kf.transpose(-1, -2) @ v_p), -2)  # [B, nch, 2Dk, Dv]
+    after = _affine_scan(trans, shift, torch.cat((W, S), -2))  # [W; S] after each chunk, [B, nch, 2Dk, Dv]
+    entering = torch.cat((torch.cat((W, S), -2).unsqueeze(1), after[:, :-1]), 1)  # [B, nch, 2Dk, Dv]
+    w_in, s_in = entering[..., :dim_k, :], entering[..., dim_k:, :]  # [B, nch, Dk, Dv]
+    error = two * (k_p @ w_in - v_p)  # δ at the anchor, [B, nch, C, Dv]
+    y_p = co.c_w * (q_p @ w_in) + co.c_s * (q_p @ s_in) - co.attn @ error  # [B, nch, C, Dv]
+    y = y_p[:, valid]  # the real tokens in order: [B, nch, C, Dv] -> [B, T, Dv]
+    return y, after[:, -1, :dim_k], after[:, -1, dim_k:], w_in[:, -1]
 
 
 def _chunk_factored(
@@ -247,6 +307,20 @@ def memory_sequence(
     bounds = chunk_bounds(start, k.shape[1], chunk_size)
     if not bounds:
         return v.new_zeros(v.shape), W, S, A
+    if method == "chunk_scan":
+        if len(W) != 1:
+            raise ValueError(f"method='chunk_scan' is for the linear memory (depth 1), got depth {len(W)}")
+        opts = {"chunk_size": chunk_size, "retrieve": retrieve, "loss": loss}
+        if start % chunk_size:  # a partial first chunk reads the given anchor: the chunk loop takes it
+            n = bounds[0][1]
+            y0, W, S, A = memory_sequence(*(t[:, :n] for t in (k, v, q, theta, alpha, eta)), W, S, A, start=start, **opts)
+            if n == k.shape[1]:
+                return y0, W, S, A
+            y1, W, S, A = memory_sequence(*(t[:, n:] for t in (k, v, q, theta, alpha, eta)), W, S, A,
+                                          start=start + n, method=method, **opts)
+            return torch.cat((y0, y1), 1), W, S, A
+        y, w, s, a = _sequence_chunk_scan(k, v, q, theta, alpha, eta, W[0], S[0], bounds, chunk_size, retrieve, loss)
+        return y, (w,), (s,), (a,)
     sizes = [i1 - i0 for i0, i1 in bounds]
     # One split per input (not a slice per chunk): its backward is one concatenation, not a zero-filled copy per chunk.
     pieces = list(zip(*(t.split(sizes, dim=1) for t in (k, v, q, theta, alpha, eta)), strict=True))

@@ -23,7 +23,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from implementations.titans.chunked import RETRIEVES, memory_sequence
+from implementations.titans.chunked import METHODS, RETRIEVES, memory_sequence
 from implementations.titans.memory import LOSSES, memory_forward
 
 GATES = ("learned", "input")
@@ -52,6 +52,9 @@ class NeuralMemory(nn.Module):
         loss: ``"sum"`` (Eq. 12) or ``"mean"`` (over ``Dv``).
         gates: ``"learned"`` (projections of ``x``, used where a gate is not passed) or ``"input"`` (all passed).
         max_lr: the largest inner learning rate θ of learned gates.
+        method: the chunked evaluation (``chunked.memory_sequence``): ``"factored"`` (any depth), ``"per_token"``
+            (the literal per-token weights, slow) or ``"chunk_scan"`` (depth 1: all chunks at once by a scan over
+            chunks; fewer, larger steps — for accelerators).
 
     >>> memory = NeuralMemory(8, heads=2, depth=2, chunk_size=4)
     >>> y, state = memory(torch.randn(3, 10, 8))
@@ -71,6 +74,7 @@ class NeuralMemory(nn.Module):
         loss: str = "sum",
         gates: str = "learned",
         max_lr: float = 0.1,
+        method: str = "factored",
     ) -> None:
         super().__init__()
         for name, value in (("dim", dim), ("heads", heads), ("depth", depth), ("chunk_size", chunk_size)):
@@ -91,10 +95,13 @@ class NeuralMemory(nn.Module):
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         if gates not in GATES:
             raise ValueError(f"gates must be one of {GATES}, got {gates!r}")
+        if method not in METHODS or (method == "chunk_scan" and depth != 1):
+            raise ValueError(f"method must be one of {METHODS} ('chunk_scan' only at depth 1), got {method!r}")
         if not max_lr > 0:
             raise ValueError(f"max_lr must be > 0, got {max_lr!r}")
         self.dim, self.heads, self.dim_head, self.depth = dim, heads, dim_head, depth
         self.chunk_size, self.retrieve_mode, self.loss, self.gates, self.max_lr = chunk_size, retrieve, loss, gates, max_lr
+        self.method = method
         inner = heads * dim_head
         self.to_k = nn.Linear(dim, inner, bias=False)  # W_K of every head (Eq. 11)
         self.to_v = nn.Linear(dim, inner, bias=False)  # W_V (Eq. 11)
@@ -175,7 +182,7 @@ class NeuralMemory(nn.Module):
         gates = [self._gate(name, given, x) for name, given in (("theta", theta), ("alpha", alpha), ("eta", eta))]
         y, weights, momentum, anchor = memory_sequence(
             k, v, q, *gates, state.weights, state.momentum, state.anchor,
-            start=state.start, chunk_size=self.chunk_size, retrieve=self.retrieve_mode, loss=self.loss,
+            start=state.start, chunk_size=self.chunk_size, retrieve=self.retrieve_mode, loss=self.loss, method=self.method,
         )
         return self._unfold(y, batch), NeuralMemoryState(weights, momentum, anchor, state.start + x.shape[1])
 

@@ -98,7 +98,7 @@ def test_chunked_equals_token_loop(depth, chunk_size, start):
     for retrieve, loss in itertools.product(["before", "after"], ["sum", "mean"]):
         opts = dict(start=start, chunk_size=chunk_size, retrieve=retrieve, loss=loss)
         want = loop(k, v, q, th, al, et, W, S, A, **opts)
-        for method in ["factored", "per_token"]:
+        for method in ["factored", "per_token"] + (["chunk_scan"] if depth == 1 else []):
             y, W1, S1, A1 = memory_sequence(k, v, q, th, al, et, W, S, A, method=method, **opts)
             _close((y, *W1, *S1, *A1), (want[0], *want[1], *want[2], *want[3]))
 
@@ -122,11 +122,11 @@ def test_extreme_gates_alpha_one_eta_zero():
     _close((got[0], *got[1], *got[2]), (want[0], *want[1], *want[2]))
 
 
-@pytest.mark.parametrize("depth", [1, 2])
+@pytest.mark.parametrize(("depth", "method"), [(1, "factored"), (2, "factored"), (1, "chunk_scan")])
 @pytest.mark.parametrize("start", [0, 2])
-def test_streaming_every_split_equals_one_call(depth, start):
+def test_streaming_every_split_equals_one_call(depth, method, start):
     k, v, q, th, al, et, W, S, A = _problem(seed=3 + depth, T=11, depth=depth)
-    opts = dict(chunk_size=3, retrieve="before", loss="mean")
+    opts = dict(chunk_size=3, retrieve="before", loss="mean", method=method)
     whole = memory_sequence(k, v, q, th, al, et, W, S, A, start=start, **opts)
     for s in range(12):
         y1, W1, S1, A1 = memory_sequence(*(t[:, :s] for t in (k, v, q, th, al, et)), W, S, A, start=start, **opts)
@@ -157,6 +157,17 @@ def test_gradcheck_and_gradgradcheck_linear():
         return (y.pow(2).sum() + (Wn * Sn).sum() + An.sum()).reshape(1)  # an outer loss through every output
 
     inputs = _small(depth=1)
+    assert gradcheck(f, inputs)
+    assert gradgradcheck(f, inputs)
+
+
+def test_gradcheck_and_gradgradcheck_linear_chunk_scan():
+    def f(k, v, q, th, al, et, W, S, A):
+        y, (Wn,), (Sn,), (An,) = memory_sequence(k, v, q, th, al, et, (W,), (S,), (A,), start=0, chunk_size=2,
+                                                 retrieve="after", loss="sum", method="chunk_scan")
+        return (y.pow(2).sum() + (Wn * Sn).sum() + An.sum()).reshape(1)
+
+    inputs = _small(depth=1, seed=17)
     assert gradcheck(f, inputs)
     assert gradgradcheck(f, inputs)
 
@@ -259,21 +270,26 @@ def test_validation_errors():
         memory_sequence(k, v, q, th, al, et, W, (S[0][:, :-1],), A)
     with pytest.raises(ValueError, match="start"):
         memory_sequence(k, v, q, th, al, et, W, S, A, start=-1)
+    with pytest.raises(ValueError, match="chunk_scan"):
+        memory_sequence(*_problem(seed=12, depth=2), method="chunk_scan")
     with pytest.raises(ValueError, match="q must"):
         memory_sequence(k, v, q[..., :-1], th, al, et, W, S, A)
     with pytest.raises(ValueError, match="retrieve"):
         NeuralMemory(8, retrieve="x")
     with pytest.raises(ValueError, match="divisible"):
         NeuralMemory(8, heads=3)
+    with pytest.raises(ValueError, match="chunk_scan"):
+        NeuralMemory(8, depth=2, method="chunk_scan")
 
 
 def _module(**kw):
     torch.manual_seed(0)
-    return NeuralMemory(8, heads=2, depth=2, hidden_mult=1.5, chunk_size=4, **kw).double()
+    return NeuralMemory(8, heads=2, **{"depth": 2, "hidden_mult": 1.5, "chunk_size": 4, **kw}).double()
 
 
-def test_module_streaming_equals_one_call():
-    memory = _module()
+@pytest.mark.parametrize("kw", [{}, {"depth": 1, "method": "chunk_scan"}])
+def test_module_streaming_equals_one_call(kw):
+    memory = _module(**kw)
     x = torch.randn(2, 11, 8, dtype=F64)
     y, state = memory(x)
     for s in range(12):
