@@ -127,14 +127,14 @@ def _batched_coefficients(
 ) -> tuple[_Coefficients, tuple[Tensor, Tensor, Tensor], Tensor]:
     """Every chunk's coefficients at once: nothing here depends on the memory, so it is batched over chunks.
 
-    Each chunk's gates are padded at its end to ``chunk_size`` (θ = α = η = 0 there). The transfer matrices are
+    Each chunk's gates are padded at its end to the longest chunk's length (θ = α = η = 0 there). The transfer matrices are
     lower-triangular and row ``t`` involves only gates ``≤ t``, so a chunk's leading ``(n+1) × (n+1)`` corner is
     exactly its own matrix whatever the padding. Returns the coefficients ``[B, nch, …]`` (``c_w``, ``c_s``
     ``[B, nch, C, 1]``; ``attn``, ``c_u`` ``[B, nch, C, C]``; end scalars ``[B, nch, 1, 1]``; ``end_u``, ``mom_u``
     ``[B, nch, C, 1]``), the padded ``(k, v, q)`` ``[B, nch, C, d]`` and the padding mask ``[nch, C]``.
     """
     batch, steps = theta.shape
-    chunks, size = len(bounds), chunk_size
+    chunks, size = len(bounds), max(i1 - i0 for i0, i1 in bounds)  # padded to the call's longest chunk (≤ C)
     device = theta.device
     first = torch.tensor([i0 for i0, _ in bounds], device=device)  # [nch]
     lengths = torch.tensor([i1 - i0 for i0, i1 in bounds], device=device)  # [nch]
