@@ -80,8 +80,11 @@ def _recomputed(fn: Callable, *inputs: Tensor):
 
 
 def _shuffled_matmul(a: Tensor, b: Tensor) -> Tensor:
-    """``a @ b`` (``[..., n, d] @ [..., d, m]``) summed over ``d`` in a random order on every call."""
-    order = torch.randperm(a.shape[-1], device=a.device).tolist()
+    """``a @ b`` (``[..., n, d] @ [..., d, m]``) summed over ``d`` one term at a time, forward and reversed on
+    alternate calls (a reduction whose order changes between calls, as a non-deterministic atomic add's does)."""
+    order = list(range(a.shape[-1]))
+    if _odd_call():
+        order.reverse()
     total = a[..., :, order[0] : order[0] + 1] * b[..., order[0] : order[0] + 1, :]  # [..., n, m]
     for d in order[1:]:
         total = total + a[..., :, d : d + 1] * b[..., d : d + 1, :]
@@ -201,7 +204,7 @@ def kv_column_layout(x: Tensor, W_K: Tensor, W_V: Tensor) -> tuple[Tensor, Tenso
 
 
 def kv_shuffled_sum(x: Tensor, W_K: Tensor, W_V: Tensor) -> tuple[Tensor, Tensor]:
-    """The key projection sums the D products in a random order on every call (a non-deterministic reduction).
+    """The key projection sums the D products in an order that changes between calls (a non-deterministic reduction).
 
     Within rounding of Eq. 11 but not bitwise repeatable. Caught by: ``determinism``.
     """
@@ -278,7 +281,7 @@ def momentum_column_layout(S: Tensor, W: Tensor, k: Tensor, v: Tensor, theta: Te
 
 
 def momentum_shuffled_sum(S: Tensor, W: Tensor, k: Tensor, v: Tensor, theta: Tensor, eta: Tensor) -> Tensor:
-    """The error ``k W − v`` with ``k W`` summed over Dk in a random order on every call (non-deterministic).
+    """The error ``k W − v`` with ``k W`` summed over Dk in an order that changes between calls (non-deterministic).
 
     Caught by: ``determinism`` (bitwise equality of two calls).
     """
@@ -383,7 +386,7 @@ def retrieve_linear_column_layout(x: Tensor, W_Q: Tensor, W: Tensor) -> Tensor:
 
 
 def retrieve_linear_shuffled_sum(x: Tensor, W_Q: Tensor, W: Tensor) -> Tensor:
-    """The read ``q W`` sums over Dk in a random order on every call (a non-deterministic reduction).
+    """The read ``q W`` sums over Dk in an order that changes between calls (a non-deterministic reduction).
 
     Caught by: ``determinism``.
     """
@@ -433,7 +436,7 @@ def retrieve_mlp_second_layer_dropped(x: Tensor, W_Q: Tensor, W1: Tensor, W2: Te
 
 
 def retrieve_mlp_shuffled_sum(x: Tensor, W_Q: Tensor, W1: Tensor, W2: Tensor) -> Tensor:
-    """The second layer sums over H in a random order on every call. Caught by: ``determinism``."""
+    """The second layer sums over H in an order that changes between calls. Caught by: ``determinism``."""
     return _shuffled_matmul(F.gelu((x @ W_Q) @ W1), W2)
 
 
@@ -778,12 +781,12 @@ def matmul_per_token_gradients(k: Tensor, v: Tensor, W: Tensor, theta: Tensor, a
 
 
 def matmul_shuffled_tokens(k: Tensor, v: Tensor, W: Tensor, theta: Tensor, alpha: Tensor) -> Tensor:
-    """The chunk's sum over tokens taken in a random order on every call (a non-deterministic reduction).
+    """The chunk's sum over tokens taken in an order that changes between calls (a non-deterministic reduction).
 
     Caught by: ``determinism``.
     """
     weighted = (2.0 * theta * _ratio(alpha)).unsqueeze(-1) * (k @ W - v)  # [B, b, Dv]
-    return _shuffled_matmul(k.transpose(1, 2), weighted)  # Σ_i over b in random order, [B, Dk, Dv]
+    return _shuffled_matmul(k.transpose(1, 2), weighted)  # Σ_i over b, order changing between calls, [B, Dk, Dv]
 
 
 def matmul_detached_ratio(k: Tensor, v: Tensor, W: Tensor, theta: Tensor, alpha: Tensor) -> Tensor:
