@@ -755,6 +755,16 @@ def matmul_ratio_inclusive(k: Tensor, v: Tensor, W: Tensor, theta: Tensor, alpha
     return _weighted_sum(k, v, W, theta * (1.0 - alpha) * _ratio(alpha))
 
 
+def matmul_ratio_by_division(k: Tensor, v: Tensor, W: Tensor, theta: Tensor, alpha: Tensor) -> Tensor:
+    """β_b/β_i computed as the quotient of cumulative products, Eq. 17's notation taken literally: 0/0 = NaN
+    wherever some α_j = 1 (full forgetting), though right everywhere else.
+
+    Caught by: ``invariant:full_forgetting`` (ambiguity "β_b/β_i ... divides by zero at α_j = 1").
+    """
+    beta = torch.cumprod(1.0 - alpha, 1)  # β_i, [B, b]
+    return _weighted_sum(k, v, W, theta * beta[:, -1:] / beta)
+
+
 def matmul_ratio_not_reversed(k: Tensor, v: Tensor, W: Tensor, theta: Tensor, alpha: Tensor) -> Tensor:
     """The decay weights β_i (a forward cumulative product, the flip forgotten) instead of β_b/β_i.
 
