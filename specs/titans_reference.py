@@ -155,6 +155,27 @@ def memory_mlp(
     return (y, *w, *s, *a)
 
 
+def memory_linear_chunk_gates(k, v, q, theta, alpha, eta, W, S, C, retrieve="before", loss="sum", precision=None, **_):
+    """Eq. 16 with θ, α, η constant within each chunk (one value per chunk n, ``[B, N]``), chunk by chunk:
+    every token of chunk n takes its gradient at the memory before the chunk, then S and M step per token with
+    the chunk's gates. Outputs (y, W_T, S_T)."""
+    ar = _Arithmetic(precision)
+    y = np.zeros((k.shape[0], k.shape[1], v.shape[-1]))
+    w_t, s_t = [], []
+    for b in range(k.shape[0]):
+        w, s = ar.r(W[b]), ar.r(S[b])
+        for n in range(theta.shape[1]):
+            anchor = w
+            for i in range(n * C, (n + 1) * C):
+                g = loss_gradient(ar, [anchor], k[b, i], v[b, i], loss)[0]
+                s = ar.sub(ar.mul(eta[b, n], s), ar.mul(theta[b, n], g))
+                before, w = w, ar.add(ar.mul(ar.r(1.0 - alpha[b, n]), w), s)
+                y[b, i] = ar.vecmat(q[b, i], before if retrieve == "before" else w)
+        w_t.append(w)
+        s_t.append(s)
+    return y, np.stack(w_t), np.stack(s_t)
+
+
 # -- special cases, each in its own closed form ---------------------------------------------------
 def plain_gradient_descent(k, v, q, theta, W, precision=None, **_):
     """Eq. 8 (α = η = 0, chunk size 1): M_t = M_{t−1} − θ_t ∇ℓ(M_{t−1}; x_t), y_t = M_t(q_t) (retrieve after).

@@ -91,6 +91,9 @@ EXAMPLES |= {
         Example({"B": 2, "b": 4, "Dk": 3, "Dv": 2}, {}, {"k": 0.8, "v": 1.0, "W": 0.8, "theta": 0.5, "alpha": 0.5}, {}, 67)
     ],
     "momentum_scan": [Example({"B": 2, "T": 6, "N": 3}, {}, {"eta": 0.9, "theta": 0.5, "u": 1.0, "S": 1.0}, {}, 71)],
+    "memory_chunk_gates": [
+        Example({"B": 2, "N": 2, "C": 3, "Dk": 2, "Dv": 2}, {"retrieve": "before", "loss": "sum"}, {**_STATE, **_GATES}, {}, 79)
+    ],
     "descent_step": [
         Example(
             {"B": 2, "T": 1, "Dk": 3, "Dv": 2},

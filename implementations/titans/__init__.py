@@ -6,6 +6,7 @@ its depth-1/depth-2 forms are the chunked parallel evaluation (a loop over chunk
 module around it.
 """
 
+from implementations.titans.chunk_gates import memory_linear_chunk_gates
 from implementations.titans.chunked import memory_linear, memory_mlp, memory_sequence
 from implementations.titans.memory import gelu_derivative, memory_forward, token_gradients, token_loss
 from implementations.titans.module import NeuralMemory, NeuralMemoryState
@@ -23,6 +24,7 @@ __all__ = [
     "linear_scan",
     "memory_forward",
     "memory_linear",
+    "memory_linear_chunk_gates",
     "memory_mlp",
     "memory_sequence",
     "momentum_scan",

@@ -878,3 +878,85 @@ def scan_detached_eta(eta: Tensor, theta: Tensor, u: Tensor, S: Tensor) -> Tenso
 def scan_recomputed_backward(eta: Tensor, theta: Tensor, u: Tensor, S: Tensor) -> Tensor:
     """Eq. 18 with a once-differentiable custom backward. Caught by: ``gradgradcheck``."""
     return _recomputed(momentum_scan, eta, theta, u, S)
+
+
+# -- memory_linear_chunk_gates (Eq. 16, gates per chunk): (k, v, q, theta, alpha, eta, W, S, *, chunk_size, ...)
+def _per_token(chunk_size: int, *gates: Tensor) -> list[Tensor]:
+    return [g.repeat_interleave(chunk_size, dim=1) for g in gates]  # [B, N] -> [B, N·C]
+
+
+def chunk_gates_one_step_per_chunk(k, v, q, theta, alpha, eta, W, S, *, chunk_size, retrieve="before", loss="sum"):
+    """One momentum and one forgetting step per chunk, with the chunk's summed θ-weighted gradient (the
+    per-chunk recurrence titans-pytorch runs), instead of a step per token with the chunk's gates.
+
+    Caught by: ``oracle`` (ambiguity "Does each token still step S and M, or does the chunk step once?").
+    """
+    batch, chunks = theta.shape
+    ys, W_t, S_t = [], W, S
+    for n in range(chunks):
+        sl = slice(n * chunk_size, (n + 1) * chunk_size)
+        g = chunk_gradient_sum(k[:, sl], v[:, sl], W_t, theta[:, n : n + 1].expand(batch, chunk_size),
+                               torch.zeros_like(theta[:, :1]).expand(batch, chunk_size), loss)
+        before = W_t
+        S_t = eta[:, n, None, None] * S_t - g
+        W_t = (1 - alpha[:, n, None, None]) * W_t + S_t
+        ys.append(q[:, sl] @ (before if retrieve == "before" else W_t))
+    return torch.cat(ys, 1), W_t, S_t
+
+
+def chunk_gates_shifted(k, v, q, theta, alpha, eta, W, S, *, chunk_size, retrieve="before", loss="sum"):
+    """Each chunk reads the next chunk's gates (the last chunk its own): an off-by-one in the gate index.
+
+    Caught by: ``oracle``.
+    """
+    shifted = [torch.cat((g[:, 1:], g[:, -1:]), 1) for g in (theta, alpha, eta)]
+    y, W, S, _ = memory_linear(k, v, q, *_per_token(chunk_size, *shifted), W, S, W, chunk_size=chunk_size,
+                               retrieve=retrieve, loss=loss)
+    return y, W, S
+
+
+def chunk_gates_plus_gradient(k, v, q, theta, alpha, eta, W, S, *, chunk_size, retrieve="before", loss="sum"):
+    """+θ∇: the inner step climbs the loss. Caught by: ``oracle``."""
+    y, W, S, _ = memory_linear(k, v, q, *_per_token(chunk_size, -theta, alpha, eta), W, S, W, chunk_size=chunk_size,
+                               retrieve=retrieve, loss=loss)
+    return y, W, S
+
+
+def chunk_gates_reads_final_memory(k, v, q, theta, alpha, eta, W, S, *, chunk_size, retrieve="before", loss="sum"):
+    """Every token retrieves from the memory after the whole sequence: the future leaks into y.
+
+    Caught by: ``invariant:causality``.
+    """
+    _, W_T, S_T, _ = memory_linear(k, v, q, *_per_token(chunk_size, theta, alpha, eta), W, S, W, chunk_size=chunk_size,
+                                   retrieve=retrieve, loss=loss)
+    return q @ W_T, W_T, S_T
+
+
+def chunk_gates_no_momentum_returned(k, v, q, theta, alpha, eta, W, S, *, chunk_size, retrieve="before", loss="sum"):
+    """Returns (y, W_T) only: the momentum a next call needs is lost. Caught by: ``output_contract``."""
+    y, W, _, _ = memory_linear(k, v, q, *_per_token(chunk_size, theta, alpha, eta), W, S, W, chunk_size=chunk_size,
+                               retrieve=retrieve, loss=loss)
+    return y, W
+
+
+def chunk_gates_alternating_method(k, v, q, theta, alpha, eta, W, S, *, chunk_size, retrieve="before", loss="sum"):
+    """Alternate calls take the factored and the per-token evaluation: rounding apart. Caught by: ``determinism``."""
+    y, (W,), (S,), _ = memory_sequence(k, v, q, *_per_token(chunk_size, theta, alpha, eta), (W,), (S,), (W,), start=0,
+                                       chunk_size=chunk_size, retrieve=retrieve, loss=loss,
+                                       method="factored" if _odd_call() else "per_token")
+    return y, W, S
+
+
+def chunk_gates_detached_gates(k, v, q, theta, alpha, eta, W, S, *, chunk_size, retrieve="before", loss="sum"):
+    """The gates detached (treated as constants): no gradient reaches θ, α, η. Caught by: ``gradcheck``."""
+    gates = _per_token(chunk_size, theta.detach(), alpha.detach(), eta.detach())
+    y, W, S, _ = memory_linear(k, v, q, *gates, W, S, W, chunk_size=chunk_size, retrieve=retrieve, loss=loss)
+    return y, W, S
+
+
+def chunk_gates_recomputed_backward(k, v, q, theta, alpha, eta, W, S, *, chunk_size, retrieve="before", loss="sum"):
+    """A once-differentiable custom backward: right first derivatives, no second. Caught by: ``gradgradcheck``."""
+    from implementations.titans import memory_linear_chunk_gates
+
+    fn = partial(memory_linear_chunk_gates, chunk_size=chunk_size, retrieve=retrieve, loss=loss)
+    return _recomputed(fn, k, v, q, theta, alpha, eta, W, S)

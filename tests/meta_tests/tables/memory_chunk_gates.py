@@ -1,0 +1,40 @@
+"""Planted defects for spec ``memory_chunk_gates`` (Titans Eq. 16 with θ, α, η constant per chunk;
+``defects/titans_defects.py``, ``chunk_gates_*``)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from conformance.defects import PlantedDefect, SpecTable, baselines_for
+from tests.meta_tests.tables import in_module
+
+SPEC = "memory_chunk_gates"
+F64, F32 = "float64", "float32"
+CORRECT = (
+    "implementations.titans:memory_linear_chunk_gates",
+    "implementations.titans:memory_linear_chunk_gates[retrieve='after',loss='mean']",
+)
+EXAMPLES = 10
+ref = in_module("titans_defects.py")
+planted = partial(PlantedDefect, SPEC, max_examples=EXAMPLES)
+WRONG_VALUES = ("max |error|",)
+
+DEFECTS = (
+    planted(ref("chunk_gates_one_step_per_chunk"), "oracle", F64, message_has=WRONG_VALUES),
+    planted(ref("chunk_gates_one_step_per_chunk"), "oracle", F32, message_has=WRONG_VALUES),
+    planted(ref("chunk_gates_shifted"), "oracle", F64, message_has=WRONG_VALUES),
+    planted(ref("chunk_gates_plus_gradient"), "oracle", F64, message_has=WRONG_VALUES),
+    planted(ref("chunk_gates_reads_final_memory"), "invariant:causality", F64, message_has=("future tokens change no earlier",)),
+    planted(ref("chunk_gates_no_momentum_returned"), "output_contract", F64, message_has=("returned 2 values",)),
+    planted(ref("chunk_gates_alternating_method"), "determinism", F64, message_has=("bitwise equality expected",)),
+    planted(ref("chunk_gates_detached_gates"), "gradcheck", F64),
+    planted(ref("chunk_gates_recomputed_backward"), "gradgradcheck", F64, message_has=("gradgradcheck (slow mode)",)),
+)
+
+# finite differences of the whole recurrence are the slow cells: the correct implementations run them at the
+# rows' EXAMPLES (the defects are caught at their first example), every other cell at the default count
+SLOW = ("gradcheck", "gradgradcheck")
+BASELINES = baselines_for(CORRECT, [r for r in DEFECTS if r.check not in SLOW]) + baselines_for(
+    CORRECT, [r for r in DEFECTS if r.check in SLOW], max_examples=EXAMPLES
+)
+TABLE = SpecTable(SPEC, CORRECT, DEFECTS, baselines=BASELINES)
