@@ -374,6 +374,25 @@ def memory_mlp_default(
     return y, ws[0], ws[1], ss[0], ss[1], as_[0], as_[1]
 
 
+def _chunk_gates(adapter: Callable[..., Any]) -> Callable[..., Any]:
+    def memory_chunk_gates(
+        k: Tensor, v: Tensor, q: Tensor, theta: Tensor, alpha: Tensor, eta: Tensor, W: Tensor, S: Tensor,
+        *, chunk_size: int, retrieve: str = "before", loss: str = "sum",
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        gates = [g.repeat_interleave(chunk_size, dim=1) for g in (theta, alpha, eta)]  # [B, N] -> [B, N·C]
+        y, W_T, S_T, _ = adapter(k, v, q, *gates, W, S, W, start=0, chunk_size=chunk_size, retrieve=retrieve, loss=loss)
+        return y, W_T, S_T
+
+    memory_chunk_gates.__doc__ = f"""Eq. 16 with per-chunk gates ``[B, N]`` (spec ``memory_chunk_gates``) through
+    :func:`{adapter.__name__}`: each chunk's gates repeated over its tokens, so the library's per-chunk pooling of α
+    and η (a mean of equal values) and its per-token θ receive exactly the drawn per-chunk values. ``-> (y, W, S)``."""
+    return memory_chunk_gates
+
+
+memory_chunk_gates_closest = _chunk_gates(memory_linear_closest)
+memory_chunk_gates_default = _chunk_gates(memory_linear_default)
+
+
 # -- the audit (conformance audit-peers) ---------------------------------------------------------------------------
 def _missing() -> str | None:
     import importlib.util
@@ -403,7 +422,10 @@ def _audit_entries() -> tuple[Any, ...]:
             for retrieve, loss in opts if config == "closest" else [("before", "sum")]:
                 ref = f"{here}:{spec}_{config}[retrieve='{retrieve}',loss='{loss}']"
                 entries += [PeerEntry(spec, ref, names[config], dict(d), c) for d, c in domains]
-        for spec in ("plain_gradient_descent", "forgetting_only", "one_chunk_step"):
+        for retrieve, loss in [("before", "sum"), ("after", "mean")] if config == "closest" else [("before", "sum")]:
+            ref = f"{here}:memory_chunk_gates_{config}[retrieve='{retrieve}',loss='{loss}']"
+            entries.append(PeerEntry("memory_chunk_gates", ref, names[config]))
+        for spec in ("plain_gradient_descent", "forgetting_only", "one_chunk_step", "descent_step"):
             entries.append(PeerEntry(spec, f"{here}:memory_linear_{config}", names[config]))
     return tuple(entries)
 
