@@ -176,6 +176,30 @@ def memory_linear_chunk_gates(k, v, q, theta, alpha, eta, W, S, C, retrieve="bef
     return y, np.stack(w_t), np.stack(s_t)
 
 
+def neural_memory(x, Wk, Wv, Wq, Wo, M0, theta, alpha, eta, H, C, retrieve="before", loss="sum", precision=None, **_):
+    """The module: Eq. 11 and 15's projections per head (torch's Linear convention, ``x Wᵀ``), each head's linear
+    memory from M_0 with S_0 = 0 (Eq. 13–16, gates shared by the heads), the heads concatenated and mixed by Wo."""
+    ar = _Arithmetic(precision)
+    batch, length, _ = x.shape
+    width = Wk.shape[0] // H
+
+    def project(w: np.ndarray) -> np.ndarray:
+        return np.stack([np.stack([ar.vecmat(x[b, t], w.T) for t in range(length)]) for b in range(batch)])
+
+    k, v, q = project(Wk), project(Wv), project(Wq)
+    heads = []
+    for h in range(H):
+        cols = slice(h * width, (h + 1) * width)
+        m0 = np.broadcast_to(M0[h], (batch, *M0[h].shape)).copy()
+        y_h, _, _, _ = memory_sequence(
+            k[..., cols], v[..., cols], q[..., cols], theta, alpha, eta, [m0], [np.zeros_like(m0)], [m0],
+            start=0, chunk_size=int(C), retrieve=retrieve, loss=loss, precision=precision,
+        )
+        heads.append(y_h)
+    joined = np.concatenate(heads, -1)  # [B, T, H·E]
+    return np.stack([np.stack([ar.vecmat(joined[b, t], Wo.T) for t in range(length)]) for b in range(batch)])
+
+
 # -- special cases, each in its own closed form ---------------------------------------------------
 def plain_gradient_descent(k, v, q, theta, W, precision=None, **_):
     """Eq. 8 (α = η = 0, chunk size 1): M_t = M_{t−1} − θ_t ∇ℓ(M_{t−1}; x_t), y_t = M_t(q_t) (retrieve after).

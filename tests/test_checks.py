@@ -94,6 +94,15 @@ EXAMPLES |= {
     "memory_chunk_gates": [
         Example({"B": 2, "N": 2, "C": 3, "Dk": 2, "Dv": 2}, {"retrieve": "before", "loss": "sum"}, {**_STATE, **_GATES}, {}, 79)
     ],
+    "neural_memory": [
+        Example(
+            {"B": 2, "T": 4, "H": 2, "E": 2, "C": 2},
+            {"gates": "input", "return_state": False, "retrieve": "before", "loss": "sum"},
+            {**dict.fromkeys(("x", "Wk", "Wv", "Wq", "Wo", "M0"), 0.8), **_GATES},
+            {},
+            83,
+        )
+    ],
     "descent_step": [
         Example(
             {"B": 2, "T": 1, "Dk": 3, "Dv": 2},

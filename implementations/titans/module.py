@@ -171,8 +171,10 @@ class NeuralMemory(nn.Module):
         alpha: Tensor | None = None,
         eta: Tensor | None = None,
         state: NeuralMemoryState | None = None,
-    ) -> tuple[Tensor, NeuralMemoryState]:
-        """Read and update the memory over ``x [B, T, dim]``: ``-> (y [B, T, dim], state)`` (Eq. 11–16)."""
+        return_state: bool = True,
+    ) -> tuple[Tensor, NeuralMemoryState] | Tensor:
+        """Read and update the memory over ``x [B, T, dim]``: ``-> (y [B, T, dim], state)`` (Eq. 11–16), or ``y``
+        alone with ``return_state=False``."""
         self._check_x(x)
         batch = x.shape[0]
         if state is None:
@@ -184,6 +186,8 @@ class NeuralMemory(nn.Module):
             k, v, q, *gates, state.weights, state.momentum, state.anchor,
             start=state.start, chunk_size=self.chunk_size, retrieve=self.retrieve_mode, loss=self.loss, method=self.method,
         )
+        if not return_state:
+            return self._unfold(y, batch)
         return self._unfold(y, batch), NeuralMemoryState(weights, momentum, anchor, state.start + x.shape[1])
 
     def retrieve(self, x: Tensor, state: NeuralMemoryState | None = None) -> Tensor:

@@ -960,3 +960,95 @@ def chunk_gates_recomputed_backward(k, v, q, theta, alpha, eta, W, S, *, chunk_s
 
     fn = partial(memory_linear_chunk_gates, chunk_size=chunk_size, retrieve=retrieve, loss=loss)
     return _recomputed(fn, k, v, q, theta, alpha, eta, W, S)
+
+
+# -- NeuralMemory (the module; spec neural_memory): subclasses, each changing one method ---------------------
+from implementations.titans import NeuralMemory, NeuralMemoryState  # noqa: E402
+
+
+class ModuleSharedMemory(NeuralMemory):
+    """Every head starts from head 0's M_0 (a memory tied across heads). Caught by: ``oracle``."""
+
+    def initial_state(self, batch: int) -> NeuralMemoryState:
+        state = super().initial_state(batch)
+        tied = tuple(w.reshape(batch, self.heads, *w.shape[1:])[:, :1].expand(batch, self.heads, *w.shape[1:])
+                     .reshape(w.shape) for w in state.weights)  # [B·H, d, d] -> [B, H, d, d]: head 0 everywhere
+        return NeuralMemoryState(tied, state.momentum, tied, state.start)
+
+
+class ModuleNoHeadMixing(NeuralMemory):
+    """The heads' retrievals concatenated without W_O (combine_heads forgotten). Caught by: ``oracle``."""
+
+    def _unfold(self, y: Tensor, batch: int) -> Tensor:
+        steps, d = y.shape[1], self.dim_head
+        # [B·H, T, d] -> [B, H, T, d] -> [B, T, H, d] -> [B, T, H·d]
+        return y.reshape(batch, self.heads, steps, d).transpose(1, 2).reshape(batch, steps, self.heads * d)
+
+
+class ModuleKeysAsValues(NeuralMemory):
+    """Values projected with W_K: one projection reused for both (Eq. 11's W_V dropped). Caught by: ``oracle``."""
+
+    def forward(self, x, theta=None, alpha=None, eta=None, state=None, return_state=True):
+        batch = x.shape[0]
+        state = self.initial_state(batch) if state is None else state
+        k, q = self._fold(self.to_k(x)), self._fold(self.to_q(x))  # [B·H, T, d]
+        gates = [self._gate(name, given, x) for name, given in (("theta", theta), ("alpha", alpha), ("eta", eta))]
+        y, *_ = memory_sequence(k, k, q, *gates, state.weights, state.momentum, state.anchor, start=state.start,
+                                chunk_size=self.chunk_size, retrieve=self.retrieve_mode, loss=self.loss)
+        return self._unfold(y, batch)
+
+
+class ModuleFutureGates(NeuralMemory):
+    """Token t steps with token t+1's gates: the future leaks into earlier outputs. Caught by: ``invariant:causality``
+    (and the oracle)."""
+
+    def forward(self, x, theta=None, alpha=None, eta=None, state=None, return_state=True):
+        shifted = [torch.cat((g[:, 1:], g[:, -1:]), 1) for g in (theta, alpha, eta)]
+        return super().forward(x, *shifted, state=state, return_state=return_state)
+
+
+class ModuleAlternatingMethod(NeuralMemory):
+    """Alternate calls take the factored and the per-token evaluation: rounding apart. Caught by: ``determinism``."""
+
+    def forward(self, x, theta=None, alpha=None, eta=None, state=None, return_state=True):
+        self.method = "factored" if _odd_call() else "per_token"
+        return super().forward(x, theta, alpha, eta, state=state, return_state=return_state)
+
+
+class ModuleRecomputedBackward(NeuralMemory):
+    """The depth-1 module's computation behind a once-differentiable custom backward: right first derivatives,
+    no second. Caught by: ``gradgradcheck``."""
+
+    def forward(self, x, theta=None, alpha=None, eta=None, state=None, return_state=True):
+        d = self.dim_head
+
+        def fn(x_, th, al, et, Wk, Wv, Wq, Wo, M0):
+            batch = x_.shape[0]
+            k, v, q = (self._fold(x_ @ w.T) for w in (Wk, Wv, Wq))  # [B·H, T, d]
+            gates = [self._gate(n, g, x_) for n, g in (("theta", th), ("alpha", al), ("eta", et))]
+            m0 = M0.unsqueeze(0).expand(batch, *M0.shape).reshape(batch * self.heads, d, d)  # [H, d, d] -> [B·H, d, d]
+            y, *_ = memory_sequence(k, v, q, *gates, (m0,), (torch.zeros_like(m0),), (m0,), start=0,
+                                    chunk_size=self.chunk_size, retrieve=self.retrieve_mode, loss=self.loss)
+            steps = y.shape[1]
+            # [B·H, T, d] -> [B, H, T, d] -> [B, T, H, d] -> [B, T, H·d]
+            return y.reshape(batch, self.heads, steps, d).transpose(1, 2).reshape(batch, steps, self.heads * d) @ Wo.T
+
+        weights = (self.to_k.weight, self.to_v.weight, self.to_q.weight, self.to_out.weight, self.initial[0])
+        return _recomputed(fn, x, theta, alpha, eta, *weights)
+
+
+class ModuleHeadsNotUnfolded(NeuralMemory):
+    """Returns the heads still folded into the batch, ``[B·H, T, d]`` instead of ``[B, T, H·d]``. Caught by:
+    ``output_contract``."""
+
+    def _unfold(self, y: Tensor, batch: int) -> Tensor:
+        return y
+
+
+class ModuleDetachedGates(NeuralMemory):
+    """The gates detached (treated as constants): the outer loss cannot train what produces them. Caught by:
+    ``gradcheck``."""
+
+    def forward(self, x, theta=None, alpha=None, eta=None, state=None, return_state=True):
+        gates = [g.detach() for g in (theta, alpha, eta)]
+        return super().forward(x, *gates, state=state, return_state=return_state)
