@@ -180,6 +180,11 @@ def render_markdown(audit: PeerAudit, done: Sequence[tuple[PeerEntry, list[Resul
     by_spec: dict[str, list[tuple[PeerEntry, list[Result]]]] = {}
     for entry, results in done:
         by_spec.setdefault(entry.spec, []).append((entry, results))
+    lines += ["", "## Summary", "", "Read off the rows below: where every check passed at every dtype on the CPU.", ""]
+    for spec_id, items in by_spec.items():
+        good = [e for e, rs in items if all(verdict(_cpu(rs, d)).startswith("conforms") for d in DTYPE_ORDER if _cpu(rs, d))]
+        where = "; ".join(f"{e.configuration} `{e.ref.rsplit(':', 1)[-1]}` on {e.variant or 'the spec’s domain'}" for e in good)
+        lines.append(f"- `{spec_id}`: conforms in {len(good)} of {len(items)} cells" + (f" — {where}" if where else ""))
     for spec_id, items in by_spec.items():
         first = next((r for _, rs in items for r in rs), None)
         title = f"{first.title} (Eq. {first.equation})" if first else spec_id
@@ -188,11 +193,15 @@ def render_markdown(audit: PeerAudit, done: Sequence[tuple[PeerEntry, list[Resul
         for entry, results in items:
             cells = []
             for dtype in DTYPE_ORDER:
-                rows = [r for r in results if r.dtype == dtype and r.device == "cpu"]
+                rows = _cpu(results, dtype)
                 cells.append(verdict(rows).replace("|", "\\|") if rows else "not run")
             ref = entry.ref.rsplit(":", 1)[-1]
             lines.append(f"| {entry.configuration} | `{ref}` | {entry.variant or 'the spec’s'} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _cpu(rows: Sequence[Result], dtype: str) -> list[Result]:
+    return [r for r in rows if r.dtype == dtype and r.device == "cpu"]
 
 
 def _slug(library: str) -> str:
