@@ -176,9 +176,12 @@ def memory_linear_chunk_gates(k, v, q, theta, alpha, eta, W, S, C, retrieve="bef
     return y, np.stack(w_t), np.stack(s_t)
 
 
-def neural_memory(x, Wk, Wv, Wq, Wo, M0, theta, alpha, eta, H, C, retrieve="before", loss="sum", precision=None, **_):
-    """The module: Eq. 11 and 15's projections per head (torch's Linear convention, ``x Wᵀ``), each head's linear
-    memory from M_0 with S_0 = 0 (Eq. 13–16, gates shared by the heads), the heads concatenated and mixed by Wo."""
+def neural_memory(
+    x, Wk, Wv, Wq, Wo, M0, theta, alpha, eta, H, C, qk_norm=False, retrieve="before", loss="sum", precision=None, **_
+):
+    """The module: Eq. 11 and 15's projections per head (torch's Linear convention, ``x Wᵀ``; with ``qk_norm`` each
+    head's keys and queries divided by their 2-norm, §4.4), each head's linear memory from M_0 with S_0 = 0
+    (Eq. 13–16, gates shared by the heads), the heads concatenated and mixed by Wo."""
     ar = _Arithmetic(precision)
     batch, length, _ = x.shape
     width = Wk.shape[0] // H
@@ -190,9 +193,12 @@ def neural_memory(x, Wk, Wv, Wq, Wo, M0, theta, alpha, eta, H, C, retrieve="befo
     heads = []
     for h in range(H):
         cols = slice(h * width, (h + 1) * width)
+        k_h, q_h = k[..., cols], q[..., cols]
+        if qk_norm:
+            k_h, q_h = (ar.r(a / np.maximum(ar.r(np.sqrt(ar.r(np.sum(a * a, -1, keepdims=True)))), 1e-12)) for a in (k_h, q_h))
         m0 = np.broadcast_to(M0[h], (batch, *M0[h].shape)).copy()
         y_h, _, _, _ = memory_sequence(
-            k[..., cols], v[..., cols], q[..., cols], theta, alpha, eta, [m0], [np.zeros_like(m0)], [m0],
+            k_h, v[..., cols], q_h, theta, alpha, eta, [m0], [np.zeros_like(m0)], [m0],
             start=0, chunk_size=int(C), retrieve=retrieve, loss=loss, precision=precision,
         )
         heads.append(y_h)

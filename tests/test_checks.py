@@ -97,7 +97,7 @@ EXAMPLES |= {
     "neural_memory": [
         Example(
             {"B": 2, "T": 4, "H": 2, "E": 2, "C": 2},
-            {"gates": "input", "return_state": False, "retrieve": "before", "loss": "sum"},
+            {"gates": "input", "return_state": False, "qk_norm": True, "retrieve": "before", "loss": "sum"},
             {**dict.fromkeys(("x", "Wk", "Wv", "Wq", "Wo", "M0"), 0.8), **_GATES},
             {},
             83,

@@ -13,14 +13,17 @@ Gates (one per token, batch row and head): passed to ``forward`` as ``[B, T]`` (
 
 The returned state carries ``W``, ``S``, ``A`` and the absolute position of the next token, so calling on a
 prefix and then on the rest with that state equals one call. The state keeps its autograd graph (detach it to
-truncate backpropagation between calls). What the paper puts around the memory (§4.4: SiLU, ℓ2-normalised q and
-k, a depthwise convolution) is left to the caller.
+truncate backpropagation between calls). Keys and queries are ℓ2-normalised per head by default (``qk_norm``, the
+paper's §4.4), which keeps the inner step stable: with ``‖k‖ = 1`` the linear memory's step scales the error by
+``1 − 2θ``, so any θ < 1 lowers the loss, where raw keys of width d make it ``1 − 2θ‖k‖²`` and θ = 0.1 diverges at
+d ≈ 96. The rest of §4.4 (SiLU, a depthwise convolution) is left to the caller.
 """
 
 import math
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from implementations.titans.chunked import METHODS, RETRIEVES, memory_sequence
@@ -52,6 +55,7 @@ class NeuralMemory(nn.Module):
         loss: ``"sum"`` (Eq. 12) or ``"mean"`` (over ``Dv``).
         gates: ``"learned"`` (projections of ``x``, used where a gate is not passed) or ``"input"`` (all passed).
         max_lr: the largest inner learning rate θ of learned gates.
+        qk_norm: ℓ2-normalise each head's keys and queries (§4.4; ``F.normalize``, eps 1e-12).
         method: the chunked evaluation (``chunked.memory_sequence``): ``"factored"`` (any depth), ``"per_token"``
             (the literal per-token weights, slow) or ``"chunk_scan"`` (depth 1: all chunks at once by a scan over
             chunks; fewer, larger steps — for accelerators).
@@ -74,6 +78,7 @@ class NeuralMemory(nn.Module):
         loss: str = "sum",
         gates: str = "learned",
         max_lr: float = 0.1,
+        qk_norm: bool = True,
         method: str = "factored",
     ) -> None:
         super().__init__()
@@ -101,6 +106,7 @@ class NeuralMemory(nn.Module):
             raise ValueError(f"max_lr must be > 0, got {max_lr!r}")
         self.dim, self.heads, self.dim_head, self.depth = dim, heads, dim_head, depth
         self.chunk_size, self.retrieve_mode, self.loss, self.gates, self.max_lr = chunk_size, retrieve, loss, gates, max_lr
+        self.qk_norm = bool(qk_norm)
         self.method = method
         inner = heads * dim_head
         self.to_k = nn.Linear(dim, inner, bias=False)  # W_K of every head (Eq. 11)
@@ -127,6 +133,14 @@ class NeuralMemory(nn.Module):
         # [B*heads, T, d] -> [B, heads, T, d] -> [B, T, heads, d] -> [B, T, heads*d]
         d = self.dim_head
         return self.to_out(y.reshape(batch, self.heads, steps, d).transpose(1, 2).reshape(batch, steps, self.heads * d))
+
+    def _keys(self, x: Tensor) -> Tensor:
+        k = self._fold(self.to_k(x))  # [B*heads, T, d]
+        return F.normalize(k, dim=-1) if self.qk_norm else k
+
+    def _queries(self, x: Tensor) -> Tensor:
+        q = self._fold(self.to_q(x))  # [B*heads, T, d]
+        return F.normalize(q, dim=-1) if self.qk_norm else q
 
     def _check_x(self, x: Tensor) -> None:
         if x.dim() != 3 or x.shape[-1] != self.dim:
@@ -180,7 +194,7 @@ class NeuralMemory(nn.Module):
         if state is None:
             state = self.initial_state(batch)
         self._check_state(state, batch)
-        k, v, q = self._fold(self.to_k(x)), self._fold(self.to_v(x)), self._fold(self.to_q(x))  # [B*heads, T, d]
+        k, v, q = self._keys(x), self._fold(self.to_v(x)), self._queries(x)  # [B*heads, T, d]
         gates = [self._gate(name, given, x) for name, given in (("theta", theta), ("alpha", alpha), ("eta", eta))]
         y, weights, momentum, anchor = memory_sequence(
             k, v, q, *gates, state.weights, state.momentum, state.anchor,
@@ -197,4 +211,4 @@ class NeuralMemory(nn.Module):
         if state is None:
             state = self.initial_state(batch)
         self._check_state(state, batch)
-        return self._unfold(memory_forward(self._fold(self.to_q(x)), state.weights), batch)
+        return self._unfold(memory_forward(self._queries(x), state.weights), batch)

@@ -344,8 +344,9 @@ def test_module_gates_given_and_broadcast_over_heads():
         memory(x, theta=th[:, :3], alpha=al, eta=et)
 
 
-def test_module_matches_memory_sequence_per_head():
-    memory = _module(gates="input")
+@pytest.mark.parametrize("qk_norm", [False, True])
+def test_module_matches_memory_sequence_per_head(qk_norm):
+    memory = _module(gates="input", qk_norm=qk_norm)
     memory.to_out = torch.nn.Identity()
     x = torch.randn(1, 6, 8, dtype=F64)
     th, al, et = 0.1 * torch.rand(1, 2, 6, dtype=F64), torch.rand(1, 2, 6, dtype=F64), torch.rand(1, 2, 6, dtype=F64)
@@ -354,6 +355,8 @@ def test_module_matches_memory_sequence_per_head():
         cols = slice(4 * h, 4 * h + 4)
         k, v = keys_values(x, memory.to_k.weight[cols].T, memory.to_v.weight[cols].T)
         q = x @ memory.to_q.weight[cols].T
+        if qk_norm:  # §4.4: each head's keys and queries divided by their 2-norm
+            k, q = k / k.norm(dim=-1, keepdim=True), q / q.norm(dim=-1, keepdim=True)
         W = tuple(w[h : h + 1] for w in memory.initial)
         want = loop(k, v, q, th[:, h], al[:, h], et[:, h], W, tuple(torch.zeros_like(w) for w in W), W,
                     start=0, chunk_size=4, retrieve="before", loss="sum")
