@@ -24,6 +24,12 @@ GELU, no biases, per-head initial weights. Not matched (extra work the library d
 ``heads > 1``, the library's learned sigmoid gate on each head's output (``retrieve_gate``); both have the
 bias-free head-combining Linear.
 
+Inputs: ``x`` rows of unit norm (normalised ``torch.randn``), the same for every configuration: with raw
+``torch.randn`` rows (``|k|² ≈ 32``) our inner steps (θ ≈ 0.05, the sum loss, 64 gradients at one anchor)
+diverge to inf/NaN within 8 chunks, and a benchmark of NaN arithmetic measures nothing. With unit rows and the
+gates' initial α ≈ 0.5 the memory forgets within a chunk (0.5^64 ≈ 5e-20), so ours spends most of its CPU time
+on subnormal floats (README "Titans memory speed"); ``extra_info["finite"]`` records that ``y`` stayed finite.
+
 A benchmark, not a timed test: it reports, it never asserts a speed. Each point's ``extra_info`` holds
 ``tokens_per_s`` (``batch · T`` / median round time), the median, ``torch.get_num_threads()`` and, on CUDA,
 ``peak_mem_mib`` (``torch.cuda.max_memory_allocated`` over the warm-up and measured rounds). CUDA points time with
@@ -31,7 +37,7 @@ A benchmark, not a timed test: it reports, it never asserts a speed. Each point'
 skipped when it is not importable (``pip install -e .[peers]``).
 
 Rounds: ``benchmark.pedantic(rounds=ROUNDS[T], iterations=1, warmup_rounds=1)``. A round of ``tp_closest`` at
-16k takes more than a minute on a two-core machine (:data:`SLOW`: 106 s measured there), so that point is
+16k takes more than a minute on a two-core machine (:data:`SLOW`: 106 s and 143 s measured there), so that point is
 skipped unless ``TITANS_BENCH_SLOW=1``. On a shared two-core machine use one intra-op thread: with two, an
 elementwise op waits for whichever of its threads another process has descheduled, and rounds of ours at 1k
 ranged 2-34 s (one thread: 0.6-2.1 s). Run it alone::
@@ -39,7 +45,7 @@ ranged 2-34 s (one thread: 0.6-2.1 s). Run it alone::
     OMP_NUM_THREADS=1 pytest benchmarks/test_titans_speed.py --benchmark-only -p no:randomly -s \\
         --benchmark-columns=median,rounds --benchmark-sort=name
 
-(about 6 minutes on two cores), with ``TITANS_BENCH_SLOW=1`` in front for ``tp_closest`` at 16k too (about 4
+(about 6 minutes on two cores), with ``TITANS_BENCH_SLOW=1`` in front for ``tp_closest`` at 16k too (about 4-5
 minutes more).
 """
 
@@ -66,7 +72,7 @@ CONFIGS = ("ours", "tp_default", "tp_closest")
 ROUNDS = {1024: 5, 4096: 3, 16384: 1}  # measured rounds, after one warm-up round
 SLOW_ENV = "TITANS_BENCH_SLOW"
 # (config, T) of the CPU points above about 60 s a round on the two-core machine (one thread), measured once at 16k:
-# ours 21 s, tp_default 48 s, tp_closest 106 s (module docstring).
+# ours 18-21 s, tp_default 43-50 s, tp_closest 94-143 s (module docstring).
 SLOW: frozenset[tuple[str, int]] = frozenset({("tp_closest", 16384)})
 
 
