@@ -10,7 +10,7 @@ listed in ``extra_info`` (the planted-defect meta tests own that claim).
 
 Run it alone (it runs every spec twice)::
 
-    pytest benchmarks -p no:randomly --benchmark-columns=min,rounds --benchmark-sort=name
+    pytest benchmarks/test_failing_run.py -p no:randomly --benchmark-columns=min,rounds --benchmark-sort=name
 
 Each spec's ``extra_info`` holds ``correct_s``, ``planted_s``, ``ratio`` and the slowest planted rows.
 """

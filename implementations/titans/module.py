@@ -120,6 +120,11 @@ class NeuralMemory(nn.Module):
             self.to_theta = nn.Linear(dim, heads)
             self.to_alpha = nn.Linear(dim, heads)
             self.to_eta = nn.Linear(dim, heads)
+            # Initial gates: little forgetting (σ(−4) ≈ 0.018) and strong momentum (σ(2) ≈ 0.88). At σ(0) = 0.5 the
+            # memory would forget within a chunk (0.5^64 ≈ 5e-20), its state passing through subnormal floats (slow
+            # arithmetic) to exact zeros: nothing remembered.
+            nn.init.constant_(self.to_alpha.bias, -4.0)
+            nn.init.constant_(self.to_eta.bias, 2.0)
         self.to_out: nn.Module = nn.Linear(inner, dim, bias=False) if heads > 1 else nn.Identity()
 
     def _fold(self, t: Tensor) -> Tensor:
