@@ -120,10 +120,11 @@ class NeuralMemory(nn.Module):
             self.to_theta = nn.Linear(dim, heads)
             self.to_alpha = nn.Linear(dim, heads)
             self.to_eta = nn.Linear(dim, heads)
-            # Initial gates: little forgetting (σ(−4) ≈ 0.018) and strong momentum (σ(2) ≈ 0.88). At σ(0) = 0.5 the
-            # memory would forget within a chunk (0.5^64 ≈ 5e-20), its state passing through subnormal floats (slow
-            # arithmetic) to exact zeros: nothing remembered.
-            nn.init.constant_(self.to_alpha.bias, -4.0)
+            # Initial gates: slow forgetting (σ(−8) ≈ 3.4e-4 a token: a memory of some 3k tokens) and strong momentum
+            # (σ(2) ≈ 0.88). At σ(0) = 0.5 the memory would forget within a chunk (0.5^64 ≈ 5e-20), and at σ(−4) within
+            # 4k tokens (the MLP memory then sits at its zero saddle, where its gradients vanish too), its state passing
+            # through subnormal floats (slow arithmetic) to exact zeros: nothing remembered.
+            nn.init.constant_(self.to_alpha.bias, -8.0)
             nn.init.constant_(self.to_eta.bias, 2.0)
         self.to_out: nn.Module = nn.Linear(inner, dim, bias=False) if heads > 1 else nn.Identity()
 
