@@ -61,8 +61,8 @@ def test_shipped_specs_load() -> None:
         assert Path(spec.file).name in {f.name for f in SHIPPED_SPEC_FILES}
         if spec.oracle is None:  # a spec of pattern checks only
             assert spec.patterns and spec.interface is None and not spec.inputs
-        else:  # one expression per output (oracle.expr is the single output's)
-            assert spec.oracle.exprs and spec.invariants and spec.oracle.line > 0
+        else:  # one expression per output (oracle.expr is the single output's), or a reference function only
+            assert (spec.oracle.exprs or spec.oracle.reference) and spec.invariants and spec.oracle.line > 0
             assert all(inv.line > 0 for inv in spec.invariants)
         assert all(p.line > 0 for p in spec.patterns)
         for impl in spec.implementations:

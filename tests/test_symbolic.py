@@ -37,7 +37,7 @@ def test_every_shipped_fact_proves(spec_id: str, fact) -> None:
 
 
 def test_shipped_specs_declare_facts() -> None:
-    assert {s for s, _ in SHIPPED_FACTS} == {"attention", "rmsnorm", "surprise"}
+    assert {s for s, _ in SHIPPED_FACTS} == {"attention", "rmsnorm", "surprise", "momentum_step"}
 
 
 # -- true facts prove, false ones are refuted ---------------------------------------------------------

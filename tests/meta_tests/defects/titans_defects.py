@@ -1052,3 +1052,13 @@ class ModuleDetachedGates(NeuralMemory):
     def forward(self, x, theta=None, alpha=None, eta=None, state=None, return_state=True):
         gates = [g.detach() for g in (theta, alpha, eta)]
         return super().forward(x, *gates, state=state, return_state=return_state)
+
+
+def memory_first_row_for_all(k, v, q, theta, alpha, eta, W, S, A, *, start=0, chunk_size=1, retrieve="before", loss="sum"):
+    """Every batch row starts from batch row 0's memory, momentum and anchor (a state broadcast from one row,
+    as from a shared ``M_0`` parameter, applied to a batch of carried states).
+
+    Caught by: ``invariant:batch_independence`` (and the oracle).
+    """
+    first = [x[:1].expand_as(x) for x in (W, S, A)]
+    return memory_linear(k, v, q, theta, alpha, eta, *first, start=start, chunk_size=chunk_size, retrieve=retrieve, loss=loss)
