@@ -50,14 +50,18 @@ class _Arithmetic:
     def outer(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return self.r(np.multiply.outer(a, b))
 
+    def cdf(self, h: np.ndarray) -> np.ndarray:
+        """Φ(h) = ½ erfc(−h/√2), each elementary step rounded (the scaling, erfc, the halving)."""
+        return self.r(0.5 * self.r(_erfc(self.r(-h / math.sqrt(2.0)))))
+
     def gelu(self, h: np.ndarray) -> np.ndarray:
-        """GELU(h) = h Φ(h), Φ(h) = ½ erfc(−h/√2) (exact GELU)."""
-        return self.mul(h, self.r(0.5 * _erfc(-h / math.sqrt(2.0))))
+        """GELU(h) = h Φ(h) (exact GELU)."""
+        return self.mul(h, self.cdf(h))
 
     def gelu_grad(self, h: np.ndarray) -> np.ndarray:
-        """GELU'(h) = Φ(h) + h φ(h)."""
-        phi = self.r(np.exp(-0.5 * h * h) / math.sqrt(2.0 * math.pi))
-        return self.add(self.r(0.5 * _erfc(-h / math.sqrt(2.0))), self.mul(h, phi))
+        """GELU'(h) = Φ(h) + h φ(h), φ(h) = exp(−h²/2)/√(2π), each elementary step rounded."""
+        phi = self.r(self.r(np.exp(self.r(-0.5 * self.mul(h, h)))) / math.sqrt(2.0 * math.pi))
+        return self.add(self.cdf(h), self.mul(h, phi))
 
 
 # -- the memory and its loss (Eq. 12) -------------------------------------------------------------
