@@ -198,8 +198,8 @@ def neural_memory(
     for h in range(H):
         cols = slice(h * width, (h + 1) * width)
         k_h, q_h = k[..., cols], q[..., cols]
-        if qk_norm:
-            k_h, q_h = (ar.r(a / np.maximum(ar.r(np.sqrt(ar.r(np.sum(a * a, -1, keepdims=True)))), 1e-12)) for a in (k_h, q_h))
+        if qk_norm:  # the 2-norm as one rounded operation (a fused norm kernel: its squares cannot underflow)
+            k_h, q_h = (ar.r(a / np.maximum(ar.r(np.sqrt(np.sum(a * a, -1, keepdims=True))), 1e-12)) for a in (k_h, q_h))
         m0 = np.broadcast_to(M0[h], (batch, *M0[h].shape)).copy()
         y_h, _, _, _ = memory_sequence(
             k_h, v[..., cols], q_h, theta, alpha, eta, [m0], [np.zeros_like(m0)], [m0],
