@@ -13,6 +13,10 @@
   implementations through the specs (:mod:`conformance.peers`; default: every known audit) and write
   ``<library>.json`` and ``<library>.md`` per library into ``--report-dir`` (default ``reports/peers``); a library
   that is not installed is skipped with the reason. Exit 0: deviations are findings, not failures.
+- ``conformance report diff BASE.json HEAD.json [--drift F] [--fail-on-drift] [--format md|json]`` — regressions,
+  fixes, new and removed rows and error drift between two reports (:mod:`conformance.report.compare`); exit 1 on
+  regressions (and on drift with ``--fail-on-drift``). ``conformance report merge A.json B.json ... -o OUT.json`` —
+  one report from shards, refusing other schema versions and conflicting rows.
 - ``conformance validate [PATH...] [--resolve]`` — load and check spec files (default: the shipped
   specs) and print one line per equation; exit 1 with the spec error otherwise. It imports neither torch
   nor any implementation; ``--resolve`` also imports every implementation the specs name.
@@ -32,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args, list(sys.argv[1:] if argv is None else argv))
     if args.command == "new-spec":
         return _new_spec(args)
+    if args.command == "report":
+        return _report(args)
     if args.command == "audit-peers":
         return _audit_peers(args, list(sys.argv[1:] if argv is None else argv))
     if args.command == "list":
@@ -109,6 +115,17 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where the last conformance.json is (default: reports/latest)",
     )
+    report = sub.add_parser("report", help="compare or merge conformance.json reports")
+    rsub = report.add_subparsers(dest="report_command", required=True)
+    rdiff = rsub.add_parser("diff", help="regressions, fixes, new/removed rows and error drift from BASE to HEAD")
+    rdiff.add_argument("base")
+    rdiff.add_argument("head")
+    rdiff.add_argument("--drift", type=float, default=4.0, help="error growth factor counted as drift (default 4)")
+    rdiff.add_argument("--fail-on-drift", action="store_true", help="exit 1 on error drift too")
+    rdiff.add_argument("--format", choices=("md", "json"), default="md")
+    rmerge = rsub.add_parser("merge", help="one report from several (shards, CPU and CUDA runs)")
+    rmerge.add_argument("reports", nargs="+")
+    rmerge.add_argument("-o", "--output", required=True, metavar="OUT.json")
     peers = sub.add_parser("audit-peers", help="run other libraries' implementations through the specs; per-library reports")
     peers.add_argument("--audit", action="append", default=[], metavar="REF", help="a PeerAudit ref (default: every known audit)")
     peers.add_argument("--report-dir", default="reports/peers", metavar="DIR", help="where the reports go")
@@ -120,6 +137,31 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--resolve", action="store_true", help="also import every implementation the specs name")
     validate.add_argument("--only", action="store_true", help=argparse.SUPPRESS)  # the former flag: now the default
     return parser
+
+
+def _report(args: argparse.Namespace) -> int:
+    import json
+
+    from conformance.report import ReportError, compare, read_report, render_markdown
+
+    try:
+        if args.report_command == "diff":
+            (base_header, base), (head_header, head) = read_report(Path(args.base)), read_report(Path(args.head))
+            d = compare.diff(base, head, drift=args.drift)
+            randomized = not all(h.get("hypothesis", {}).get("derandomize", False) for h in (base_header, head_header))
+            if args.format == "json":
+                sys.stdout.write(json.dumps(d.to_json(), indent=1) + "\n")
+            else:
+                sys.stdout.write(compare.render_diff(d, args.base, args.head, randomized=randomized))
+            return d.exit_status(args.fail_on_drift)
+        document, _ = compare.merge([Path(p) for p in args.reports])
+    except (ReportError, ValueError) as exc:
+        print(f"conformance report: {exc}", file=sys.stderr)
+        return 2
+    out = compare.write_json(document, Path(args.output))
+    out.with_suffix(".md").write_text(render_markdown(document), encoding="utf-8")
+    print(f"written: {out} ({document['summary']['rows']} rows from {len(args.reports)} reports)")
+    return 0
 
 
 def _audit_peers(args: argparse.Namespace, argv: list[str]) -> int:
