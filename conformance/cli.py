@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
         "--report-dir",
         default="reports/latest",
         metavar="DIR",
-        help="where conformance.json and conformance.md are written (default: reports/latest)",
+        help="where conformance.json, conformance.md and junit.xml are written (default: reports/latest)",
     )
     run.add_argument(
         "--hypothesis-profile",

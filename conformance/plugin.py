@@ -129,7 +129,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--report-dir",
         default="reports/latest",
         metavar="DIR",
-        help="where conformance.json and conformance.md are written (default: reports/latest)",
+        help="where conformance.json, conformance.md and junit.xml are written (default: reports/latest)",
     )
 
 

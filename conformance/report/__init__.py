@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.report.environment import environment
+from conformance.report.junit import render_junit
 from conformance.report.markdown import render_markdown
 from conformance.report.rows import sort_rows
 from conformance.results import OUTCOMES, Result
@@ -51,7 +52,7 @@ def build_report(
 def write_reports(
     rows: list[Result] | list[dict[str, Any]], out_dir: Path, *, profile: str, argv: list[str], verdict_only: bool = False
 ) -> list[Path]:
-    """Write ``conformance.json`` and ``conformance.md`` under ``out_dir``; return their paths.
+    """Write ``conformance.json``, ``conformance.md`` and ``junit.xml`` under ``out_dir``; return their paths.
 
     Each file is replaced atomically, so an interrupted run never leaves a half-written report
     over the previous one. Under GitHub Actions the Markdown is also appended to the job summary.
@@ -61,11 +62,12 @@ def write_reports(
     markdown = render_markdown(report)
     json_path = _write_atomic(out_dir / "conformance.json", json.dumps(report, indent=1, allow_nan=False) + "\n")
     md_path = _write_atomic(out_dir / "conformance.md", markdown)
+    junit_path = _write_atomic(out_dir / "junit.xml", render_junit(report["results"]))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:
             handle.write(markdown if len(markdown.encode()) <= _STEP_SUMMARY_LIMIT else _truncated(markdown))
-    return [json_path, md_path]
+    return [json_path, md_path, junit_path]
 
 
 _STEP_SUMMARY_LIMIT = 1024 * 1024 - 1024  # GitHub's job summary takes at most 1 MiB
