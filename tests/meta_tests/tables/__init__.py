@@ -12,7 +12,7 @@ import pkgutil
 from functools import cache
 from pathlib import Path
 
-from conformance.defects import SpecTable
+from conformance.defects import Baseline, PlantedDefect, SpecTable, baselines_for
 
 DEFECTS_DIR = Path(__file__).resolve().parents[1] / "defects"
 
@@ -25,6 +25,19 @@ def defect(module: str, attr: str) -> str:
 def in_module(module: str):
     """A :func:`defect` with the file fixed: ``ref = in_module("rope_defects.py"); ref("CosSinSwapped")``."""
     return lambda attr: defect(module, attr)
+
+
+FINITE_DIFFERENCES = ("gradcheck", "gradgradcheck")
+
+
+def recurrence_baselines(correct: tuple[str, ...], defects: tuple[PlantedDefect, ...], examples: int) -> tuple[Baseline, ...]:
+    """Baselines for a spec whose finite-difference checks cost a call of the whole recurrence per input element
+    (the Titans sequence specs: float64 gradgradcheck of the shipped implementation ~0.25 s an example for
+    memory_linear, ~0.5-0.8 s for memory_mlp): the correct implementations run those cells at the rows'
+    ``examples`` (the defects are caught at the first example), every other cell at the default baseline count."""
+    fast = [r for r in defects if r.check not in FINITE_DIFFERENCES]
+    slow = [r for r in defects if r.check in FINITE_DIFFERENCES]
+    return baselines_for(correct, fast) + baselines_for(correct, slow, max_examples=examples)
 
 
 @cache

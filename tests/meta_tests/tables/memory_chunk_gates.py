@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from functools import partial
 
-from conformance.defects import PlantedDefect, SpecTable, baselines_for
-from tests.meta_tests.tables import in_module
+from conformance.defects import PlantedDefect, SpecTable
+from tests.meta_tests.tables import in_module, recurrence_baselines
 
 SPEC = "memory_chunk_gates"
 F64, F32 = "float64", "float32"
@@ -31,10 +31,5 @@ DEFECTS = (
     planted(ref("chunk_gates_recomputed_backward"), "gradgradcheck", F64, message_has=("gradgradcheck (slow mode)",)),
 )
 
-# finite differences of the whole recurrence are the slow cells: the correct implementations run them at the
-# rows' EXAMPLES (the defects are caught at their first example), every other cell at the default count
-SLOW = ("gradcheck", "gradgradcheck")
-BASELINES = baselines_for(CORRECT, [r for r in DEFECTS if r.check not in SLOW]) + baselines_for(
-    CORRECT, [r for r in DEFECTS if r.check in SLOW], max_examples=EXAMPLES
-)
+BASELINES = recurrence_baselines(CORRECT, DEFECTS, EXAMPLES)
 TABLE = SpecTable(SPEC, CORRECT, DEFECTS, baselines=BASELINES)

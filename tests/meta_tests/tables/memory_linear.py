@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from functools import partial
 
-from conformance.defects import PlantedDefect, SpecTable, baselines_for
-from tests.meta_tests.tables import in_module
+from conformance.defects import PlantedDefect, SpecTable
+from tests.meta_tests.tables import in_module, recurrence_baselines
 
 SPEC = "memory_linear"
 F64, F32 = "float64", "float32"
@@ -60,12 +60,5 @@ DEFECTS = (
     planted(ref("memory_anchor_ignored"), "invariant:streaming", F64, message_has=("split at s =",)),
 )
 
-# Finite differences of the whole recurrence are the slow cells (float64 gradgradcheck of the shipped
-# implementation: ~0.25 s an example for memory_linear, ~0.5-0.8 s for memory_mlp), so the correct
-# implementations run them at the rows' EXAMPLES (the defects are caught at the first example); every
-# other cell runs the default baseline count.
-SLOW = ("gradcheck", "gradgradcheck")
-BASELINES = baselines_for(CORRECT, [r for r in DEFECTS if r.check not in SLOW]) + baselines_for(
-    CORRECT, [r for r in DEFECTS if r.check in SLOW], max_examples=EXAMPLES
-)
+BASELINES = recurrence_baselines(CORRECT, DEFECTS, EXAMPLES)
 TABLE = SpecTable(SPEC, CORRECT, DEFECTS, baselines=BASELINES)
