@@ -87,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no shrinking: a failing check reports its first failing example (fast feedback, same verdicts)",
     )
+    run.add_argument(
+        "--baseline",
+        metavar="REPORT.json",
+        help="a report to compare with (e.g. reports/baseline/conformance.json): its regressions lead conformance.md",
+    )
     run.add_argument("-n", "--workers", type=int, default=1, metavar="N", help="run cases in N worker processes (default 1)")
     run.add_argument(
         "-k",
@@ -219,7 +224,11 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
 
     results = engine.run(plan, workers=args.workers, on_result=show, cases=cases)
     out = Path.cwd() / args.report_dir
-    written = write_reports(results, out, profile=profile, argv=["conformance", *argv], verdict_only=args.verdict_only)
+    baseline = Path(args.baseline) if args.baseline else None
+    specs = {c.spec.id: c.spec for c in cases}.values()
+    written = write_reports(
+        results, out, profile=profile, argv=["conformance", *argv], verdict_only=args.verdict_only, specs=specs, baseline=baseline
+    )
     counts = {o: sum(1 for r in results if r.outcome == o) for o in ("passed", "failed", "error", "skipped", "xfailed")}
     print(f"{len(results)} rows: " + ", ".join(f"{n} {o}" for o, n in counts.items() if n))
     for path in written:

@@ -77,8 +77,16 @@ class ConformanceSession:
         out_dir = Path(self.config.invocation_params.dir) / self.config.getoption("report_dir")
         argv = ["pytest", *(str(a) for a in self.config.invocation_params.args)]
         verdict_only = bool(self.config.getoption("verdict_only"))
+        baseline = self.config.getoption("conformance_baseline")
+        specs = {c.spec.id: c.spec for c in self.cases or ()}.values()
         self.written = write_reports(
-            list(self.results.values()), out_dir, profile=self.profile, argv=argv, verdict_only=verdict_only
+            list(self.results.values()),
+            out_dir,
+            profile=self.profile,
+            argv=argv,
+            verdict_only=verdict_only,
+            specs=specs,
+            baseline=Path(self.config.invocation_params.dir) / baseline if baseline else None,
         )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -124,6 +132,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         default=False,
         help="no shrinking: a failing check reports its first failing example (fast feedback, same verdicts)",
+    )
+    group.addoption(
+        "--conformance-baseline",
+        default=None,
+        metavar="REPORT.json",
+        help="a report to compare with (e.g. reports/baseline/conformance.json): its regressions lead conformance.md",
     )
     group.addoption(
         "--report-dir",

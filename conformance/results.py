@@ -23,7 +23,7 @@ from typing import Any
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed")
 KEY_FIELDS = ("spec", "implementation", "device", "dtype", "check")
 # Written only when set (the report schema lists them as present for some rows only).
-_OPTIONAL = ("family", "proof", "error", "traceback", "falsifying_example", "repro", "nodeid")
+_OPTIONAL = ("family", "proof", "error", "traceback", "falsifying_example", "repro", "nodeid", "samples")
 _NUMBERS = ("max_abs_err", "max_rel_err", "tolerance", "duration_s")
 
 
@@ -63,6 +63,8 @@ class Result:
     falsifying_example: Mapping[str, Any] | None = None
     repro: str | None = None
     nodeid: str | None = None  # set by the pytest driver
+    # per judged example, [largest input magnitude, error / tolerance] (3 significant digits), for the HTML plots
+    samples: tuple[tuple[float, float], ...] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # fields a newer writer added; kept, written back
 
     @property
@@ -87,6 +89,8 @@ class Result:
             value = getattr(self, f.name)
             if f.name in _OPTIONAL and value is None:
                 continue
+            if f.name == "samples":
+                value = [[_json_number(v) for v in point] for point in value]
             out[f.name] = _json_number(value) if f.name in _NUMBERS else _plain(value)
         out.update(self.extra)
         return out
@@ -101,6 +105,7 @@ class Result:
             raise ResultError(f"outcome must be one of {', '.join(OUTCOMES)}, got {row['outcome']!r}")
         known = {f.name for f in fields(cls)} - {"extra"}
         values = {k: (_number(v) if k in _NUMBERS else v) for k, v in row.items() if k in known}
+        values["samples"] = _points(values.get("samples"))
         return cls(**values, extra={k: v for k, v in row.items() if k not in known})
 
 
@@ -124,6 +129,7 @@ def make_result(
     for name in _NUMBERS:
         if data.get(name) is not None:
             data[name] = _number(data[name])
+    data["samples"] = _points(data.get("samples"))
     return Result(**{**data, "outcome": outcome, "message": message}, extra=extra)
 
 
@@ -131,6 +137,13 @@ def _number(value: Any) -> float | None:
     if value is None:
         return None
     return float(value)  # float("inf"), float("nan") read the strings back
+
+
+def _points(value: Any) -> tuple[tuple[float, ...], ...] | None:
+    """Plot points as tuples of floats (the JSON's lists and ``"inf"`` strings read back)."""
+    if not value:
+        return None
+    return tuple(tuple(float(v) for v in point) for point in value)
 
 
 def _json_number(value: Any) -> Any:

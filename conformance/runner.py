@@ -22,6 +22,7 @@ implementation's exception through; :mod:`conformance.engine` turns either into 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,13 @@ from conformance.tolerance import Measurement, worst
 from conformance.unsupported import Refusal
 from conformance.unsupported import describe as describe_refusals
 
+MAX_SAMPLES = 256  # points per row kept for plots (a profile's examples plus the runner's shrinking)
+
+
+def _sig(x: float) -> float:
+    """``x`` to 3 significant digits: plot points, not measurements (those are the row's own fields)."""
+    return float(f"{x:.3g}")
+
 
 @dataclass
 class Tracker:
@@ -50,9 +58,11 @@ class Tracker:
     refusal: Refusal | None = None  # the first of them
     vacuous: int = 0  # examples whose tolerance reached the output's own magnitude: not judged (tolerance.compare)
     first_vacuous: Measurement | None = None
+    samples: list[tuple[float, float]] = field(default_factory=list)  # per judged example: (input magnitude, error/tolerance)
 
     def observe(self, m: Measurement, example: Example) -> None:
         self.examples += 1
+        self._sample(m, example)
         if isinstance(m, Refusal):  # not otherwise judged (conformance.unsupported)
             self.refusals += 1
             self.refusal = self.refusal or m
@@ -65,6 +75,15 @@ class Tracker:
             self.failure, self.failing_example = m, example
         else:
             self.worst = m if self.worst is None else worst([self.worst, m])
+
+    def _sample(self, m: Measurement, example: Example) -> None:
+        """Keep one point per judged example for the report's plots: the largest drawn magnitude (0 for an
+        example without tensors) against the error as a fraction of its tolerance (above 1 fails)."""
+        if isinstance(m, Refusal) or m.vacuous or len(self.samples) >= MAX_SAMPLES:
+            return
+        magnitudes = getattr(example, "magnitudes", None) or {}
+        ratio = m.ratio
+        self.samples.append((_sig(max(magnitudes.values(), default=0.0)), _sig(ratio) if math.isfinite(ratio) else ratio))
 
 
 def cuda_skip_reason(device: str) -> str | None:
@@ -290,6 +309,7 @@ def _fields(case: Case, tracker: Tracker, seconds: float) -> dict[str, Any]:
         "tolerance": float(m.tolerance.atol) if m and m.tolerance else None,
         "tolerance_basis": m.tolerance.describe() if m and m.tolerance else None,
         "detail": (m.detail or None) if m else None,
+        "samples": [list(p) for p in tracker.samples] or None,
     }
     fields.update(tracker.extra)
     if tracker.refusal is not None:

@@ -8,22 +8,35 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from conformance.model import EquationSpec
 from conformance.report.environment import environment
+from conformance.report.html import render_html
 from conformance.report.junit import render_junit
 from conformance.report.markdown import render_markdown
 from conformance.report.rows import sort_rows
+from conformance.report.specs import spec_summaries
 from conformance.results import OUTCOMES, Result
 
 SCHEMA_VERSION = "1.1"
 
 
 def build_report(
-    rows: list[Result] | list[dict[str, Any]], *, profile: str, argv: list[str], verdict_only: bool = False
+    rows: list[Result] | list[dict[str, Any]],
+    *,
+    profile: str,
+    argv: list[str],
+    verdict_only: bool = False,
+    specs: Iterable[EquationSpec] = (),
+    missing: Iterable[Mapping[str, Any]] = (),
+    xfails: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The report document: environment, Hypothesis settings, summary and sorted rows.
+    """The report document: environment, Hypothesis settings, summary, sorted rows, and where given the
+    specs' summaries (statement, ambiguities), the planted cases that produced no row (``missing``: a run
+    interrupted, each with why) and the reviewed expected failures in effect with their status (``xfails``).
 
     ``rows``: results (or their JSON rows); ``argv``: the command that ran, as given.
     """
@@ -32,6 +45,15 @@ def build_report(
     rows = sort_rows([r.to_json() if isinstance(r, Result) else dict(r) for r in rows])
     summary = {o: sum(1 for r in rows if r["outcome"] == o) for o in OUTCOMES}
     current = settings_for(profile)
+    missing = [dict(m) for m in missing]
+    if missing:
+        summary["missing"] = len(missing)
+    sections: dict[str, Any] = {"specs": spec_summaries(specs)}
+    if missing:
+        sections["missing"] = missing
+    xfails = [dict(x) for x in xfails]
+    if xfails:
+        sections["xfails"] = xfails
     return {
         "schema": "conformance-report",
         "schema_version": SCHEMA_VERSION,
@@ -45,29 +67,52 @@ def build_report(
             "shrink": not verdict_only,
         },
         "summary": {"rows": len(rows), **summary},
+        **sections,
         "results": rows,
     }
 
 
 def write_reports(
-    rows: list[Result] | list[dict[str, Any]], out_dir: Path, *, profile: str, argv: list[str], verdict_only: bool = False
+    rows: list[Result] | list[dict[str, Any]],
+    out_dir: Path,
+    *,
+    profile: str,
+    argv: list[str],
+    verdict_only: bool = False,
+    specs: Iterable[EquationSpec] = (),
+    missing: Iterable[Mapping[str, Any]] = (),
+    xfails: Iterable[Mapping[str, Any]] = (),
+    baseline: Path | None = None,
 ) -> list[Path]:
-    """Write ``conformance.json``, ``conformance.md`` and ``junit.xml`` under ``out_dir``; return their paths.
+    """Write ``conformance.json``, ``conformance.md``, ``conformance.html`` and ``junit.xml`` under ``out_dir``;
+    return their paths. ``baseline``: a report to compare with (its regressions lead the Markdown).
 
     Each file is replaced atomically, so an interrupted run never leaves a half-written report
     over the previous one. Under GitHub Actions the Markdown is also appended to the job summary.
     """
-    report = build_report(rows, profile=profile, argv=argv, verdict_only=verdict_only)
+    report = build_report(
+        rows, profile=profile, argv=argv, verdict_only=verdict_only, specs=specs, missing=missing, xfails=xfails
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
-    markdown = render_markdown(report)
+    comparison = _compare_with(baseline, report) if baseline is not None else None
+    markdown = render_markdown(report, comparison=comparison)
     json_path = _write_atomic(out_dir / "conformance.json", json.dumps(report, indent=1, allow_nan=False) + "\n")
     md_path = _write_atomic(out_dir / "conformance.md", markdown)
+    html_path = _write_atomic(out_dir / "conformance.html", render_html(report))
     junit_path = _write_atomic(out_dir / "junit.xml", render_junit(report["results"]))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:
             handle.write(markdown if len(markdown.encode()) <= _STEP_SUMMARY_LIMIT else _truncated(markdown))
-    return [json_path, md_path, junit_path]
+    return [json_path, md_path, html_path, junit_path]
+
+
+def _compare_with(baseline: Path, report: dict[str, Any]) -> Any:
+    """The comparison of this run's rows against the ``baseline`` report (``report diff``'s)."""
+    from conformance.report.compare import diff
+
+    _, base_rows = read_report(baseline)
+    return diff(base_rows, [Result.from_json(r) for r in report["results"]])
 
 
 _STEP_SUMMARY_LIMIT = 1024 * 1024 - 1024  # GitHub's job summary takes at most 1 MiB

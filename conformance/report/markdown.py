@@ -14,7 +14,7 @@ SYMBOL = {"passed": "✅", "failed": "❌", "error": "💥", "skipped": "⏭️"
 _DTYPES = ("exact", "float64", "float32", "bfloat16", "float16")
 
 
-def render_markdown(report: dict[str, Any]) -> str:
+def render_markdown(report: dict[str, Any], comparison: Any = None) -> str:
     rows = report["results"]
     lines = _header(report)
     by_paper: dict[str, list[dict[str, Any]]] = defaultdict(list)

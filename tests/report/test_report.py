@@ -117,9 +117,10 @@ def test_build_report_environment_names_both_devices() -> None:
 def test_write_reports_writes_strict_json_and_the_markdown(tmp_path: Path, no_step_summary: None) -> None:
     out_dir = tmp_path / "nested" / "out"
     paths = write_reports(ROWS, out_dir, profile="conformance-ci", argv=ARGV)
-    assert paths == [out_dir / "conformance.json", out_dir / "conformance.md", out_dir / "junit.xml"]
+    names = ["conformance.json", "conformance.md", "conformance.html", "junit.xml"]
+    assert paths == [out_dir / name for name in names]
     written = sorted(p.name for p in out_dir.iterdir())
-    assert written == ["conformance.json", "conformance.md", "junit.xml"], "no temporary files left"
+    assert written == ["conformance.html", "conformance.json", "conformance.md", "junit.xml"], "no temporary files left"
     report = strict_json(paths[0])
     assert report["schema"] == "conformance-report" and report["schema_version"] == SCHEMA_VERSION
     assert report["summary"]["rows"] == len(report["results"]) == len(ROWS)
@@ -146,7 +147,7 @@ def test_write_reports_appends_the_markdown_to_the_github_job_summary(tmp_path: 
     summary = tmp_path / "step_summary.md"
     summary.write_text("earlier step\n", encoding="utf-8")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    _, md_path, _ = write_reports(ROWS, tmp_path / "out", profile="conformance-ci", argv=ARGV)
+    _, md_path, *_ = write_reports(ROWS, tmp_path / "out", profile="conformance-ci", argv=ARGV)
     assert summary.read_text(encoding="utf-8") == "earlier step\n" + md_path.read_text(encoding="utf-8")
 
 
@@ -154,7 +155,7 @@ def test_job_summary_is_truncated_to_its_limit(tmp_path: Path, monkeypatch: pyte
     summary = tmp_path / "step_summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     monkeypatch.setattr(report_mod, "_STEP_SUMMARY_LIMIT", 1000)
-    _, md_path, _ = write_reports(ROWS, tmp_path / "out", profile="conformance-ci", argv=ARGV)
+    _, md_path, *_ = write_reports(ROWS, tmp_path / "out", profile="conformance-ci", argv=ARGV)
     text = summary.read_text(encoding="utf-8")
     assert len(text.encode()) <= 1000 < len(md_path.read_bytes())
     assert text.rstrip().endswith("the full report is conformance.md in the report directory.")
