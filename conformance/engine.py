@@ -16,7 +16,10 @@ live here and nowhere else:
   unless the entry is not strict (a failure only some seeds find): then the pass is a pass, and says so.
 
 :func:`run` runs many cases, serially or in ``workers`` processes; each worker rebuilds the same cases
-from the same :class:`Plan` and runs its share, so any driver gets the same results in the same order.
+from the same :class:`Plan` and runs the case indices it is handed, so any driver gets the same results in
+the same order. Worker processes are isolated: a case whose worker dies (an implementation that aborts or
+segfaults) or that runs past ``timeout`` seconds (its worker is killed) is an ``error`` row saying so
+(:func:`died_message`, :func:`timed_out_message`); the worker is replaced and the run goes on.
 """
 
 from __future__ import annotations
@@ -72,6 +75,10 @@ def run_case(case: Case, hypothesis_settings: settings | None = None) -> Result:
             return _judged(case, identity, "failed", measured, failure)
         measured["traceback"] = "".join(_traceback.format_exception(exc, limit=-8))[-4000:]
         return _judged(case, identity, "error", measured, exc)
+    except SystemExit as exc:  # the implementation tried to end the process: its row says so, the run goes on
+        measured["traceback"] = "".join(_traceback.format_exception(exc, limit=-8))[-4000:]
+        message = f"SystemExit({exc.code!r}) raised by the implementation (a case must not end the run)"
+        return make_result(identity, outcome="error", message=message, measured=measured)
     return _judged(case, identity, "passed", measured, None)
 
 
@@ -160,11 +167,25 @@ class Plan:
 
 
 def run(
-    plan: Plan, *, workers: int = 1, on_result: Callable[[Result], None] | None = None, cases: Sequence[Case] | None = None
+    plan: Plan,
+    *,
+    workers: int = 1,
+    on_result: Callable[[Result], None] | None = None,
+    cases: Sequence[Case] | None = None,
+    timeout: float | None = None,
 ) -> list[Result]:
-    """Run every case of ``plan`` (in ``workers`` processes when more than one); results in case order."""
+    """Run every case of ``plan``; results in case order, each also given to ``on_result`` as it arrives.
+
+    With ``workers`` > 1 or a ``timeout`` (seconds per case) the cases run in worker processes
+    (:class:`_Workers`): a worker that dies while running a case, or runs past the timeout, gives that
+    case an ``error`` row, is replaced, and the run goes on. Otherwise they run in this process.
+    A ``KeyboardInterrupt`` stops the run (its workers killed) and propagates: the rows given to
+    ``on_result`` so far are what the run produced.
+    """
     cases = list(plan.cases() if cases is None else cases)
-    if workers <= 1 or len(cases) <= 1:
+    if timeout is not None and timeout <= 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout}")
+    if timeout is None and (workers <= 1 or len(cases) <= 1):
         hypothesis_settings = plan.settings()
         results = []
         for case in cases:
@@ -172,35 +193,197 @@ def run(
             if on_result:
                 on_result(results[-1])
         return results
-    return _run_parallel(plan, len(cases), workers, on_result)
+    return _run_isolated(plan, cases, max(1, min(workers, len(cases))), timeout, on_result)
 
 
-def _run_parallel(plan: Plan, count: int, workers: int, on_result: Callable[[Result], None] | None) -> list[Result]:
-    import concurrent.futures as cf
-    import multiprocessing
+# -- isolated worker processes -----------------------------------------------------------------------
+class WorkerError(RuntimeError):
+    """A worker process could not start (it died while loading the plan): the run cannot go on."""
 
-    out: list[Result | None] = [None] * count
-    context = multiprocessing.get_context("spawn")  # no state (threads, CUDA) copied from this process
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init, initargs=(plan,)) as pool:
-        futures = {pool.submit(_worker_run, i): i for i in range(count)}
-        for future in cf.as_completed(futures):
-            result = Result.from_json(future.result())
-            out[futures[future]] = result
-            if on_result:
-                on_result(result)
+
+def died_message(exitcode: int | None) -> str:
+    """The ``error`` row's message for a case whose worker process died while running it."""
+    return f"the worker process died while running this case ({_how(exitcode)}); it was replaced and the run went on"
+
+
+def timed_out_message(timeout: float) -> str:
+    """The ``error`` row's message for a case that ran past ``timeout`` seconds."""
+    return f"timed out after {timeout:g} s; the worker process running it was killed and replaced"
+
+
+def _how(exitcode: int | None) -> str:
+    import signal
+
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by signal {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Any
+    ready: bool = False
+    index: int | None = None  # the case it is running
+    started: float = 0.0  # when it was handed that case (time.monotonic)
+
+
+class _Workers:
+    """Worker processes (spawned: no state copied from this one), each rebuilding the plan's cases once and
+    running the case indices it is handed, one at a time; the parent waits on their pipes and sentinels."""
+
+    def __init__(self, plan: Plan, cases: Sequence[Case], size: int, timeout: float | None) -> None:
+        import multiprocessing
+
+        self.context = multiprocessing.get_context("spawn")
+        self.plan, self.cases, self.size, self.timeout = plan, cases, size, timeout
+        self.live: list[_Worker] = []
+
+    def start(self) -> None:
+        parent, child = self.context.Pipe()
+        process = self.context.Process(target=_worker_main, args=(child, self.plan), daemon=True, name="conformance-worker")
+        process.start()
+        child.close()
+        self.live.append(_Worker(process, parent))
+
+    def dispatch(self, pending: list[int]) -> None:
+        """Hand the next pending case to each idle worker; start workers up to what the rest needs."""
+        import time
+
+        busy = sum(1 for w in self.live if w.index is not None)
+        while len(self.live) < min(self.size, busy + len(pending)):
+            self.start()
+        for worker in self.live:
+            if worker.ready and worker.index is None and pending:
+                worker.index, worker.started = pending.pop(0), time.monotonic()
+                worker.conn.send(worker.index)
+
+    def busy(self) -> bool:
+        return any(w.index is not None for w in self.live)
+
+    def collect(self) -> list[tuple[int, Result]]:
+        """Wait for the next event (a row, a worker ready, dead or past its deadline); the rows it settled."""
+        import time
+        from multiprocessing.connection import wait
+
+        waiting = {w.conn: w for w in self.live} | {w.process.sentinel: w for w in self.live}
+        ready = wait(list(waiting), timeout=self._next_deadline())
+        rows: list[tuple[int, Result]] = []
+        for worker in {id(waiting[r]): waiting[r] for r in ready}.values():
+            rows.extend(self._read(worker))
+        now = time.monotonic()
+        for worker in list(self.live):
+            if self.timeout is not None and worker.index is not None and now - worker.started > self.timeout:
+                rows.append(self._retire(worker, timed_out_message(self.timeout), now))
+        return rows
+
+    def _next_deadline(self) -> float | None:
+        import time
+
+        if self.timeout is None or not self.busy():
+            return None
+        first = min(w.started for w in self.live if w.index is not None)
+        return max(0.0, first + self.timeout - time.monotonic()) + 0.01
+
+    def _read(self, worker: _Worker) -> list[tuple[int, Result]]:
+        """Everything ``worker`` sent; if it died, its case's error row (or :class:`WorkerError` at start-up)."""
+        import time
+
+        rows = []
+        try:
+            while worker.conn.poll():
+                kind, index, row = worker.conn.recv()
+                if kind == "ready":
+                    worker.ready = True
+                else:
+                    worker.index = None
+                    rows.append((index, Result.from_json(row)))
+        except (EOFError, OSError):
+            pass  # the pipe closed: the process is gone, its sentinel says how
+        if not worker.process.is_alive() and worker in self.live:
+            worker.process.join()
+            if not worker.ready:
+                raise WorkerError(f"a worker process died while loading the plan ({_how(worker.process.exitcode)})")
+            if worker.index is not None:
+                rows.append(self._retire(worker, died_message(worker.process.exitcode), time.monotonic()))
+            else:
+                self._forget(worker)
+        return rows
+
+    def _retire(self, worker: _Worker, message: str, now: float) -> tuple[int, Result]:
+        """Kill ``worker`` (if still alive) and give its case an ``error`` row saying why."""
+        index = worker.index
+        assert index is not None
+        self._forget(worker)
+        measured = {"duration_s": now - worker.started}
+        row = make_result(self.cases[index].identity(), outcome="error", message=message, measured=measured)
+        return index, row
+
+    def _forget(self, worker: _Worker) -> None:
+        if worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join()
+        worker.conn.close()
+        self.live.remove(worker)
+
+    def close(self) -> None:
+        """Stop every worker: idle ones are told to exit, busy or slow ones are killed."""
+        for worker in self.live:
+            try:
+                if worker.index is None:
+                    worker.conn.send(None)
+            except OSError:
+                pass
+        for worker in list(self.live):
+            worker.process.join(timeout=1.0 if worker.index is None else 0)
+            self._forget(worker)
+
+
+def _run_isolated(
+    plan: Plan, cases: Sequence[Case], size: int, timeout: float | None, on_result: Callable[[Result], None] | None
+) -> list[Result]:
+    out: list[Result | None] = [None] * len(cases)
+    pending = list(range(len(cases)))
+    workers = _Workers(plan, cases, size, timeout)
+    try:
+        while pending or workers.busy():
+            workers.dispatch(pending)
+            for index, result in workers.collect():
+                out[index] = result
+                if on_result:
+                    on_result(result)
+    finally:
+        workers.close()
     return [r for r in out if r is not None]
 
 
-_WORKER: dict[str, Any] = {}
+def _worker_main(conn: Any, plan: Plan) -> None:
+    """A worker process: rebuild the plan's cases once, then run each case index received until told to stop."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the run stops (a terminal's ^C reaches all)
+    cases, hypothesis_settings = plan.cases(), plan.settings()
+    conn.send(("ready", None, None))
+    while True:
+        try:
+            index = conn.recv()
+        except EOFError:  # the parent is gone
+            return
+        if index is None:
+            return
+        conn.send(("row", index, _run_in_worker(cases[index], hypothesis_settings).to_json()))
 
 
-def _worker_init(plan: Plan) -> None:
-    _WORKER["cases"] = plan.cases()
-    _WORKER["settings"] = plan.settings()
-
-
-def _worker_run(index: int) -> dict[str, Any]:
-    return run_case(_WORKER["cases"][index], _WORKER["settings"]).to_json()
+def _run_in_worker(case: Case, hypothesis_settings: settings) -> Result:
+    """:func:`run_case`, where a ``KeyboardInterrupt`` can only come from the implementation (SIGINT is ignored)."""
+    try:
+        return run_case(case, hypothesis_settings)
+    except KeyboardInterrupt as exc:
+        message = f"{type(exc).__name__} raised by the implementation (a case must not stop the run)"
+        return make_result(case.identity(), outcome="error", message=message)
 
 
 def failed(results: Iterable[Result]) -> list[Result]:
@@ -208,4 +391,4 @@ def failed(results: Iterable[Result]) -> list[Result]:
     return [r for r in results if not r.ok]
 
 
-__all__ = ["Plan", "Result", "failed", "run", "run_case", "skip_reason"]
+__all__ = ["Plan", "Result", "WorkerError", "died_message", "failed", "run", "run_case", "skip_reason", "timed_out_message"]
