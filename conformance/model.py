@@ -224,6 +224,9 @@ class XFail:
     dtype: str | None
     reason: str
     strict: bool = True
+    # where the entry is recorded (a spec file or an xfail file, and its line): for the report, not its meaning
+    file: str = field(default="", compare=False)
+    line: int = field(default=0, compare=False)
 
     def matches(self, check: str, device: str, dtype: str) -> bool:
         return self.check == check and self.device in (None, device) and self.dtype in (None, dtype)
@@ -231,10 +234,11 @@ class XFail:
 
 @dataclass(frozen=True)
 class XFailEntry:
-    """An expected failure recorded outside the spec (``--xfail-file``): for which spec and implementation."""
+    """An expected failure recorded outside the spec (``--xfail-file``, the repository's registry): for which
+    spec and implementation (``None``: every implementation of the spec)."""
 
     spec: str
-    implementation: str
+    implementation: str | None
     xfail: XFail
     file: str = ""
     line: int = 0
@@ -491,11 +495,15 @@ class EquationSpec:
             if isinstance(entry, UnsupportedEntry):
                 regions.setdefault(entry.implementation, []).append(entry.unsupported)
             else:
-                xfails.setdefault(entry.implementation, []).append(entry.xfail)
+                xfails.setdefault(entry.implementation, []).append(entry.xfail)  # None: every implementation
         if not xfails and not regions:
             return self
         impls = tuple(
-            replace(i, xfail=i.xfail + tuple(xfails.get(i.id, ())), unsupported=i.unsupported + tuple(regions.get(i.id, ())))
+            replace(
+                i,
+                xfail=i.xfail + tuple(xfails.get(i.id, ())) + tuple(xfails.get(None, ())),
+                unsupported=i.unsupported + tuple(regions.get(i.id, ())),
+            )
             for i in self.implementations
         )
         return replace(self, implementations=impls)

@@ -740,9 +740,11 @@ class SpecParser:
     XFAIL_KEYS = frozenset({"check", "reason"})
     XFAIL_OPTIONAL = frozenset({"device", "dtype", "strict"})
 
-    def xfail(self, value: Any, path: tuple, extra_required: frozenset[str] = frozenset()) -> XFail:
-        """One reviewed expected failure: ``{check, reason, device?, dtype?, strict?}`` (and ``extra_required``)."""
-        body = self.mapping(value, path, set(self.XFAIL_KEYS | extra_required), set(self.XFAIL_OPTIONAL))
+    def xfail(
+        self, value: Any, path: tuple, extra_required: frozenset[str] = frozenset(), extra_optional: frozenset[str] = frozenset()
+    ) -> XFail:
+        """One reviewed expected failure: ``{check, reason, device?, dtype?, strict?}`` (and the extra keys)."""
+        body = self.mapping(value, path, set(self.XFAIL_KEYS | extra_required), set(self.XFAIL_OPTIONAL | extra_optional))
         device, dtype = body.get("device"), body.get("dtype")
         if device is not None and device not in ("cpu", "cuda"):
             raise self.fail(path + ("device",), f"expected cpu or cuda, got {device!r}")
@@ -750,7 +752,8 @@ class SpecParser:
             raise self.fail(path + ("dtype",), f"expected one of {', '.join((*DTYPES, 'exact'))}, got {dtype!r}")
         strict = self.typed(body.get("strict", True), path + ("strict",), bool, "true or false")
         reason = self.text(body["reason"], path + ("reason",))
-        return XFail(self.text(body["check"], path + ("check",)), device, dtype, reason, strict)
+        check = self.text(body["check"], path + ("check",))
+        return XFail(check, device, dtype, reason, strict, file=str(self.file), line=self.line(path))
 
     def condition_names(
         self,

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from conformance.loader.parser import SpecParser
 from conformance.model import EquationSpec, UnsupportedEntry, XFailEntry, condition_names
@@ -41,6 +42,14 @@ MAX_XFAIL_FILE_BYTES = 256 * 1024
 
 Entry = XFailEntry | UnsupportedEntry
 _WHO = frozenset({"spec", "implementation"})
+_SPEC = frozenset({"spec"})  # an xfail entry may leave out the implementation: it then concerns every one
+REGISTRY = "xfails.yaml"  # the repository's reviewed registry, read from a run's root directory when present
+
+
+def registry_files(root: str | Path) -> list[Path]:
+    """The repository's registry (``xfails.yaml`` in ``root``, the directory a run starts from), if there is one."""
+    path = Path(root) / REGISTRY
+    return [path] if path.is_file() else []
 
 
 def load_xfail_files(paths: Iterable[str | Path]) -> list[Entry]:
@@ -62,7 +71,7 @@ def load_xfail_file(path: str | Path) -> list[Entry]:
     out: list[Entry] = []
     for i, body in enumerate(entries):
         path_i = ("xfail", i)
-        xfail = parser.xfail(body, path_i, extra_required=_WHO)
+        xfail = parser.xfail(body, path_i, extra_required=_SPEC, extra_optional=frozenset({"implementation"}))
         spec, implementation = _who(parser, body, path_i)
         out.append(XFailEntry(spec, implementation, xfail, str(file), parser.line(path_i)))
     regions = parser.typed(data.get("unsupported", []), ("unsupported",), list, "a list of {spec, implementation, when, ...}")
@@ -74,8 +83,10 @@ def load_xfail_file(path: str | Path) -> list[Entry]:
     return out
 
 
-def _who(parser: SpecParser, body: Mapping, path: tuple) -> tuple[str, str]:
-    return parser.text(body["spec"], path + ("spec",)), parser.text(body["implementation"], path + ("implementation",))
+def _who(parser: SpecParser, body: Mapping, path: tuple) -> tuple[str, Any]:
+    implementation = body.get("implementation")
+    named = None if implementation is None else parser.text(implementation, path + ("implementation",))
+    return parser.text(body["spec"], path + ("spec",)), named
 
 
 def check_entries(entries: Iterable[Entry], specs: Mapping[str, EquationSpec], check_names: Mapping[str, set[str]]) -> None:
