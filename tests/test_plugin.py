@@ -191,7 +191,7 @@ def test_report_schema_fields(pytester: pytest.Pytester) -> None:
     _, report = run_suite(
         pytester, "--impl", "surprise=implementations.surprise:compute_surprise", "-k", "(cpu and float64) or sympy"
     )
-    assert report["schema"] == "conformance-report" and report["schema_version"] == "1.1"
+    assert report["schema"] == "conformance-report" and report["schema_version"] == "1.2"
     assert report["hypothesis"]["profile"] == "conformance-ci" and report["hypothesis"]["derandomize"] is True
     assert {"python", "torch", "devices"} <= set(report["environment"])
     required = {

@@ -21,7 +21,7 @@ from conformance.report.rows import sort_rows
 from conformance.report.specs import spec_summaries
 from conformance.results import OUTCOMES, Result
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 
 def build_report(

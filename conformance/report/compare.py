@@ -10,7 +10,10 @@ A row is identified by :meth:`conformance.results.Result.key` — (spec, impleme
   (the ``conformance-ci`` profile: the same examples); the Markdown says so when a report was not.
 - :func:`merge`: the rows of several reports (xdist workers, a CPU and a CUDA run, several machines); reports of
   another schema major version are refused, and so are two rows of one key with different outcomes, naming both
-  files. A key present twice with the same outcome keeps the first row.
+  files. A key present twice with the same outcome keeps the first row; a skipped row yields to one that ran (a CPU
+  run's CUDA rows are skipped: merged with a CUDA run's, the CUDA rows are kept). The shards' spec summaries are
+  united, their missing rows kept unless another shard has the row, and each reviewed expected failure keeps its
+  most telling status (an entry matched in one shard matched something).
 """
 
 from __future__ import annotations
@@ -149,21 +152,59 @@ def merge(paths: Sequence[Path]) -> tuple[dict[str, Any], list[Result]]:
         headers.append((path, header))
         for r in results:
             seen = rows.get(r.key)
-            if seen is None:
-                rows[r.key] = (r, path)
+            if seen is None or (seen[0].outcome == "skipped" and r.outcome != "skipped"):
+                rows[r.key] = (r, path)  # a row that ran supersedes a skip (a CPU run's CUDA rows, merged with a CUDA run)
+            elif r.outcome == "skipped" and seen[0].outcome != "skipped":
+                continue
             elif seen[0].outcome != r.outcome:
                 raise ReportError(
                     f"merge: {' '.join(r.key)} is {seen[0].outcome} in {seen[1]} but {r.outcome} in {path} (conflicting rows)"
                 )
     first = headers[0][1]
     profile = first.get("hypothesis", {}).get("profile", "conformance-dev")
-    document = build_report([r for r, _ in rows.values()], profile=profile, argv=["conformance", "report", "merge"])
+    document = build_report(
+        [r for r, _ in rows.values()],
+        profile=profile,
+        argv=["conformance", "report", "merge"],
+        missing=[m for _, h in headers for m in h.get("missing", []) if _row_key(m) not in rows],
+        xfails=_merged_xfails([x for _, h in headers for x in h.get("xfails", [])]),
+    )
+    document["specs"] = {k: v for _, h in headers for k, v in h.get("specs", {}).items()}
     document["environment"] = first.get("environment", document["environment"])
     document["merged_from"] = [
         {"file": str(p), "command": h.get("command"), "created": h.get("created"), "rows": h.get("summary", {}).get("rows")}
         for p, h in headers
     ]
     return document, [r for r, _ in rows.values()]
+
+
+def _row_key(entry: dict[str, Any]) -> Key:
+    return (entry.get("spec", ""), entry.get("implementation", ""), entry.get("device", ""), entry.get("dtype", ""),
+            entry.get("check", ""))
+
+
+# Across shards an entry keeps its most telling status: matched anywhere beats matching nothing in one shard.
+_XFAIL_RANK = (
+    "now passes", "expected failure", "did not fail (not strict)", "not run here", "matches nothing", "not in this run",
+)
+
+
+def _merged_xfails(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per entry (where it is recorded and what it says): the most telling status, the rows summed."""
+    merged: dict[tuple, dict[str, Any]] = {}
+    for e in entries:
+        key = (e.get("file"), e.get("line"), e.get("spec"), e.get("check"), e.get("device"), e.get("dtype"), e.get("reason"))
+        seen = merged.get(key)
+        if seen is None:
+            merged[key] = dict(e, rows=dict(e.get("rows", {})))
+            continue
+        for outcome, n in e.get("rows", {}).items():
+            seen["rows"][outcome] = seen["rows"].get(outcome, 0) + n
+        rank = {s: i for i, s in enumerate(_XFAIL_RANK)}
+        if rank.get(e["status"], 9) < rank.get(seen["status"], 9):
+            seen["status"] = e["status"]
+            seen["spec_line"] = e.get("spec_line") or seen.get("spec_line")
+    return list(merged.values())
 
 
 def write_json(document: dict[str, Any], path: Path) -> Path:

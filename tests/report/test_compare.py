@@ -77,13 +77,40 @@ def test_report_diff_command(tmp_path: Path) -> None:
 def test_merge_shards_and_refuse_conflicts(tmp_path: Path) -> None:
     cpu = write(tmp_path, "cpu.json", [row("oracle", "passed"), row("oracle", "skipped", device="cuda")])
     cuda = write(tmp_path, "cuda.json", [row("oracle", "passed", device="cuda"), row("gradient", "passed", device="cuda")])
-    conflict = r"rmsnorm impl:f cuda float32 oracle is skipped in .*cpu.json but passed in .*cuda.json"
+    document, rows = merge([cpu, cuda])
+    assert {(r.device, r.check): r.outcome for r in rows} == {
+        ("cpu", "oracle"): "passed", ("cuda", "oracle"): "passed", ("cuda", "gradient"): "passed"
+    }, "the CPU run's skipped CUDA row yields to the CUDA run's"
+    assert merge([cuda, cpu])[0]["summary"] == document["summary"], "whichever comes first"
+    broken = write(tmp_path, "broken.json", [row("oracle", "failed", device="cuda")])
+    conflict = r"rmsnorm impl:f cuda float32 oracle is passed in .*cuda.json but failed in .*broken.json"
     with pytest.raises(ReportError, match=conflict):
-        merge([cpu, cuda])
+        merge([cpu, cuda, broken])
     cpu_only = write(tmp_path, "cpu2.json", [row("oracle", "passed")])
     document, rows = merge([cpu_only, cuda, cpu_only])
     assert document["summary"]["rows"] == 3 and len(rows) == 3
     assert [m["file"] for m in document["merged_from"]] == [str(cpu_only), str(cuda), str(cpu_only)]
+
+
+def test_merge_unites_specs_missing_rows_and_expected_failures(tmp_path: Path) -> None:
+    entry = {"file": "xfails.yaml", "line": 2, "spec": "rmsnorm", "implementation": None, "check": "gradient",
+             "device": None, "dtype": None, "reason": "r", "spec_line": None}
+    gone = {"spec": "rmsnorm", "implementation": "impl:f", "device": "cuda", "dtype": "float32", "check": "gradient",
+            "reason": "not run: the run was interrupted"}
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    report_a = build_report([row("oracle", "passed")], profile="conformance-ci", argv=["t"], missing=[gone],
+                            xfails=[dict(entry, status="matches nothing", rows={})])
+    report_a["specs"] = {"rmsnorm": {"title": "RMSNorm"}}
+    report_b = build_report([row("gradient", "xfailed", device="cuda")], profile="conformance-ci", argv=["t"],
+                            xfails=[dict(entry, status="expected failure", rows={"xfailed": 1})])
+    report_b["specs"] = {"attention": {"title": "Attention"}}
+    a.write_text(json.dumps(report_a))
+    b.write_text(json.dumps(report_b))
+    document, _ = merge([a, b])
+    assert set(document["specs"]) == {"rmsnorm", "attention"}
+    assert "missing" not in document, "the row missing from one shard is in the other"
+    (xfail,) = document["xfails"]
+    assert xfail["status"] == "expected failure" and xfail["rows"] == {"xfailed": 1}
 
 
 def test_merge_refuses_another_schema_version(tmp_path: Path) -> None:

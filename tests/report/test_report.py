@@ -84,7 +84,7 @@ def no_step_summary(monkeypatch: pytest.MonkeyPatch) -> None:
 # -- build_report ----------------------------------------------------------------------------------
 def test_build_report_schema_and_summary() -> None:
     report = build_report(list(reversed(ROWS)), profile="conformance-ci", argv=ARGV)
-    assert report["schema"] == "conformance-report" and report["schema_version"] == SCHEMA_VERSION == "1.1"
+    assert report["schema"] == "conformance-report" and report["schema_version"] == SCHEMA_VERSION == "1.2"
     assert report["command"] == ARGV
     assert report["summary"] == {"rows": 8, "passed": 3, "failed": 1, "error": 1, "skipped": 2, "xfailed": 1}
     assert set(report["summary"]) == {"rows", *OUTCOMES}
