@@ -1,8 +1,10 @@
 """The ``conformance`` command: a driver of the engine, as the pytest plugin is another.
 
 - ``conformance run [--impl SPEC=REF]... [--spec-dir DIR]... [--xfail-file FILE]... [--report-dir DIR]
-  [--hypothesis-profile NAME] [-n N] [-k TEXT]`` — run the conformance cases through :mod:`conformance.engine` (no pytest), write
-  ``conformance.json`` and ``conformance.md``, exit 1 if any check failed or raised. Works from any
+  [--hypothesis-profile NAME] [-n N] [--timeout S] [-k TEXT]`` — run the conformance cases through :mod:`conformance.engine` (no
+  pytest), write ``conformance.json`` and ``conformance.md``, exit 1 if any check failed or raised. A case whose worker
+  crashes or that runs past ``--timeout`` is an error row and the run goes on; an interrupted run (^C, SIGTERM) writes
+  the rows it has, lists the cases without one as ``missing``, and exits 130. Works from any
   directory: the shipped specs are found from the package, relative paths from the working directory.
 - ``conformance new-spec FILE --id ID --title T --equation N [--paper-title --authors --year --arxiv]`` —
   scaffold a loadable entry with commented fields (and a stub implementation beside it) into a new or
@@ -25,7 +27,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -93,6 +98,13 @@ def _parser() -> argparse.ArgumentParser:
         help="a report to compare with (e.g. reports/baseline/conformance.json): its regressions lead conformance.md",
     )
     run.add_argument("-n", "--workers", type=int, default=1, metavar="N", help="run cases in N worker processes (default 1)")
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds a case may run; past it the case is an error row and the run goes on (cases run in worker processes)",
+    )
     run.add_argument(
         "-k",
         dest="select",
@@ -216,24 +228,78 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.workers < 1:
         print("conformance run: -n must be at least 1", file=sys.stderr)
         return 2
+    if args.timeout is not None and args.timeout <= 0:
+        print(f"conformance run: --timeout must be a positive number of seconds, got {args.timeout:g}", file=sys.stderr)
+        return 2
+
+    collected: list[engine.Result] = []
 
     def show(result: engine.Result) -> None:
+        collected.append(result)
         if not result.ok or not args.quiet:
             line = f"{result.outcome.upper():8} {' '.join(result.key)}"
-            print(line + (f"\n         {result.message.splitlines()[0]}" if result.message and not result.ok else ""))
+            print(line + (f"\n         {result.message.splitlines()[0]}" if result.message and not result.ok else ""), flush=True)
 
-    results = engine.run(plan, workers=args.workers, on_result=show, cases=cases)
+    stopped = None  # why the run stopped before its last case, if it did
+    with _sigterm_as_interrupt():
+        try:
+            results = engine.run(plan, workers=args.workers, on_result=show, cases=cases, timeout=args.timeout)
+        except KeyboardInterrupt:
+            results, stopped = collected, INTERRUPTED
+        except engine.WorkerError as exc:
+            results, stopped = collected, f"not run: {exc}"
+    missing = _missing(cases, results, stopped) if stopped else []
     out = Path.cwd() / args.report_dir
     baseline = Path(args.baseline) if args.baseline else None
     specs = {c.spec.id: c.spec for c in cases}.values()
     written = write_reports(
-        results, out, profile=profile, argv=["conformance", *argv], verdict_only=args.verdict_only, specs=specs, baseline=baseline
+        results,
+        out,
+        profile=profile,
+        argv=["conformance", *argv],
+        verdict_only=args.verdict_only,
+        specs=specs,
+        missing=missing,
+        baseline=baseline,
     )
     counts = {o: sum(1 for r in results if r.outcome == o) for o in ("passed", "failed", "error", "skipped", "xfailed")}
     print(f"{len(results)} rows: " + ", ".join(f"{n} {o}" for o, n in counts.items() if n))
+    if stopped:
+        print(f"{len(missing)} of {len(cases)} cases have no row ({stopped}); the report lists them as missing")
     for path in written:
         print(f"written: {path}")
+    if stopped:
+        return 130 if stopped == INTERRUPTED else 2
     return 1 if engine.failed(results) else 0
+
+
+INTERRUPTED = "not run: the run was interrupted"
+
+
+def _missing(cases: list, results: list, reason: str) -> list[dict[str, str]]:
+    """The report's ``missing`` entries: the planned cases that produced no row, and why."""
+    done = {r.key for r in results}
+    keys = ("spec", "implementation", "device", "dtype", "check")
+    entries = [{k: c.identity()[k] for k in keys} for c in cases]
+    return [{**e, "reason": reason} for e in entries if tuple(e.values()) not in done]
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While running: SIGTERM (a CI runner cancelling the job) stops the run as ^C does, so the report is written."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _new_spec(args: argparse.Namespace) -> int:
