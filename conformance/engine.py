@@ -82,6 +82,42 @@ def run_case(case: Case, hypothesis_settings: settings | None = None) -> Result:
     return _judged(case, identity, "passed", measured, None)
 
 
+class CaseTimedOut(BaseException):
+    """Raised in this process by :func:`run_case_within`'s alarm. Not an ``Exception`` (nor what Hypothesis counts as
+    a test failure), so neither the runner nor Hypothesis catches it, and no example is replayed."""
+
+
+def run_case_within(case: Case, hypothesis_settings: settings | None, timeout: float | None) -> Result:
+    """:func:`run_case`, interrupted after ``timeout`` seconds by SIGALRM in this process: then an ``error`` row.
+
+    For a driver that runs cases in its own process (the pytest plugin). It stops an implementation that
+    loops or sleeps in Python or in an interruptible call; one stuck in native code is not interrupted
+    (:func:`run` with a ``timeout`` kills the worker process instead). Without ``timeout``, or off the
+    main thread, or where there is no SIGALRM, this is :func:`run_case`.
+    """
+    import signal
+    import threading
+    import time
+
+    if timeout is None or not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
+        return run_case(case, hypothesis_settings)
+
+    def alarm(signum: int, frame: object) -> None:
+        raise CaseTimedOut()
+
+    started = time.monotonic()
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        return run_case(case, hypothesis_settings)
+    except CaseTimedOut:
+        message = f"timed out after {timeout:g} s; the case was interrupted in the test process"
+        return make_result(case.identity(), outcome="error", message=message, measured={"duration_s": time.monotonic() - started})
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _check_failure_in(exc: BaseException) -> BaseException | None:
     """The check failure inside an exception group (Hypothesis's ``FlakyFailure``), if there is one."""
     from conformance.checks import CheckFailure
@@ -391,4 +427,16 @@ def failed(results: Iterable[Result]) -> list[Result]:
     return [r for r in results if not r.ok]
 
 
-__all__ = ["Plan", "Result", "WorkerError", "died_message", "failed", "run", "run_case", "skip_reason", "timed_out_message"]
+__all__ = [
+    "CaseTimedOut",
+    "Plan",
+    "Result",
+    "WorkerError",
+    "died_message",
+    "failed",
+    "run",
+    "run_case",
+    "run_case_within",
+    "skip_reason",
+    "timed_out_message",
+]

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 CASE_KEY = "conformance.case"
+_SUITE_TEST = "::test_conformance["  # the suite's test (conformance/test_conformance.py)
 RESULT_KEY = "conformance.result"
 PROFILE_PREFIX = "conformance-"
 
@@ -34,8 +35,12 @@ class ConformanceSession:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.results: dict[str, Any] = {}  # nodeid -> Result
+        self.identities: dict[str, Any] = {}  # nodeid -> case identity, for every conformance test seen or planned
+        self.planned: list[str] = []  # nodeids of the collected conformance tests (this process, or xdist's workers)
+        self.complete: set[str] = set()  # nodeids whose test ran to its end (a call phase, a failed setup, a crash)
         self.cases: list | None = None
         self.written: list[Path] = []
+        self.missing = 0
 
     @property
     def profile(self) -> str:
@@ -63,16 +68,55 @@ class ConformanceSession:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         props = dict(report.user_properties)
-        if CASE_KEY not in props:
+        identity = props.get(CASE_KEY) or self.identities.get(report.nodeid)  # xdist's crash report carries none
+        if identity is None:
             return
         from conformance.report.rows import merge_phase
 
-        self.results[report.nodeid] = merge_phase(self.results.get(report.nodeid), report, props[CASE_KEY], props.get(RESULT_KEY))
+        self.identities[report.nodeid] = identity
+        self.results[report.nodeid] = merge_phase(self.results.get(report.nodeid), report, identity, props.get(RESULT_KEY))
+        if report.when != "teardown" and (report.when != "setup" or not report.passed):
+            self.complete.add(report.nodeid)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        for item in session.items:
+            identity = dict(item.user_properties).get(CASE_KEY)
+            if identity is not None:
+                self.planned.append(item.nodeid)
+                self.identities[item.nodeid] = identity
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """The xdist controller: what the workers collected (the same on each), to name what produced no row."""
+        if self.planned or not (self.cases is not None or any(_SUITE_TEST in i for i in ids)):
+            return
+        by_id = {c.id: c.identity() for c in self.cases_for_run()}
+        for nodeid in ids:
+            identity = by_id.get(nodeid[nodeid.find("[") + 1 : -1]) if nodeid.endswith("]") else None
+            if identity is not None:
+                self.planned.append(nodeid)
+                self.identities[nodeid] = identity
+
+    def _missing(self, session: pytest.Session, exitstatus: int) -> list[dict[str, Any]]:
+        """The planned conformance tests that did not run to their end, each with the reason."""
+        stopped = session.shouldstop or session.shouldfail
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            reason = "not run: the run was interrupted"
+        elif stopped:
+            reason = f"not run: the session stopped early ({stopped})"
+        else:
+            reason = "not run: the test gave no result (its process may have crashed before reporting)"
+        keys = ("spec", "implementation", "device", "dtype", "check")
+        nodeids = dict.fromkeys([*self.planned, *self.results])
+        return [{**{k: self.identities[n][k] for k in keys}, "reason": reason} for n in nodeids if n not in self.complete]
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if hasattr(self.config, "workerinput") or not self.results:
+        if hasattr(self.config, "workerinput") or not (self.results or self.planned):
             return  # an xdist worker (the controller writes the report), or no conformance tests ran
         from conformance.report import write_reports
+
+        missing = self._missing(session, exitstatus)
+        self.missing = len(missing)
 
         out_dir = Path(self.config.invocation_params.dir) / self.config.getoption("report_dir")
         argv = ["pytest", *(str(a) for a in self.config.invocation_params.args)]
@@ -80,12 +124,13 @@ class ConformanceSession:
         baseline = self.config.getoption("conformance_baseline")
         specs = {c.spec.id: c.spec for c in self.cases or ()}.values()
         self.written = write_reports(
-            list(self.results.values()),
+            [r for n, r in self.results.items() if n in self.complete],
             out_dir,
             profile=self.profile,
             argv=argv,
             verdict_only=verdict_only,
             specs=specs,
+            missing=missing,
             baseline=Path(self.config.invocation_params.dir) / baseline if baseline else None,
         )
 
@@ -93,15 +138,36 @@ class ConformanceSession:
         if not self.written:
             return
         counts: dict[str, int] = {}
-        for result in self.results.values():
+        rows = [r for n, r in self.results.items() if n in self.complete]
+        for result in rows:
             counts[result.outcome] = counts.get(result.outcome, 0) + 1
         terminalreporter.write_sep("-", "conformance report")
-        terminalreporter.write_line(f"{len(self.results)} rows: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+        terminalreporter.write_line(f"{len(rows)} rows: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+        if self.missing:
+            terminalreporter.write_line(f"{self.missing} planned cases have no row; the report lists them as missing")
         for path in self.written:
             terminalreporter.write_line(f"written: {path}")
 
 
 _SESSION = pytest.StashKey[ConformanceSession]()
+_TIMEOUT = pytest.StashKey[float]()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool | None:
+    """pytest-timeout's ``--timeout`` (signal method) for a conformance test: the engine's own alarm
+    (:func:`conformance.engine.run_case_within`), so the row is an ``error`` "timed out" and the run goes on.
+    (pytest-timeout's own signal handler raises pytest's ``Failed``, which Hypothesis takes for a failing
+    example and replays: the hang again, with no alarm left.) The thread method is left to pytest-timeout."""
+    if CASE_KEY not in dict(item.user_properties) or settings.method != "signal" or not settings.timeout:
+        return None
+    item.stash[_TIMEOUT] = float(settings.timeout)
+    return True
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_timeout_cancel_timer(item: pytest.Item) -> bool | None:
+    return True if item.stash.get(_TIMEOUT, None) is not None else None
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -183,7 +249,8 @@ def conformance_run(request: pytest.FixtureRequest) -> Callable[[Any], Any]:
         from conformance import engine, profiles
 
         verdict_only = request.config.getoption("verdict_only")
-        result = engine.run_case(case, profiles.settings_for(request.config.stash[_SESSION].profile, verdict_only=verdict_only))
+        hypothesis_settings = profiles.settings_for(request.config.stash[_SESSION].profile, verdict_only=verdict_only)
+        result = engine.run_case_within(case, hypothesis_settings, request.node.stash.get(_TIMEOUT, None))
         request.node.user_properties.append((RESULT_KEY, result.to_json()))
         _as_pytest_outcome(result)
         return result

@@ -21,18 +21,23 @@ _DTYPE_ORDER = {"exact": 0, "float64": 1, "float32": 2, "bfloat16": 3, "float16"
 def merge_phase(row: Result | None, report: Any, identity: Mapping[str, Any], result: Mapping[str, Any] | None) -> Result:
     """Fold one phase's report (setup, call or teardown) into the row.
 
-    The call phase carries the engine's result; a failing setup or teardown (a fixture, the harness)
-    makes or turns the row into ``error`` with pytest's reason, unless the row already failed.
+    The call phase carries the engine's result; a failing setup or teardown (a fixture, the harness), a
+    failing call phase without the engine's result (something stopped the test inside the engine), or
+    pytest-xdist's report of a worker that crashed while running the test, makes or turns the row into
+    ``error`` with pytest's reason, unless the row already failed.
     """
     if result is not None:
         row = Result.from_json(result).with_nodeid(report.nodeid)
     if row is None:
         row = make_result(identity, outcome="passed").with_nodeid(report.nodeid)
+    if report.when == "call" and result is None and report.failed and row.outcome not in ("failed", "error"):
+        return make_result(identity, outcome="error", message=_reason(report)).with_nodeid(report.nodeid)
     if report.when == "call" or not (report.failed or report.skipped) or row.outcome in ("failed", "error"):
         return row
     if report.skipped:
         return make_result(identity, outcome="skipped", message=_reason(report)).with_nodeid(report.nodeid)
-    return make_result(identity, outcome="error", message=_reason(report)).with_nodeid(report.nodeid)
+    reason = "\n".join(ln for ln in _reason(report).splitlines() if not ln.startswith("[gw"))  # xdist's platform line
+    return make_result(identity, outcome="error", message=reason).with_nodeid(report.nodeid)
 
 
 def _reason(report: Any) -> str:
