@@ -192,7 +192,7 @@ def _filters(rows: list[dict[str, Any]]) -> str:
         + _select("impl", "Implementation", distinct("implementation"))
         + _select("device", "Device", list(dict.fromkeys(d for d, _ in columns)))
         + _select("dtype", "Dtype", list(dict.fromkeys(t for _, t in sorted(columns, key=lambda c: column_key(("", c[1]))))))
-        + '<label for="f-q">Text (check, message) <kbd class="kbd">/</kbd><input id="f-q" type="search" '
+        + '<label for="f-q"><span>Text in check or message (key <kbd class="kbd">/</kbd>)</span><input id="f-q" type="search" '
         'placeholder="e.g. gradient"></label>'
         '<button type="button" id="f-reset">Reset filters</button>'
         '<span id="shown" role="status" aria-live="polite"></span></div>'

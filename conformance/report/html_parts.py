@@ -51,12 +51,19 @@ def worst_ratio(row: Mapping[str, Any]) -> float | None:
 
 
 def ratio_text(ratio: float | None) -> str:
-    """A ratio for display, e.g. ``0.42×`` or ``9.7e+13×``."""
+    """A ratio for display, e.g. ``0.42×``, ``500×`` or ``9.7e13×``."""
     if ratio is None:
         return ""
     if math.isnan(ratio):
         return "nan×"
-    return "∞×" if math.isinf(ratio) else f"{ratio:.2g}×"
+    if math.isinf(ratio):
+        return "∞×"
+    if ratio == 0 or 0.01 <= abs(ratio) < 100:
+        return f"{ratio:.2g}×"
+    if 100 <= abs(ratio) < 1e4:
+        return f"{ratio:.0f}×"
+    mantissa, exponent = f"{ratio:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}×"
 
 
 def worst_outcome(outcomes: Iterable[str]) -> str:

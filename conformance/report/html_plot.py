@@ -51,6 +51,8 @@ def number(value: Any) -> float | None:
 def _short(value: float) -> str:
     if value == 0:
         return "0"
+    if not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("∞" if value > 0 else "-∞")
     if 1e-2 <= abs(value) < 1e4:
         return f"{value:.3g}"
     mantissa, exponent = f"{value:.0e}".split("e")
