@@ -80,7 +80,7 @@ def screenshots(html: Path, out: Path) -> list[Path]:
     """Write the overview and failure screenshots of the report at ``html`` under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     overview, failure = out / "report-overview.png", out / "report-failure.png"
-    with browser({"width": 1280, "height": 860}) as context:
+    with browser({"width": 1280, "height": 940}) as context:
         page = context.new_page()
         page.goto(html.resolve().as_uri())
         page.screenshot(path=str(overview))

@@ -169,7 +169,7 @@ def _environment(report: Mapping[str, Any]) -> str:
     profile = (f"{hyp.get('profile')}: {hyp.get('max_examples')} examples per check, derandomize={hyp.get('derandomize')}, "
                f"shrink={hyp.get('shrink')}")
     items.append(("Hypothesis profile", profile))
-    rows = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in items)
+    rows = "".join(f"<div><dt>{e(k)}</dt> <dd>{e(v)}</dd></div>" for k, v in items)
     return f'<h2 id="environment">Environment</h2><dl class="env">{rows}</dl>'
 
 

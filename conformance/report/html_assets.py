@@ -40,7 +40,8 @@ a{color:#0550ae}
 table{border-collapse:collapse;margin:4px 0}
 th,td{border:1px solid var(--line);padding:3px 6px;vertical-align:top;text-align:left}
 thead th{background:var(--soft);position:sticky;top:var(--bar,0px);z-index:1}
-.env{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:4px 0}.env dt{color:var(--mute)}.env dd{margin:0}
+.env{display:flex;flex-wrap:wrap;gap:2px 22px;margin:4px 0}.env dt,.env dd{display:inline;margin:0}
+.env dt{color:var(--mute)}
 #filters{position:sticky;top:0;z-index:3;background:#fffffff2;border-bottom:1px solid var(--line);padding:8px 0;
 display:flex;flex-wrap:wrap;gap:8px 14px;align-items:end}
 #filters label{display:flex;flex-direction:column;font-size:12px;color:var(--mute)}

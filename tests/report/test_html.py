@@ -79,7 +79,7 @@ def test_the_environment_and_hypothesis_profile_are_shown() -> None:
     report["environment"]["devices"] = [{"name": "cpu", "available": True, "description": "x86_64", "threads": 2},
                                         {"name": "cuda", "available": False, "skip_reason": "no driver here"}]
     text = unescape(render_html(report))
-    assert f"torch</dt><dd>{report['environment']['torch']}" in text
+    assert f"torch</dt> <dd>{report['environment']['torch']}" in text
     assert "not available — skipped: no driver here" in text and "x86_64, 2 threads" in text
     assert "conformance-ci: 20 examples per check, derandomize=True, shrink=True" in text
 
