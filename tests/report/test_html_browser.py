@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
+expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)").expect
 
 from tools.report_screenshots import CHROMIUM, browser, planted_report  # noqa: E402
 
@@ -68,12 +68,25 @@ def test_the_report_works_in_a_browser_from_file_urls(report: Path) -> None:
         assert page.evaluate("document.activeElement.id") == f"r{failing[0]}"
 
         section.locator("button.copy").first.click()
-        page.wait_for_function("document.querySelector('.copyrow .status').textContent === 'Copied'", timeout=3000)
+        expect(section.locator(".copyrow .status").first).to_have_text("Copied", timeout=3000)
         assert page.evaluate("navigator.clipboard.readText()") == rows[failing[0]]["repro"]
 
         page.screenshot(path=str(_artifacts(report) / "conformance-html.png"), full_page=True)
+        _copy_falls_back_without_the_clipboard_api(context, report, page, rows[failing[-1]]["repro"])
         assert not problems, f"console errors: {problems}"
         assert not context.refused, f"the report requested {context.refused}"
+
+
+def _copy_falls_back_without_the_clipboard_api(context: Any, report: Path, reader: Any, repro: str) -> None:
+    """Where ``navigator.clipboard`` is missing, the copy button copies from a selected textarea instead."""
+    page = context.new_page()
+    page.add_init_script("Object.defineProperty(Navigator.prototype, 'clipboard', {get: () => undefined})")
+    page.goto(report.as_uri())
+    assert page.evaluate("navigator.clipboard === undefined")
+    page.locator("button.copy").last.click()
+    expect(page.locator(".copyrow .status").last).to_have_text("Copied", timeout=3000)
+    assert reader.evaluate("navigator.clipboard.readText()") == repro
+    page.close()
 
 
 def _artifacts(report: Path) -> Path:
