@@ -25,8 +25,10 @@ from conformance.report.html_parts import (
     SYMBOL,
     WORD,
     anchor_ids,
+    breakable,
     column_key,
     e,
+    equation_label,
     first_line,
     outcome_badge,
     paper_link,
@@ -117,7 +119,7 @@ def _bad_list(bad: list[tuple[int, dict[str, Any]]], anchors: Mapping[str, str])
         f'{e(WORD[r["outcome"]])}: <code>{e(r["spec"])}</code> · <code>{e(r["implementation"])}</code> · '
         f'{e(r["device"])} {e(r["dtype"])} · <code>{e(r["check"])}</code></a> {e(ratio_text(worst_ratio(r)))} — '
         f'{e(first_line(r.get("message") or r.get("error"), 200))} '
-        f'(<a href="#{e(anchors[r["spec"]])}">Eq. {e(r.get("equation") or "?")} section</a>)</li>'
+        f'(<a href="#{e(anchors[r["spec"]])}">{e(equation_label(r.get("equation")))} section</a>)</li>'
         for i, r in bad
     )
     return f'<h2 id="failures">Failures and errors ({len(bad)})</h2><ol class="badlist">{items}</ol>'
@@ -231,12 +233,13 @@ def _matrix_rows(spec_id: str, rows: list[tuple[int, dict[str, Any]]], info: Map
     by_impl: dict[str, dict[tuple[str, str], list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for _, r in rows:
         by_impl[r["implementation"]][(r["device"], r["dtype"])].append(r)
-    label = f'<a href="#{e(anchor)}">Eq. {e(info.get("equation") or "?")}</a> {e(info.get("title"))} <code>{e(spec_id)}</code>'
+    eq = e(equation_label(info.get("equation")))
+    label = f'<a href="#{e(anchor)}">{eq}</a> {e(info.get("title"))} <code>{e(spec_id)}</code>'
     out = []
     for impl, cells in by_impl.items():
         tds = "".join(_cell(cells.get(c, []), c, anchor) for c in columns)
         out.append(f'<tr data-mrow data-spec="{e(spec_id)}" data-impl="{e(impl)}"><th scope="row">{label}</th>'
-                   f'<td class="impl"><code>{e(impl)}</code></td>{tds}</tr>')
+                   f'<td class="impl"><code>{breakable(impl)}</code></td>{tds}</tr>')
     return out
 
 

@@ -60,7 +60,7 @@ background:#fff;color:var(--fg);max-width:280px}
 .matrix td.none{color:var(--line);text-align:center}
 .matrix td.dim{opacity:.25}
 .matrix tr.paper th{background:#eaeef2;font-size:13px}
-.impl code{word-break:break-all}
+.impl code{overflow-wrap:anywhere}
 section.spec{border-top:2px solid var(--line);padding-top:8px;margin-top:18px;content-visibility:auto;
 contain-intrinsic-size:auto 900px}
 .meta{color:var(--mute);margin:0 0 4px}

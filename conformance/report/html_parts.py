@@ -116,3 +116,14 @@ def first_line(text: Any, limit: int = 240) -> str:
     """The first line of ``text``, at most ``limit`` characters (an ellipsis marks a cut)."""
     line = str(text or "").strip().splitlines()[0] if str(text or "").strip() else ""
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def equation_label(equation: Any) -> str:
+    """``Eq. 12`` for a numbered equation; a figure, table or section reference as given (``Fig. 1``)."""
+    text = str(equation or "?")
+    return f"Eq. {text}" if re.match(r"[0-9(]", text) else text
+
+
+def breakable(name: Any) -> str:
+    """An escaped dotted or path-like name with break opportunities after ``.``, ``:`` and ``/``."""
+    return re.sub(r"([.:/])", r"\1<wbr>", e(name))

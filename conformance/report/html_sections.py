@@ -8,7 +8,17 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from conformance.report.html_parts import e, fmt, outcome_badge, paper_link, ratio_text, row_attrs, worst_ratio
+from conformance.report.html_parts import (
+    breakable,
+    e,
+    equation_label,
+    fmt,
+    outcome_badge,
+    paper_link,
+    ratio_text,
+    row_attrs,
+    worst_ratio,
+)
 from conformance.report.html_plot import plot_svg
 
 _CHECK_COLUMNS = ("outcome", "implementation", "device · dtype", "check", "error / tolerance",
@@ -35,9 +45,10 @@ def spec_section(spec_id: str, anchor: str, info: Mapping[str, Any], rows: list[
     meta = [e(paper.get("title")), paper_link(paper.get("arxiv"), paper.get("url"))]
     meta += [f"§ {e(info['section'])}"] if info.get("section") else []
     meta += [f"spec <code>{e(where)}</code>"] if where else []
+    eq = e(equation_label(info.get("equation")))
     return (
         f'<section class="spec" id="{e(anchor)}" data-spec="{e(spec_id)}" aria-labelledby="{e(anchor)}-h">'
-        f'<h3 id="{e(anchor)}-h">Eq. {e(info.get("equation") or "?")} — {e(info.get("title"))} <code>{e(spec_id)}</code></h3>'
+        f'<h3 id="{e(anchor)}-h">{eq} — {e(info.get("title"))} <code>{e(spec_id)}</code></h3>'
         f'<p class="meta">{" · ".join(meta)}</p>'
         f"{_equation(info)}{_checks_table(rows)}</section>"
     )
@@ -98,7 +109,7 @@ def check_row(index: int, row: Mapping[str, Any]) -> str:
         error = f"|error| {fmt(row.get('max_abs_err'))} vs tolerance {fmt(row.get('tolerance'))}"
     basis = f'<span class="basis">{e(row.get("tolerance_basis"))}</span>' if row.get("tolerance_basis") else ""
     cells = (
-        f"<td>{outcome_badge(outcome)}</td><td class=\"impl\"><code>{e(row['implementation'])}</code></td>"
+        f"<td>{outcome_badge(outcome)}</td><td class=\"impl\"><code>{breakable(row['implementation'])}</code></td>"
         f"<td>{e(row['device'])} {e(row['dtype'])}</td><td><code>{e(row['check'])}</code>{note_html}</td>"
         f'<td class="ratio">{ratio_text(worst_ratio(row))}</td><td>{error}{basis}</td>'
         f"<td>{e(row.get('examples'))}</td><td>{plot_svg(row.get('samples') or ())}</td>"

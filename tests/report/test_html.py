@@ -199,3 +199,11 @@ def test_a_passing_report_says_pass_and_lists_no_failures() -> None:
     report = build_report([_row("oracle", "passed", max_abs_err="inf", tolerance="nan")], profile="conformance-ci", argv=[])
     page = render_html(report)
     assert "✓ PASS" in page and 'id="failures"' not in page and "v-pass" in page
+
+
+def test_a_figure_or_table_is_named_as_given_and_a_number_as_an_equation() -> None:
+    report = _report()
+    report["specs"]["toy"]["equation"] = "Fig. 1"
+    page = render_html(report)
+    assert "Fig. 1 — Squared distance" in page and "Eq. Fig." not in page
+    assert "Eq. 1 — Squared distance" in render_html(_report())
