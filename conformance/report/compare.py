@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conformance.report import ReportError, build_report, read_report
+from conformance.report.document import ReportError, build_report, read_report
 from conformance.results import Result
 
 Key = tuple[str, str, str, str, str]
