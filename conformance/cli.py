@@ -160,6 +160,7 @@ def _report(args: argparse.Namespace) -> int:
     import json
 
     from conformance.report import ReportError, compare, read_report, render_markdown
+    from conformance.report.html import render_html
 
     try:
         if args.report_command == "diff":
@@ -177,6 +178,7 @@ def _report(args: argparse.Namespace) -> int:
         return 2
     out = compare.write_json(document, Path(args.output))
     out.with_suffix(".md").write_text(render_markdown(document), encoding="utf-8")
+    out.with_suffix(".html").write_text(render_html(document), encoding="utf-8")
     print(f"written: {out} ({document['summary']['rows']} rows from {len(args.reports)} reports)")
     return 0
 
@@ -211,6 +213,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     from conformance import engine, profiles
     from conformance.refs import ImplementationError
     from conformance.report import write_reports
+    from conformance.report.xfails import xfail_statuses
     from conformance.validation import SpecError
 
     profile = profiles.choose(args.hypothesis_profile)
@@ -218,10 +221,12 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"conformance run: unknown profile {profile!r}; known: {', '.join(profiles.PROFILES)}", file=sys.stderr)
         return 2
     plan = engine.Plan(
-        tuple(args.spec_dir), tuple(args.impl), profile, tuple(args.select), tuple(args.xfail_file), args.verdict_only
+        tuple(args.spec_dir), tuple(args.impl), profile, tuple(args.select), tuple(args.xfail_file), args.verdict_only,
+        root=str(Path.cwd()),  # its xfails.yaml, the repository's registry, when there is one
     )
     try:
         cases = plan.cases()
+        entries = plan.xfail_entries()
     except (SpecError, ImplementationError, ValueError) as exc:
         print(f"conformance run: {exc}", file=sys.stderr)
         return 2
@@ -251,7 +256,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     missing = _missing(cases, results, stopped) if stopped else []
     out = Path.cwd() / args.report_dir
     baseline = Path(args.baseline) if args.baseline else None
-    specs = {c.spec.id: c.spec for c in cases}.values()
+    specs = list({c.spec.id: c.spec for c in cases}.values())
     written = write_reports(
         results,
         out,
@@ -260,6 +265,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         verdict_only=args.verdict_only,
         specs=specs,
         missing=missing,
+        xfails=xfail_statuses(specs, entries, results),
         baseline=baseline,
     )
     counts = {o: sum(1 for r in results if r.outcome == o) for o in ("passed", "failed", "error", "skipped", "xfailed")}

@@ -175,7 +175,7 @@ def _warm_up(device: str) -> None:
 @dataclass(frozen=True)
 class Plan:
     """What a run covers: spec dirs (added to the shipped specs), ``--impl`` options, the Hypothesis profile,
-    ``--xfail-file`` files of reviewed expected failures, and a selection of case ids."""
+    ``--xfail-file`` files of reviewed expected failures (and the ``root``'s registry), and a selection of case ids."""
 
     spec_dirs: tuple[str, ...] = ()
     impl: tuple[str, ...] = ()
@@ -183,15 +183,21 @@ class Plan:
     select: tuple[str, ...] = field(default_factory=tuple)  # substrings of case ids (like pytest's -k, all must match)
     xfail_files: tuple[str, ...] = ()
     verdict_only: bool = False  # no shrinking: each failing check stops at its first failing example
+    root: str | None = None  # the directory the run starts from: its ``xfails.yaml`` registry is read, if there is one
+
+    def xfail_entries(self) -> list[Any]:
+        """The reviewed expected failures (and unsupported regions) from files: the root's registry, then ``--xfail-file``."""
+        from conformance.loader.xfail_file import load_xfail_files, registry_files
+
+        return load_xfail_files([*(registry_files(self.root) if self.root else []), *self.xfail_files])
 
     def cases(self) -> list[Case]:
         """The plan's cases, in the stable order every driver and worker agrees on."""
-        from conformance.loader.xfail_file import load_xfail_files
         from conformance.spec import load_specs
 
         specs = load_specs(list(self.spec_dirs))
         overrides = parse_impl_options(list(self.impl), specs)
-        cases = build_cases(specs, overrides, xfails=load_xfail_files(self.xfail_files))
+        cases = build_cases(specs, overrides, xfails=self.xfail_entries())
         if self.select:
             cases = [c for c in cases if all(s in c.id for s in self.select)]
         return cases

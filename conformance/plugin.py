@@ -39,6 +39,7 @@ class ConformanceSession:
         self.planned: list[str] = []  # nodeids of the collected conformance tests (this process, or xdist's workers)
         self.complete: set[str] = set()  # nodeids whose test ran to its end (a call phase, a failed setup, a crash)
         self.cases: list | None = None
+        self.xfail_entries: list = []
         self.written: list[Path] = []
         self.missing = 0
 
@@ -51,7 +52,7 @@ class ConformanceSession:
     def cases_for_run(self) -> list:
         if self.cases is None:
             from conformance import profiles
-            from conformance.loader.xfail_file import load_xfail_files
+            from conformance.loader.xfail_file import load_xfail_files, registry_files
             from conformance.refs import ImplementationError
             from conformance.selection import build_cases, parse_impl_options
             from conformance.spec import SpecError, load_specs
@@ -60,8 +61,9 @@ class ConformanceSession:
             try:
                 specs = load_specs(self.config.getoption("spec_dir"))
                 overrides = parse_impl_options(self.config.getoption("impl"), specs)
-                xfails = load_xfail_files(self.config.getoption("xfail_file"))
-                self.cases = build_cases(specs, overrides, xfails=xfails)  # imports the implementations
+                root = registry_files(self.config.invocation_params.dir)  # the repository's xfails.yaml
+                self.xfail_entries = load_xfail_files([*root, *self.config.getoption("xfail_file")])
+                self.cases = build_cases(specs, overrides, xfails=self.xfail_entries)  # imports the implementations
             except (SpecError, ImplementationError, ValueError) as exc:
                 raise pytest.UsageError(f"conformance: {exc}") from None
         return self.cases
@@ -122,15 +124,20 @@ class ConformanceSession:
         argv = ["pytest", *(str(a) for a in self.config.invocation_params.args)]
         verdict_only = bool(self.config.getoption("verdict_only"))
         baseline = self.config.getoption("conformance_baseline")
-        specs = {c.spec.id: c.spec for c in self.cases or ()}.values()
+        from conformance.report.xfails import xfail_statuses
+
+        cases = self.cases if self.cases is not None else self.cases_for_run()  # under xdist: the controller's own
+        specs = list({c.spec.id: c.spec for c in cases}.values())
+        rows = [r for n, r in self.results.items() if n in self.complete]
         self.written = write_reports(
-            [r for n, r in self.results.items() if n in self.complete],
+            rows,
             out_dir,
             profile=self.profile,
             argv=argv,
             verdict_only=verdict_only,
             specs=specs,
             missing=missing,
+            xfails=xfail_statuses(specs, self.xfail_entries, rows),
             baseline=Path(self.config.invocation_params.dir) / baseline if baseline else None,
         )
 

@@ -4,6 +4,7 @@ with the file and line it is recorded at and the spec line it concerns."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -93,3 +94,34 @@ def test_the_shipped_registry_loads() -> None:
     (path,) = registry_files(root)
     entries = load_xfail_file(path)
     build_cases(shipped_specs(), {}, xfails=entries, resolve=False)  # every entry names a spec and a check that exist
+
+
+def test_both_drivers_read_the_registry_and_report_each_entry(tmp_path: Path) -> None:
+    """A run started in a directory with ``xfails.yaml`` applies it, and both drivers' reports list its entries
+    with their status: the planted mean recorded as expected, an entry that matches nothing flagged."""
+    from tests.spec_helpers import run_cli, run_suite
+
+    (tmp_path / "mean.py").write_text(MEAN)
+    (tmp_path / REGISTRY).write_text(
+        textwrap.dedent(
+            """
+            xfail:
+              - {spec: surprise, implementation: "mean.py:f", check: oracle, dtype: float64, reason: sums as a mean}
+              - {spec: surprise, check: oracle, dtype: float64, device: cuda, reason: only on a GPU}
+              - {spec: surprise, implementation: "mean.py:f", check: gradcheck, dtype: float16, reason: never generated}
+            """
+        )
+    )
+    common = ["--impl", "surprise=mean.py:f", "--hypothesis-profile", "conformance-ci"]
+    cli = run_cli(tmp_path, "run", *common, "--report-dir", "cli", "-k", "float64-oracle", "-q", timeout=300)
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    plugin = run_suite(tmp_path, *common, "--report-dir", "plugin", "-k", "float64 and oracle", "-q", "-n", "2", timeout=300)
+    assert plugin.returncode == 0, plugin.stdout[-3000:]
+    for folder in ("cli", "plugin"):
+        report = json.loads((tmp_path / folder / "conformance.json").read_text())
+        statuses = {x["reason"]: x["status"] for x in report["xfails"]}
+        assert statuses == {"sums as a mean": "expected failure", "only on a GPU": "not run here",
+                            "never generated": "matches nothing"}, folder
+        markdown = (tmp_path / folder / "conformance.md").read_text()
+        assert "| ⚠️ matches nothing | `surprise` | `mean.py:f` | gradcheck | float16 | never generated |" in markdown, folder
+        assert "surprise" in report["specs"], "the spec's summary is in the report (under xdist too)"
