@@ -10,6 +10,8 @@ A :class:`CheckDef` says, each field read by one place:
 - ``order`` — its place in the report (:func:`conformance.report.rows.sort_rows`);
 - ``compares_numbers`` — whether it compares numbers against a derived tolerance (a spec's ``tolerances:``
   override must reach it: ``tests/test_check_defs.py``);
+- ``audit`` — a check of the gradient audit only (``conformance audit-grads``), not of a conformance run
+  (:func:`conformance.selection.build_cases` with ``audit=True`` builds the ``gradient`` family and these);
 - ``draw`` and ``judge`` — how its examples are drawn and how one example is judged
   (:mod:`conformance.runner`), as lazy ``"module:function"`` refs so that building cases imports no torch:
   ``draw(case) -> SearchStrategy[Example]``, ``judge(case, example) -> Measurement | None``; a check
@@ -81,6 +83,9 @@ class CheckDef:
     spec_device: str = "cpu"
     spec_dtype: str = "float64"
     compares_numbers: bool = False
+    # a gradient audit's own check (``conformance audit-grads``): not part of a conformance run; an audit runs the
+    # ``gradient`` family's checks and these (read by :func:`conformance.selection.build_cases`)
+    audit: bool = False
 
     def judge_fn(self) -> Callable[..., Any]:
         return _load(self.judge)

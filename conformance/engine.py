@@ -184,6 +184,7 @@ class Plan:
     xfail_files: tuple[str, ...] = ()
     verdict_only: bool = False  # no shrinking: each failing check stops at its first failing example
     root: str | None = None  # the directory the run starts from: its ``xfails.yaml`` registry is read, if there is one
+    audit: bool = False  # a gradient audit's cases (conformance.selection.build_cases) instead of a conformance run's
 
     def xfail_entries(self) -> list[Any]:
         """The reviewed expected failures (and unsupported regions) from files: the root's registry, then ``--xfail-file``."""
@@ -197,7 +198,7 @@ class Plan:
 
         specs = load_specs(list(self.spec_dirs))
         overrides = parse_impl_options(list(self.impl), specs)
-        cases = build_cases(specs, overrides, xfails=self.xfail_entries())
+        cases = build_cases(specs, overrides, xfails=self.xfail_entries(), audit=self.audit)
         if self.select:
             cases = [c for c in cases if all(s in c.id for s in self.select)]
         return cases

@@ -145,14 +145,25 @@ def parse_impl_options(options: Iterable[str], specs: Mapping[str, EquationSpec]
 
 def check_names(spec: EquationSpec) -> set[str]:
     """The report names of every check ``spec`` generates, on any device and dtype."""
-    names = {r.name for device in DEVICES for dtype in DTYPES for r in implementation_checks(spec, device, dtype)}
+    names = {
+        r.name for device in DEVICES for dtype in DTYPES for audit in (False, True)
+        for r in implementation_checks(spec, device, dtype, audit=audit)
+    }
     spec_scoped = (d for d in _definitions() if d.scope == "spec")
     return names | {r.name for d in spec_scoped for r in d.applies(spec, d.spec_device, d.spec_dtype)}
 
 
-def implementation_checks(spec: EquationSpec, device: str, dtype: str) -> list[CheckRef]:
-    """The checks of one implementation of ``spec`` at ``device`` and ``dtype``, in report order."""
-    return [r for d in _definitions() if d.scope == "implementation" for r in d.applies(spec, device, dtype)]
+def implementation_checks(spec: EquationSpec, device: str, dtype: str, *, audit: bool = False) -> list[CheckRef]:
+    """The checks of one implementation of ``spec`` at ``device`` and ``dtype``, in report order: a conformance
+    run's, or with ``audit`` a gradient audit's (the ``gradient`` family and the audit's own checks)."""
+    return [
+        r for d in _definitions() if d.scope == "implementation" and _in_run(d, audit) for r in d.applies(spec, device, dtype)
+    ]
+
+
+def _in_run(definition: CheckDef, audit: bool) -> bool:
+    """Whether a check belongs to a conformance run (``audit`` false) or to a gradient audit."""
+    return definition.family == "gradient" or definition.audit if audit else not definition.audit
 
 
 def build_cases(
@@ -161,8 +172,11 @@ def build_cases(
     *,
     resolve: bool = True,
     xfails: Sequence[XFailEntry | UnsupportedEntry] = (),
+    audit: bool = False,
 ) -> list[Case]:
-    """Every case of the run, in a stable order (xdist workers must agree on it).
+    """Every case of the run, in a stable order (xdist workers must agree on it). With ``audit``, a gradient
+    audit's cases instead: per implementation of a differentiable spec, the ``gradient`` family's checks and the
+    audit's own (no spec-scoped checks).
 
     With ``resolve`` (the default), every implementation and reference ref the cases use is imported
     first (:func:`conformance.refs.resolve_implementations`). ``xfails`` (``--xfail-file``: expected failures
@@ -186,14 +200,15 @@ def build_cases(
         if resolve:
             resolve_implementations(spec)
         for d in definitions:
-            if d.scope == "spec" and d.subject is not None:
+            if d.scope == "spec" and d.subject is not None and not audit:
                 refs = list(d.applies(spec, d.spec_device, d.spec_dtype))
                 cases.extend(Case(spec, d.subject(spec), d.spec_device, d.spec_dtype, r) for r in refs)
         for impl in spec.implementations:
             tested = spec.for_implementation(impl.id)  # its fixed params (options) are not drawn
             for device in DEVICES:
                 for dtype in DTYPES:
-                    cases.extend(Case(tested, impl.id, device, dtype, r) for r in implementation_checks(spec, device, dtype))
+                    checks = implementation_checks(spec, device, dtype, audit=audit)
+                    cases.extend(Case(tested, impl.id, device, dtype, r) for r in checks)
     return cases
 
 
