@@ -15,6 +15,10 @@
   implementations through the specs (:mod:`conformance.peers`; default: every known audit) and write
   ``<library>.json`` and ``<library>.md`` per library into ``--report-dir`` (default ``reports/peers``); a library
   that is not installed is skipped with the reason. Exit 0: deviations are findings, not failures.
+- ``conformance audit-grads [--impl SPEC=REF]... [--spec-dir DIR]... [--report-dir DIR] [-k TEXT]... [-n N] [--timeout S]
+  [--hypothesis-profile NAME]`` — the gradient audit (:mod:`conformance.grad_audit`): writes ``grad_audit.json``,
+  ``.md`` (its first line: safe to train through, or the first defect in plain words) and ``.html`` into
+  ``--report-dir`` (default ``reports/grad_audit``); exit 1 if any audit check failed or raised.
 - ``conformance report diff BASE.json HEAD.json [--drift F] [--fail-on-drift] [--format md|json]`` — regressions,
   fixes, new and removed rows and error drift between two reports (:mod:`conformance.report.compare`); exit 1 on
   regressions (and on drift with ``--fail-on-drift``). ``conformance report merge A.json B.json ... -o OUT.json`` —
@@ -32,6 +36,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         return _report(args)
     if args.command == "audit-peers":
         return _audit_peers(args, list(sys.argv[1:] if argv is None else argv))
+    if args.command == "audit-grads":
+        return _audit_grads(args, list(sys.argv[1:] if argv is None else argv))
     if args.command == "list":
         return _list(args.spec_dir, Path.cwd() / args.report_dir)
     return _validate(args.paths, resolve=args.resolve)
@@ -149,6 +156,7 @@ def _parser() -> argparse.ArgumentParser:
     peers.add_argument("--dtype", action="append", default=[], metavar="D", help="only these dtypes (default: all four)")
     peers.add_argument("-k", dest="select", action="append", default=[], metavar="TEXT", help="only entries matching TEXT")
     peers.add_argument("--hypothesis-profile", default="conformance-ci", metavar="NAME", help="default conformance-ci")
+    _audit_grads_parser(sub)
     validate = sub.add_parser("validate", help="check spec files: schema, meaning, limits (imports no implementation)")
     validate.add_argument("paths", nargs="*", help="spec files or directories (default: the shipped specs)")
     validate.add_argument("--resolve", action="store_true", help="also import every implementation the specs name")
@@ -207,6 +215,81 @@ def _audit_peers(args: argparse.Namespace, argv: list[str]) -> int:
         for path in peers.write_audit(audit, done, Path.cwd() / args.report_dir, profile=args.hypothesis_profile, argv=argv):
             print(f"written: {path}")
     return 0
+
+
+def _audit_grads_parser(sub: Any) -> None:
+    """``conformance audit-grads``: its options (those of ``run`` that apply to an audit)."""
+    grads = sub.add_parser("audit-grads", help="the gradient audit: is it safe to train through these implementations?")
+    grads.add_argument("--impl", action="append", default=[], metavar="SPEC_ID=MODULE:ATTR",
+                       help="audit only these implementations (as for run); repeatable")
+    grads.add_argument("--spec-dir", action="append", default=[], metavar="DIR", help="also load the specs in DIR; repeatable")
+    grads.add_argument("--report-dir", default="reports/grad_audit", metavar="DIR",
+                       help="where grad_audit.json, .md and .html are written (default: reports/grad_audit)")
+    grads.add_argument("--hypothesis-profile", default=None, metavar="NAME",
+                       help="as for run (default: conformance-dev, CI: conformance-ci)")
+    grads.add_argument("-n", "--workers", type=int, default=1, metavar="N", help="run cases in N worker processes (default 1)")
+    grads.add_argument("--timeout", type=float, default=None, metavar="S", help="seconds a case may run (an error row past it)")
+    grads.add_argument("-k", dest="select", action="append", default=[], metavar="TEXT",
+                       help="only cases whose id contains TEXT (repeatable: all must match)")
+    grads.add_argument("-q", "--quiet", action="store_true", help="print only defects and the answer")
+
+
+def _audit_grads(args: argparse.Namespace, argv: list[str]) -> int:
+    """Plan, run and write the gradient audit; exit 1 if any audit row failed or raised, 2 on bad options."""
+    from conformance import engine, grad_audit, profiles
+    from conformance.refs import ImplementationError
+    from conformance.validation import SpecError
+
+    profile = profiles.choose(args.hypothesis_profile)
+    problem = _audit_option_problem(args, profile)
+    plan = grad_audit.plan(args.impl, args.spec_dir, args.select, profile=profile, root=str(Path.cwd()))
+    try:
+        cases = plan.cases() if problem is None else []
+    except (SpecError, ImplementationError, ValueError) as exc:
+        problem = str(exc)
+    if problem is None and not cases:
+        problem = "no gradient audit case matches (no differentiable spec among the selected implementations and -k)"
+    if problem is not None:
+        print(f"conformance audit-grads: {problem}", file=sys.stderr)
+        return 2
+    collected: list[engine.Result] = []
+
+    def show(result: engine.Result) -> None:
+        collected.append(result)
+        if not result.ok or not args.quiet:
+            line = f"{result.outcome.upper():8} {' '.join(result.key)}"
+            print(line + (f"\n         {result.message.splitlines()[0]}" if result.message and not result.ok else ""), flush=True)
+
+    stopped = None
+    with _sigterm_as_interrupt():
+        try:
+            results = grad_audit.run_audit(plan, workers=args.workers, timeout=args.timeout, on_result=show, cases=cases)
+        except KeyboardInterrupt:
+            results, stopped = collected, INTERRUPTED
+        except engine.WorkerError as exc:
+            results, stopped = collected, f"not run: {exc}"
+    missing = _missing(cases, results, stopped) if stopped else []
+    specs = list({c.spec.id: c.spec for c in cases}.values())
+    written = grad_audit.write_audit(results, Path.cwd() / args.report_dir, profile=profile, argv=["conformance", *argv],
+                                     specs=specs, missing=missing)
+    print(grad_audit.answer(results))
+    for path in written:
+        print(f"written: {path}")
+    if stopped:
+        return 130 if stopped == INTERRUPTED else 2
+    return 1 if grad_audit.failed(results) else 0
+
+
+def _audit_option_problem(args: argparse.Namespace, profile: str) -> str | None:
+    from conformance import profiles
+
+    if profile not in profiles.PROFILES:
+        return f"unknown profile {profile!r}; known: {', '.join(profiles.PROFILES)}"
+    if args.workers < 1:
+        return "-n must be at least 1"
+    if args.timeout is not None and args.timeout <= 0:
+        return f"--timeout must be a positive number of seconds, got {args.timeout:g}"
+    return None
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:

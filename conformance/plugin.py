@@ -7,7 +7,8 @@ an unrelated test could pick up by name; the testing fixtures ``device`` and ``s
 opt-in (``pytest_plugins = ["conformance.fixtures"]``).
 
 - Options: ``--impl SPEC_ID=MODULE:ATTR`` (repeatable), ``--spec-dir DIR``, ``--xfail-file FILE``, ``--report-dir DIR``;
-  Hypothesis's ``--hypothesis-profile`` picks one of the ``conformance-*`` profiles.
+  Hypothesis's ``--hypothesis-profile`` picks one of the ``conformance-*`` profiles. ``--grad-audit`` generates the
+  gradient audit's cases instead and writes its reports (:mod:`conformance.grad_audit`).
 - Generates one test per case (:func:`conformance.selection.build_cases`); each runs the case with
   :func:`conformance.engine.run_case` and turns the result's outcome into pytest's.
 - Collects each test's :class:`conformance.results.Result` from ``report.user_properties`` (which
@@ -27,6 +28,7 @@ CASE_KEY = "conformance.case"
 _SUITE_TEST = "::test_conformance["  # the suite's test (conformance/test_conformance.py)
 RESULT_KEY = "conformance.result"
 PROFILE_PREFIX = "conformance-"
+_DEFAULT_REPORT_DIR = "reports/latest"  # with --grad-audit, conformance.grad_audit.REPORT_DIR unless --report-dir is given
 
 
 class ConformanceSession:
@@ -42,6 +44,11 @@ class ConformanceSession:
         self.xfail_entries: list = []
         self.written: list[Path] = []
         self.missing = 0
+
+    @property
+    def grad_audit(self) -> bool:
+        """``--grad-audit``: the gradient audit's cases and reports (``grad_audit.*``) instead of the conformance run's."""
+        return bool(self.config.getoption("grad_audit", False))
 
     @property
     def profile(self) -> str:
@@ -63,7 +70,8 @@ class ConformanceSession:
                 overrides = parse_impl_options(self.config.getoption("impl"), specs)
                 root = registry_files(self.config.invocation_params.dir)  # the repository's xfails.yaml
                 self.xfail_entries = load_xfail_files([*root, *self.config.getoption("xfail_file")])
-                self.cases = build_cases(specs, overrides, xfails=self.xfail_entries)  # imports the implementations
+                # imports the implementations; with --grad-audit, the gradient audit's cases instead
+                self.cases = build_cases(specs, overrides, xfails=self.xfail_entries, audit=self.grad_audit)
             except (SpecError, ImplementationError, ValueError) as exc:
                 raise pytest.UsageError(f"conformance: {exc}") from None
         return self.cases
@@ -129,6 +137,13 @@ class ConformanceSession:
         cases = self.cases if self.cases is not None else self.cases_for_run()  # under xdist: the controller's own
         specs = list({c.spec.id: c.spec for c in cases}.values())
         rows = [r for n, r in self.results.items() if n in self.complete]
+        if self.grad_audit:
+            from conformance.grad_audit import REPORT_DIR, write_audit
+
+            given = self.config.getoption("report_dir")
+            out_dir = Path(self.config.invocation_params.dir) / (REPORT_DIR if given == _DEFAULT_REPORT_DIR else given)
+            self.written = write_audit(rows, out_dir, profile=self.profile, argv=argv, specs=specs, missing=missing)
+            return
         self.written = write_reports(
             rows,
             out_dir,
@@ -213,8 +228,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="a report to compare with (e.g. reports/baseline/conformance.json): its regressions lead conformance.md",
     )
     group.addoption(
+        "--grad-audit",
+        action="store_true",
+        default=False,
+        help="the gradient audit (conformance audit-grads) instead of the conformance run: writes grad_audit.json, .md "
+        "and .html (default report dir reports/grad_audit)",
+    )
+    group.addoption(
         "--report-dir",
-        default="reports/latest",
+        default=_DEFAULT_REPORT_DIR,
         metavar="DIR",
         help="where conformance.json, conformance.md and junit.xml are written (default: reports/latest)",
     )

@@ -1,6 +1,7 @@
 """``conformance.html``: one self-contained page a reviewer reads in a minute.
 
-Top to bottom: the verdict (counts, every failure and error linked to its equation's section, the planned
+Top to bottom: where the report holds a gradient audit its summary per implementation (``html_grad``), the
+verdict (counts, every failure and error linked to its equation's section, the planned
 cases that produced no row, the reviewed expected failures and their status), the environment and the
 Hypothesis profile, filters, a paper → equation → implementation matrix of outcomes per device and dtype
 (the worst error / tolerance in each cell), then a section per equation (``html_sections``).
@@ -20,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from conformance.report.html_assets import CSS, JS
+from conformance.report.html_grad import grad_audit_section
 from conformance.report.html_parts import (
     SEVERITY,
     SYMBOL,
@@ -97,6 +99,7 @@ def _verdict(report: Mapping[str, Any], indexed: list[tuple[int, dict[str, Any]]
     created = f"{e(report.get('created'))} · <code>{e(' '.join(map(str, report.get('command') or [])))}</code>"
     return (
         f'<h1>Conformance report</h1><p class="sub">{created}</p>'
+        f"{grad_audit_section(report)}"  # "" unless the report holds a gradient audit
         f'<section id="verdict" class="verdict {"v-fail" if failing else "v-pass"}" aria-labelledby="verdict-h">'
         f'<p class="big" id="verdict-h">{e(head)}</p><ul class="counts" aria-label="Counts per outcome (buttons filter)">'
         f"{buttons}</ul>{_bad_list(bad, anchors)}"
