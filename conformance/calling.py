@@ -4,7 +4,8 @@ A reference is ``package.module:attribute`` or ``path/to/file.py:attribute``, re
 :mod:`conformance.refs` (``resolve`` and ``ImplementationError`` are re-exported here). Functions are
 called with the spec's ``args``/``kwargs``; modules are built from ``init``, moved to the device
 and dtype, and called through :func:`torch.func.functional_call` so that ``state`` tensors
-(weights drawn by the harness, never only the default initialisation) can carry gradients.
+(weights drawn by the harness, never only the default initialisation) can carry gradients; the
+returned callable's ``module`` attribute is the instance it calls.
 
 >>> resolve("implementations.rmsnorm:RMSNorm").__name__
 'RMSNorm'
@@ -63,6 +64,7 @@ def call_interface(
         state = {attr: tensors[name] for attr, name in iface.state.items()}  # drawn weights, with gradients
         return torch.func.functional_call(module, state, args, kwargs)
 
+    call_module.module = module  # type: ignore[attr-defined]  # the instance it calls (the gradient audit's param_flow)
     return call_module
 
 

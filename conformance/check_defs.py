@@ -23,7 +23,7 @@ to be parsed. Adding a check family is one record here (or registered from outsi
 
 >>> from conformance.registry import CHECKS
 >>> [c for c in CHECKS.names() if c.startswith("grad")]
-['gradcheck', 'gradgradcheck', 'gradient']
+['grad_options', 'gradcheck', 'gradgradcheck', 'gradient']
 """
 
 from __future__ import annotations
@@ -126,6 +126,18 @@ def _gradcheck(order: int) -> Applies:
     return applies
 
 
+def _audit(name: str, *, modules_only: bool = False) -> Applies:
+    """A gradient audit check: float64, for a spec with gradients (and, ``modules_only``, a module interface)."""
+
+    def applies(spec: EquationSpec, device: str, dtype: str) -> list[CheckRef]:
+        ok = _has_equation(spec) and bool(spec.grad_wrt) and dtype == "float64"
+        if modules_only:
+            ok = ok and spec.interface is not None and spec.interface.kind == "module"
+        return [CheckRef(name)] if ok else []
+
+    return applies
+
+
 def _patterns(spec: EquationSpec, device: str, dtype: str) -> list[CheckRef]:
     return [CheckRef("pattern", p.id, p.kind) for p in spec.patterns if device in p.devices and dtype in p.dtypes]
 
@@ -161,6 +173,7 @@ def _pattern_line(spec: EquationSpec, ref: CheckRef) -> int:
 
 
 _J = "conformance.judges"
+_GA = "conformance.grad_audit_checks"  # the gradient audit's own checks
 BUILTIN: list[CheckDef] = [
     CheckDef("oracle", "equation", "the implementation against the spec's SymPy oracle in float64", 0,
              _base("oracle"), _oracle_line, f"{_J}:oracle", f"{_J}:draw", compares_numbers=True),
@@ -174,6 +187,13 @@ BUILTIN: list[CheckDef] = [
              _gradcheck(1), _spec_line, f"{_J}:gradcheck", f"{_J}:draw_gradcheck"),
     CheckDef("gradgradcheck", "gradient", "second-order finite differences in float64", 5,
              _gradcheck(2), _spec_line, f"{_J}:gradgradcheck", f"{_J}:draw_gradcheck"),
+    CheckDef("grad_options", "gradient", "gradcheck with batched gradients, undefined output gradients and forward AD "
+             "(float64; fast mode, slow mode before failing)", 5, _audit("grad_options"), _spec_line,
+             f"{_GA}:grad_options", f"{_J}:draw_gradcheck", audit=True),
+    CheckDef("autograd_functions", "gradient", "the custom autograd.Functions reached: gradient count, second order, "
+             "torch.func support", 5, _audit("autograd_functions"), _spec_line, f"{_GA}:autograd_functions", audit=True),
+    CheckDef("param_flow", "gradient", "every module parameter receives a finite, non-zero gradient", 5,
+             _audit("param_flow", modules_only=True), _spec_line, f"{_GA}:param_flow", audit=True),
     CheckDef("invariant", "invariant", "an invariant the spec declares", 6,
              _invariants, _invariant_line, f"{_J}:invariant", f"{_J}:draw_invariant", compares_numbers=True),
     CheckDef("pattern", "pattern", "a behavioural check of a pattern kind", 6,
