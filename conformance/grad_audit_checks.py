@@ -542,6 +542,9 @@ def _flow_verdict(case: Case, flows: Mapping[str, _Flow], judged: Sequence[check
             problems.append(_why_no_gradient(flow, judged, n))
     ok = [f.name for f in flows.values() if f.nonzero and not f.nonfinite]
     summary = f"{len(ok)} of {len(flows)} parameters receive a finite, non-zero gradient over {n} examples ({config})"
+    partial = [f"{f.name} in {f.nonzero} of {n}" for f in flows.values() if 0 < f.nonzero < n and not f.nonfinite]
+    if partial:  # not a failure: an example may not use a parameter (one token retrieved before any update)
+        summary += "; a non-zero gradient in only some examples: " + ", ".join(partial)
     detail = "; ".join(problems + [summary])
     return Measurement(0.0, 0.0, None, not problems, detail, examples=n)
 
