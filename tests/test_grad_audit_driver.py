@@ -157,3 +157,11 @@ def test_a_conformance_report_gets_the_section_only_with_an_audit_checks_rows() 
     assert 'id="grad-audit"' in page and "test_only_audit failed" in page
     assert markdown.startswith("Not safe to train through: s · m:f — test_only_audit failed")
     assert "`oracle`" not in markdown  # only the audit's rows
+
+
+def test_a_jacobian_column_appears_only_where_rows_carry_a_jacobian_field() -> None:
+    with_field = {**_row("grad_options", "passed"), "max_abs_err": 1e-12, "jacobian_max_abs_err": 4.5e-7}
+    section = render_grad_markdown({"audit": "gradients", "results": [with_field]}).split("## `s` · `m:f`")[1]
+    assert "| Jacobian err |" in section and "| 4.5e-07 |" in section
+    plain = render_grad_markdown({"audit": "gradients", "results": [_row("gradcheck", "passed")]})
+    assert "Jacobian err" not in plain

@@ -47,7 +47,8 @@ MEANINGS: tuple[Meaning, ...] = (
     Meaning("param_flow", 0, "a parameter gets no gradient (it would never train)"),
     Meaning("gradgradcheck", 1, "second-order gradients are wrong"),
     # a custom Function's first-order errors are also gradcheck's (tier 0); what this adds is its double backward
-    Meaning("autograd_functions", 1, "a custom autograd.Function is not safe to differentiate (saved tensors, double backward)"),
+    Meaning("autograd_functions", 1, "a custom autograd.Function's backward is unsafe (its gradient count, or no graph for "
+            "second order)"),
     Meaning("gradient", 2, "gradients lose too much accuracy at low precision (VJP error above the derived tolerance)",
             ("float32", "bfloat16", "float16")),
     Meaning("grad_options", 3, "gradcheck fails under one of torch's options (a note: the plain gradcheck is separate)"),
@@ -189,12 +190,18 @@ def row_verdict(row: Mapping[str, Any]) -> str:
 
 
 def jacobian_error(row: Mapping[str, Any]) -> float | None:
-    """The largest number in the row's fields named ``*jacobian*`` (a number, or a mapping of numbers), if any."""
+    """The largest number in the row's fields named ``*jacobian*`` (a number, or a mapping of numbers: its ``*abs*``
+    entries where it has some), if any."""
     values: list[float] = []
     for key, value in row.items():
         if "jacobian" not in key.lower():
             continue
-        for v in value.values() if isinstance(value, Mapping) else [value]:
+        if isinstance(value, Mapping):
+            absolute = [v for k, v in value.items() if "abs" in str(k).lower()]
+            candidates = absolute or list(value.values())
+        else:
+            candidates = [value]
+        for v in candidates:
             number = _number(v)
             if number is not None:
                 values.append(number)
@@ -206,8 +213,8 @@ def render_grad_markdown(report: Mapping[str, Any]) -> str:
     """``grad_audit.md``: the one-line answer, the defects ranked, the words of each check, then per implementation
     every row (errors, tolerance, verdict), each failure's message and repro, and the skip reasons."""
     rows = audit_rows(report) if not is_audit_report(report) else list(report.get("results") or [])
-    found = defects(rows)
     lines = [verdict_line(rows), "", "# Gradient audit", "", _about(report), ""]
+    found = defects(rows)
     lines += _summary(rows) + _defect_table(found) + _meanings(rows)
     for (spec, impl), impl_rows in by_implementation(rows).items():
         lines += _implementation(spec, impl, impl_rows)
@@ -249,11 +256,14 @@ def _defect_table(found: Sequence[Defect]) -> list[str]:
 
 
 def _meanings(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    lines = ["## What a failing check means", "", "| check | at | severity | in plain words |", "| --- | --- | --- | --- |"]
+    lines = ["## What a failing check means", "", "| check | at | severity | in plain words | what it measures |",
+             "| --- | --- | --- | --- | --- |"]
     for m in MEANINGS:
-        lines.append(f"| `{m.check}` | {', '.join(m.dtypes) or 'every dtype'} | {TIERS[m.tier]} | {_cell(m.words)} |")
+        at = ", ".join(m.dtypes) or "every dtype"
+        lines.append(f"| `{m.check}` | {at} | {TIERS[m.tier]} | {_cell(m.words)} | {_cell(_description(m.check))} |")
     unknown = sorted({r["check"] for r in rows if meaning_of(r) is None})
-    lines += [f"| `{c}` | every dtype | {TIERS[-1]} | not in this table: its name and message |" for c in unknown]
+    lines += [f"| `{c}` | every dtype | {TIERS[-1]} | not in this table: its name and message | {_cell(_description(c))} |"
+              for c in unknown]
     return [*lines, ""]
 
 
@@ -262,12 +272,14 @@ def _implementation(spec: str, impl: str, rows: Sequence[Mapping[str, Any]]) -> 
     source = f"{head.get('title') or spec} ({head.get('paper') or 'no paper'}, Eq. {head.get('equation') or '?'})"
     lines = [f"## `{spec}` · `{impl}`", "", f"{verdict_line(rows)}. {source}.", ""]
     judged = [r for r in rows if r["outcome"] != "skipped"]
+    jacobian = any(jacobian_error(r) is not None for r in judged)  # a column only where some row has such a field
     if judged:
-        lines += ["| check | outcome | device | dtype | max abs err | max rel err | Jacobian err | tolerance | verdict |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        columns = ["check", "outcome", "device", "dtype", "max abs err", "max rel err", *["Jacobian err"] * jacobian,
+                   "tolerance", "verdict"]
+        lines += ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
         for r in judged:
             numbers = [_fmt(r.get(k)) for k in ("max_abs_err", "max_rel_err")]
-            numbers += [_fmt(jacobian_error(r)), _fmt(r.get("tolerance"))]
+            numbers += [_fmt(jacobian_error(r))] * jacobian + [_fmt(r.get("tolerance"))]
             lines.append(f"| `{r['check']}` | {r['outcome']} | {r['device']} | {r['dtype']} | " + " | ".join(numbers)
                          + f" | {_cell(row_verdict(r))} |")
         lines.append("")
@@ -307,6 +319,14 @@ def first_line(text: Any, limit: int = 240) -> str:
     stripped = str(text or "").strip()
     line = stripped.splitlines()[0] if stripped else ""
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _description(check: str) -> str:
+    """The check's registered description (``CheckDef.description``), or ``—`` for a check not registered here."""
+    from conformance.registry import CHECKS
+
+    definition = CHECKS.get(check)
+    return definition.description if definition is not None else "—"
 
 
 def _check_order(check: str) -> int:
