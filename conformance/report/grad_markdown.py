@@ -156,7 +156,33 @@ def verdict_line(rows: Sequence[Mapping[str, Any]]) -> str:
     counts += f"; {skipped} skipped: {', '.join(skip_reasons(rows))}" if skipped else ""
     if not judged:
         return f"{NOTHING}: every gradient check was skipped ({counts})" if rows else f"{NOTHING}: no gradient rows"
-    return f"{SAFE}: every gradient audited passed ({counts})"
+    gaps = low_precision_gaps(rows)
+    gap = f"; low-precision gradients not audited for {_n(len(gaps), 'implementation')} (see Coverage)" if gaps else ""
+    return f"{SAFE}: every gradient audited passed ({counts}){gap}"
+
+
+def low_precision_gaps(rows: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """The (spec, implementation) pairs with no low-precision gradient row (``gradient`` below float64): their
+    spec's oracle is a reference function, with no symbolic derivative to compare a float32/bfloat16/float16
+    gradient with, so only their float64 gradients were audited."""
+    rows = list(rows)
+    covered = {(r["spec"], r["implementation"]) for r in rows if r["check"] == "gradient" and r["dtype"] != "float64"}
+    return sorted({(r["spec"], r["implementation"]) for r in rows} - covered)
+
+
+def _coverage(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    gaps = low_precision_gaps(rows)
+    if not gaps:
+        return []
+    listed = ", ".join(f"`{spec}` · `{_cell(impl)}`" for spec, impl in gaps)
+    return [
+        "## Coverage",
+        "",
+        f"Low-precision gradients (float32, bfloat16, float16) are not audited for {_n(len(gaps), 'implementation')}: "
+        "their spec's oracle is a reference function, with no symbolic derivative to compare them with, so only their "
+        f"float64 gradients (finite differences, second order, the audit's own checks) were audited: {listed}.",
+        "",
+    ]
 
 
 def implementation_verdict(rows: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
@@ -215,7 +241,7 @@ def render_grad_markdown(report: Mapping[str, Any]) -> str:
     rows = audit_rows(report) if not is_audit_report(report) else list(report.get("results") or [])
     lines = [verdict_line(rows), "", "# Gradient audit", "", _about(report), ""]
     found = defects(rows)
-    lines += _summary(rows) + _defect_table(found) + _meanings(rows)
+    lines += _summary(rows) + _coverage(rows) + _defect_table(found) + _meanings(rows)
     for (spec, impl), impl_rows in by_implementation(rows).items():
         lines += _implementation(spec, impl, impl_rows)
     return "\n".join(lines).rstrip() + "\n"
