@@ -34,7 +34,7 @@ import argparse
 import contextlib
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -236,7 +236,7 @@ def _audit_grads_parser(sub: Any) -> None:
 
 def _audit_grads(args: argparse.Namespace, argv: list[str]) -> int:
     """Plan, run and write the gradient audit; exit 1 if any audit row failed or raised, 2 on bad options."""
-    from conformance import engine, grad_audit, profiles
+    from conformance import grad_audit, profiles
     from conformance.refs import ImplementationError
     from conformance.validation import SpecError
 
@@ -252,23 +252,11 @@ def _audit_grads(args: argparse.Namespace, argv: list[str]) -> int:
     if problem is not None:
         print(f"conformance audit-grads: {problem}", file=sys.stderr)
         return 2
-    collected: list[engine.Result] = []
-
-    def show(result: engine.Result) -> None:
-        collected.append(result)
-        if not result.ok or not args.quiet:
-            line = f"{result.outcome.upper():8} {' '.join(result.key)}"
-            print(line + (f"\n         {result.message.splitlines()[0]}" if result.message and not result.ok else ""), flush=True)
-
-    stopped = None
-    with _sigterm_as_interrupt():
-        try:
-            results = grad_audit.run_audit(plan, workers=args.workers, timeout=args.timeout, on_result=show, cases=cases)
-        except KeyboardInterrupt:
-            results, stopped = collected, INTERRUPTED
-        except engine.WorkerError as exc:
-            results, stopped = collected, f"not run: {exc}"
-    missing = _missing(cases, results, stopped) if stopped else []
+    results, stopped, missing = _run_printing(
+        lambda show: grad_audit.run_audit(plan, workers=args.workers, timeout=args.timeout, on_result=show, cases=cases),
+        cases,
+        args.quiet,
+    )
     specs = list({c.spec.id: c.spec for c in cases}.values())
     written = grad_audit.write_audit(results, Path.cwd() / args.report_dir, profile=profile, argv=["conformance", *argv],
                                      specs=specs, missing=missing)
@@ -320,23 +308,11 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"conformance run: --timeout must be a positive number of seconds, got {args.timeout:g}", file=sys.stderr)
         return 2
 
-    collected: list[engine.Result] = []
-
-    def show(result: engine.Result) -> None:
-        collected.append(result)
-        if not result.ok or not args.quiet:
-            line = f"{result.outcome.upper():8} {' '.join(result.key)}"
-            print(line + (f"\n         {result.message.splitlines()[0]}" if result.message and not result.ok else ""), flush=True)
-
-    stopped = None  # why the run stopped before its last case, if it did
-    with _sigterm_as_interrupt():
-        try:
-            results = engine.run(plan, workers=args.workers, on_result=show, cases=cases, timeout=args.timeout)
-        except KeyboardInterrupt:
-            results, stopped = collected, INTERRUPTED
-        except engine.WorkerError as exc:
-            results, stopped = collected, f"not run: {exc}"
-    missing = _missing(cases, results, stopped) if stopped else []
+    results, stopped, missing = _run_printing(
+        lambda show: engine.run(plan, workers=args.workers, on_result=show, cases=cases, timeout=args.timeout),
+        cases,
+        args.quiet,
+    )
     out = Path.cwd() / args.report_dir
     baseline = Path(args.baseline) if args.baseline else None
     specs = list({c.spec.id: c.spec for c in cases}.values())
@@ -363,6 +339,33 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 INTERRUPTED = "not run: the run was interrupted"
+
+
+def _run_printing(
+    run: Callable[[Callable[[Any], None]], list[Any]], cases: list, quiet: bool
+) -> tuple[list[Any], str | None, list[dict[str, str]]]:
+    """``run(show)`` with ``show`` printing each row as it arrives (failures always, the rest unless ``quiet``):
+    its rows, why it stopped before its last case (^C or SIGTERM, a worker that cannot start) or ``None``, and
+    the cases left without a row (the report's ``missing``)."""
+    from conformance import engine
+
+    collected: list[Any] = []
+
+    def show(result: Any) -> None:
+        collected.append(result)
+        if not result.ok or not quiet:
+            line = f"{result.outcome.upper():8} {' '.join(result.key)}"
+            print(line + (f"\n         {result.message.splitlines()[0]}" if result.message and not result.ok else ""), flush=True)
+
+    stopped = None
+    with _sigterm_as_interrupt():
+        try:
+            results = run(show)
+        except KeyboardInterrupt:
+            results, stopped = collected, INTERRUPTED
+        except engine.WorkerError as exc:
+            results, stopped = collected, f"not run: {exc}"
+    return results, stopped, (_missing(cases, results, stopped) if stopped else [])
 
 
 def _missing(cases: list, results: list, reason: str) -> list[dict[str, str]]:
