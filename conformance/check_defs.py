@@ -138,6 +138,22 @@ def _audit(name: str, *, modules_only: bool = False) -> Applies:
     return applies
 
 
+def _symbolic_gradient(spec: EquationSpec, device: str, dtype: str) -> list[CheckRef]:
+    """Where the oracle is SymPy expressions whose every function has a symbolic form (float64)."""
+    ok = _has_equation(spec) and bool(spec.grad_wrt) and dtype == "float64" and bool(spec.oracle.exprs)
+    return [CheckRef("symbolic_gradient")] if ok and _symbolic_functions(spec) else []
+
+
+def _symbolic_functions(spec: EquationSpec) -> bool:
+    import sympy
+
+    from conformance.registry import FUNCTIONS
+
+    exprs = [e for _, e in spec.oracle.let] + list(spec.oracle.exprs.values())
+    names = {getattr(f.func, "__name__", "") for e in exprs for f in e.atoms(sympy.Function)}
+    return all(name not in FUNCTIONS or FUNCTIONS[name].symbolic is not None for name in names)
+
+
 def _patterns(spec: EquationSpec, device: str, dtype: str) -> list[CheckRef]:
     return [CheckRef("pattern", p.id, p.kind) for p in spec.patterns if device in p.devices and dtype in p.dtypes]
 
@@ -194,6 +210,9 @@ BUILTIN: list[CheckDef] = [
              "torch.func support", 5, _audit("autograd_functions"), _spec_line, f"{_GA}:autograd_functions", audit=True),
     CheckDef("param_flow", "gradient", "every module parameter receives a finite, non-zero gradient", 5,
              _audit("param_flow", modules_only=True), _spec_line, f"{_GA}:param_flow", audit=True),
+    CheckDef("symbolic_gradient", "gradient", "the float64 vector-Jacobian product against sympy.diff of the oracle "
+             "(exact derivative)", 5, _symbolic_gradient, _oracle_line, "conformance.symbolic_gradient:symbolic_gradient",
+             audit=True, compares_numbers=True),
     CheckDef("invariant", "invariant", "an invariant the spec declares", 6,
              _invariants, _invariant_line, f"{_J}:invariant", f"{_J}:draw_invariant", compares_numbers=True),
     CheckDef("pattern", "pattern", "a behavioural check of a pattern kind", 6,

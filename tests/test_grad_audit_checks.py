@@ -16,7 +16,7 @@ from conformance.selection import implementation_checks
 from conformance.spec import load_specs
 
 PLANTED = "tests/grad_audit/planted.py"
-AUDIT_CHECKS = ("grad_options", "autograd_functions", "param_flow")
+AUDIT_CHECKS = ("grad_options", "autograd_functions", "param_flow", "symbolic_gradient")
 
 
 @cache
@@ -47,7 +47,9 @@ def test_the_audit_checks_are_audit_only_gradient_records() -> None:
     assert not conformance_run & set(AUDIT_CHECKS)
     assert set(AUDIT_CHECKS) <= audited
     function_spec = {r.name for r in implementation_checks(specs["surprise"], "cpu", "float64", audit=True)}
-    assert "param_flow" not in function_spec and {"grad_options", "autograd_functions"} <= function_spec
+    assert "param_flow" not in function_spec and {"grad_options", "autograd_functions", "symbolic_gradient"} <= function_spec
+    reference_only = {r.name for r in implementation_checks(specs["memory_linear"], "cpu", "float64", audit=True)}
+    assert "symbolic_gradient" not in reference_only, "no SymPy expression to differentiate"
     assert not {r.name for r in implementation_checks(specs["surprise"], "cpu", "float32", audit=True)} & set(AUDIT_CHECKS)
 
 
@@ -56,6 +58,9 @@ def test_the_audit_checks_are_audit_only_gradient_records() -> None:
     [
         ("wrong_factor", "grad_options", "float64", ("backward (check_undefined_grad", "Jacobian mismatch")),
         ("wrong_factor", "gradient", "float64", ("∂/∂hidden",)),
+        ("wrong_factor", "symbolic_gradient", "float64", ("∂/∂hidden against sympy.diff of the oracle",)),
+        ("wrong_sign", "symbolic_gradient", "float64", ("∂/∂memory_pred against sympy.diff of the oracle",)),
+        ("ignores_grad_output", "symbolic_gradient", "float64", ("against sympy.diff of the oracle",)),
         ("wrong_sign", "grad_options", "float64", ("Jacobian mismatch",)),
         ("wrong_sign", "gradient", "float32", ("∂/∂memory_pred",)),
         ("ignores_grad_output", "grad_options", "float64", ("backward not multiplied by grad_output",)),
@@ -122,3 +127,28 @@ def test_autograd_functions_lists_what_it_found() -> None:
 def test_param_flow_names_the_configuration_audited() -> None:
     r = row(audit("rmsnorm"), "param_flow")
     assert r.outcome == "passed" and "1 of 1 parameters receive a finite, non-zero gradient" in (r.detail or ""), text(r)
+
+
+def test_the_exact_vjp_is_eq_12s_closed_form() -> None:
+    """sympy.diff of ℓ = Σ_j (h_j − m_j)² with cotangent c: ∂/∂h = 2c(h − m), ∂/∂m = −2c(h − m), worked out by hand."""
+    import numpy as np
+
+    from conformance import checks
+    from conformance.strategies import cotangent
+    from conformance.symbolic_gradient import exact_vjp
+    from tests.spec_helpers import shipped_specs
+
+    spec = shipped_specs()["surprise"]
+    plan = engine.Plan(audit=True, select=("surprise-", "cpu", "symbolic_gradient"), profile="conformance-ci")
+    (case,) = [c for c in plan.cases() if c.implementation == "implementations.surprise:compute_surprise"]
+    from conformance.symbolic_gradient import _examples
+
+    (example, *_) = _examples(case, plan.settings())
+    t = checks.Trial(spec, case.implementation, "cpu", "float64", example)
+    env = t.rounded(t.env64)
+    h, m = np.asarray(env["hidden"]), np.asarray(env["memory_pred"])
+    c = cotangent(h.shape[:-1], example.seed)
+    by_hand = 2 * c[..., None] * (h - m)
+    got = dict(zip(spec.grad_wrt, exact_vjp(t, env, [c])))
+    np.testing.assert_allclose(got["hidden"], by_hand, rtol=1e-14, atol=1e-300)
+    np.testing.assert_allclose(got["memory_pred"], -by_hand, rtol=1e-14, atol=1e-300)

@@ -43,6 +43,8 @@ class Meaning:
 MEANINGS: tuple[Meaning, ...] = (
     Meaning("gradient", 0, "first-order gradients are wrong (the VJP disagrees with autograd through the float64 oracle)",
             ("float64",)),
+    Meaning("symbolic_gradient", 0, "first-order gradients are wrong (the VJP disagrees with the exact derivative: "
+            "sympy.diff of the oracle)"),
     Meaning("gradcheck", 0, "first-order gradients are wrong (gradcheck: the Jacobian disagrees with finite differences)"),
     Meaning("param_flow", 0, "a parameter gets no gradient (it would never train)"),
     Meaning("gradgradcheck", 1, "second-order gradients are wrong"),
