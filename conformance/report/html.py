@@ -39,8 +39,9 @@ from conformance.report.html_parts import (
     worst_ratio,
 )
 from conformance.report.html_sections import spec_info, spec_section
+from conformance.results import OUTCOMES
 
-_OUTCOME_ORDER = ("passed", "failed", "error", "skipped", "xfailed")
+_OUTCOME_ORDER = OUTCOMES  # the report's outcome order (conformance.results)
 
 
 def render_html(report: dict[str, Any]) -> str:

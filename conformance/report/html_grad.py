@@ -17,8 +17,9 @@ from conformance.report.grad_markdown import (
     verdict_line,
 )
 from conformance.report.html_parts import breakable, e, ratio_text, worst_ratio
+from conformance.results import OUTCOMES
 
-_COUNTED = ("passed", "failed", "error", "skipped", "xfailed")
+_COUNTED = OUTCOMES  # the report's outcome order (conformance.results)
 
 
 def grad_audit_section(report: Mapping[str, Any]) -> str:
