@@ -113,7 +113,10 @@ def _invariants(spec: EquationSpec, device: str, dtype: str) -> list[CheckRef]:
 
 
 def _gradient(spec: EquationSpec, device: str, dtype: str) -> list[CheckRef]:
-    return [CheckRef("gradient")] if _has_equation(spec) and spec.grad_wrt and spec.oracle.exprs else []
+    """Every dtype, where the oracle can be differentiated: its expressions, or a reference function (whose judge
+    draw skips, saying why, where the function takes no ``xp``: :mod:`conformance.reference_gradient`)."""
+    ok = _has_equation(spec) and bool(spec.grad_wrt) and (bool(spec.oracle.exprs) or spec.oracle.reference is not None)
+    return [CheckRef("gradient")] if ok else []
 
 
 def _gradcheck(order: int) -> Applies:
@@ -198,7 +201,7 @@ BUILTIN: list[CheckDef] = [
     CheckDef("determinism", "contract", "two calls on the same inputs are bitwise equal", 2,
              _base("determinism"), _spec_line, f"{_J}:determinism", f"{_J}:draw"),
     CheckDef("gradient", "gradient", "vector-Jacobian product against autograd through the float64 oracle", 3,
-             _gradient, _oracle_line, f"{_J}:gradient", f"{_J}:draw", compares_numbers=True),
+             _gradient, _oracle_line, f"{_J}:gradient", f"{_J}:draw_gradient", compares_numbers=True),
     CheckDef("gradcheck", "gradient", "finite differences in float64 (fast mode, slow mode before failing)", 4,
              _gradcheck(1), _spec_line, f"{_J}:gradcheck", f"{_J}:draw_gradcheck"),
     CheckDef("gradgradcheck", "gradient", "second-order finite differences in float64", 5,

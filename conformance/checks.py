@@ -697,8 +697,10 @@ def _related(
     return [(name, plan.relate(a, b, env_a, env_b)) for name, a, b in compared]
 
 
-def check_gradient(t: Trial) -> Measurement:
-    env = t.rounded(t.env64)
+def implementation_vjps(t: Trial, env: Mapping[str, Any]) -> tuple[list[list[torch.Tensor]], list[np.ndarray]] | Measurement:
+    """The implementation's vector-Jacobian products at the tested dtype, per output and ``wrt`` input (zeros
+    where an output does not reach an input), with the random cotangents (float64 values, rounded to the
+    dtype); or the failure where some ``wrt`` input receives no gradient from any output."""
     wrt = t.spec.grad_wrt
     inputs = t.tensors(env, requires_grad=wrt)
     outs = t.fn(inputs)
@@ -714,15 +716,27 @@ def check_gradient(t: Trial) -> Measurement:
     if missing:
         return Measurement(float("inf"), float("inf"), None, False, f"no gradient reaches {', '.join(missing)}")
     if len(outs) == 1:
-        return _compare_grads(t, env, grads, cots64[0], None)  # type: ignore[arg-type]
-    measurements = []
-    for k, name in enumerate(t.outputs):  # one output at a time, so a failure names its output
-        per_output: Sequence[torch.Tensor | None] = [None] * len(leaves)
+        return [list(grads)], cots64  # type: ignore[list-item]
+    per_output = []
+    for k in range(len(outs)):  # one output at a time, so a failure names its output
+        one: Sequence[torch.Tensor | None] = [None] * len(leaves)
         if k in live:
-            per_output = torch.autograd.grad(outs[k], leaves, cots[k], allow_unused=True, retain_graph=True)
-        zeros = [torch.zeros_like(x) if g is None else g for x, g in zip(leaves, per_output)]
-        measurements.append(_compare_grads(t, env, zeros, cots64[k], name))
-    return worst(measurements)
+            one = torch.autograd.grad(outs[k], leaves, cots[k], allow_unused=True, retain_graph=True)
+        per_output.append([torch.zeros_like(x) if g is None else g for x, g in zip(leaves, one)])
+    return per_output, cots64
+
+
+def check_gradient(t: Trial) -> Measurement:
+    """The implementation's VJPs against autograd through the spec's oracle expressions, output by output (a
+    reference-only oracle: :func:`conformance.reference_gradient.check_reference_gradient`)."""
+    env = t.rounded(t.env64)
+    found = implementation_vjps(t, env)
+    if isinstance(found, Measurement):
+        return found
+    grads, cots64 = found
+    if len(grads) == 1:
+        return _compare_grads(t, env, grads[0], cots64[0], None)
+    return worst([_compare_grads(t, env, g, c, name) for g, c, name in zip(grads, cots64, t.outputs)])
 
 
 def _compare_grads(

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from conformance import checks
+from conformance.reference_gradient import check_reference_gradient, require_differentiable
 from conformance.strategies import Domain, Example
 from conformance.tolerance import Measurement
 from conformance.unsupported import judge_outside
@@ -28,6 +29,14 @@ if TYPE_CHECKING:
 # Each returns the check's Domain (its strategy and its shrink candidates: conformance.runner shrinks).
 def draw(case: Case) -> Domain:
     return Domain(case.spec, case.dtype)
+
+
+def draw_gradient(case: Case) -> Domain:
+    """As :func:`draw`; where the oracle is a reference function that takes no ``xp`` (NumPy only), the whole case
+    is skipped before any example is drawn, saying why (:func:`conformance.reference_gradient.require_differentiable`)."""
+    if case.spec.oracle is not None and not case.spec.oracle.exprs:
+        require_differentiable(case.spec)
+    return draw(case)
 
 
 def draw_gradcheck(case: Case) -> Domain:
@@ -63,6 +72,8 @@ def determinism(case: Case, example: Example) -> Measurement | None:
 
 
 def gradient(case: Case, example: Example) -> Measurement | None:
+    if case.spec.oracle is not None and not case.spec.oracle.exprs:  # a reference function is the oracle
+        return _judge(case, example, check_reference_gradient)
     return _judge(case, example, checks.check_gradient)
 
 

@@ -32,7 +32,7 @@ from conformance.refs import resolve
 from conformance.registry import REFERENCES
 
 __all__ = [
-    "BUILTIN", "REFERENCES", "Reference", "accepts_precision", "attention", "has_reference", "is_ref",
+    "BUILTIN", "REFERENCES", "Reference", "accepts_namespace", "accepts_precision", "attention", "has_reference", "is_ref",
     "reference_function", "rmsnorm", "surprise",
 ]
 
@@ -103,6 +103,16 @@ def accepts_precision(fn: Callable[..., Any]) -> bool:
     then it can also serve as the same-precision reference of a spec without ``expr``."""
     try:
         return "precision" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def accepts_namespace(fn: Callable[..., Any]) -> bool:
+    """Whether a reference function takes ``xp``, its array namespace: called with ``xp=torch`` on float64 tensors
+    it builds an autograd graph, so the ``gradient`` check can differentiate it (a differentiable reference,
+    docs/spec-schema.md)."""
+    try:
+        return "xp" in inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
 

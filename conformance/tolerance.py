@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from conformance.model import ToleranceRule
 
 FALLBACK_ULPS = 64.0
+OWN_BASIS = "float64 oracle's own rounding"  # what a comparison's ``own`` part is, unless it says otherwise
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class Tolerance:
     own: float = 0.0
     per_element: bool = False
     sensitivity: float = 0.0  # invariants: how far the implementation's violation moves with its inputs' last bits
+    own_basis: str = OWN_BASIS  # what ``own`` measured, in the report's words
 
     def describe(self) -> str:
         parts = []
@@ -64,7 +66,7 @@ class Tolerance:
             parts.append(f"{self.factor:g}×{self.baseline:.3g} (same-precision reference error)")
         parts.append(f"{self.floor:.3g} (noise floor{', at this element' if self.per_element else ''})")
         if self.own:
-            parts.append(f"{self.factor:g}×{self.own:.3g} (float64 oracle's own rounding)")
+            parts.append(f"{self.factor:g}×{self.own:.3g} ({self.own_basis})")
         if self.sensitivity:
             parts.append(f"{self.factor:g}×{self.sensitivity:.3g} (implementation's own sensitivity to its inputs' rounding)")
         if self.slack:
@@ -223,6 +225,7 @@ def compare(
     scale: float | np.ndarray | None = None,
     baseline: float | None = None,
     own: np.ndarray | None = None,
+    own_basis: str = OWN_BASIS,
 ) -> Measurement:
     """Compare ``actual`` with the float64 ``expected``; ``reference`` is the same-precision result.
 
@@ -230,7 +233,8 @@ def compare(
     e.g. one carried over from another dtype by :func:`rescaled_baseline`. ``scale`` is the noise
     floor's scale: one number (default: the largest |expected|) or one per element (the magnitude of
     the terms each element is computed from); ``own`` (per element) the float64 oracle's own rounding
-    error (:func:`own_error`). With per-element parts each element has its own tolerance, the one
+    error (:func:`own_error`), or another per-element error a correct result may make, named by ``own_basis``
+    in the tolerance's description. With per-element parts each element has its own tolerance, the one
     with the largest error over tolerance decides, and the detail names it.
 
     A tolerance that reaches the output's own largest magnitude at every element fails as *vacuous*:
@@ -249,7 +253,9 @@ def compare(
         tol = derive(dtype, baseline=baseline, scale=float(scale), rule=rule, slack=slack)
         err = max_abs(actual, expected)
         return _verdict(err, err, tol, None, expected, scale=float(scale))
-    return _compare_per_element(actual, expected, dtype, rule, baseline, np.asarray(scale, dtype=np.float64), own, slack)
+    return _compare_per_element(
+        actual, expected, dtype, rule, baseline, np.asarray(scale, dtype=np.float64), own, slack, own_basis
+    )
 
 
 def _compare_per_element(
@@ -261,6 +267,7 @@ def _compare_per_element(
     scale: np.ndarray,
     own: np.ndarray | None,
     slack: float,
+    own_basis: str = OWN_BASIS,
 ) -> Measurement:
     """:func:`compare` where the floor (or the oracle's own error) differs from element to element."""
     scales = np.broadcast_to(scale, expected.shape)
@@ -288,6 +295,7 @@ def _compare_per_element(
         rule.reason,
         own=float(owns.flat[k]),
         per_element=bool(np.ndim(scale) > 0),
+        own_basis=own_basis,
     )
     where = np.unravel_index(k, expected.shape) if expected.ndim else ()
     return _verdict(

@@ -168,19 +168,22 @@ def test_a_jacobian_column_appears_only_where_rows_carry_a_jacobian_field() -> N
 
 
 def test_implementations_without_a_low_precision_gradient_are_named_in_the_answer_and_coverage() -> None:
-    """A reference-only spec has no ``gradient`` row below float64: the safe answer says low precision was not
-    audited there, and the Coverage section names it; a symbolic spec's implementation is not listed."""
+    """An implementation with no ``gradient`` row below float64 that ran (none, or skipped: a NumPy-only reference):
+    the safe answer says low precision was not audited there, and the Coverage section names it; one whose
+    low-precision row ran is not listed, nor one whose CUDA row alone was skipped."""
     from conformance.report.grad_markdown import low_precision_gaps, render_grad_markdown, verdict_line
 
-    def r(spec: str, check: str, dtype: str) -> dict:
-        return {"spec": spec, "implementation": f"m:{spec}", "device": "cpu", "dtype": dtype, "check": check,
-                "outcome": "passed"}
+    def r(spec: str, check: str, dtype: str, outcome: str = "passed", device: str = "cpu") -> dict:
+        return {"spec": spec, "implementation": f"m:{spec}", "device": device, "dtype": dtype, "check": check,
+                "outcome": outcome}
 
-    rows = [r("surprise", "gradient", "float32"), r("surprise", "gradcheck", "float64")]
+    rows = [r("surprise", "gradient", "float32"), r("surprise", "gradient", "float32", "skipped", "cuda")]
+    rows.append(r("surprise", "gradcheck", "float64"))
+    rows += [r("numpy_only", "gradcheck", "float64"), r("numpy_only", "gradient", "float16", "skipped")]
     rows.append(r("memory_linear", "gradcheck", "float64"))
-    assert low_precision_gaps(rows) == [("memory_linear", "m:memory_linear")]
-    assert verdict_line(rows).endswith("; low-precision gradients not audited for 1 implementation (see Coverage)")
+    assert low_precision_gaps(rows) == [("memory_linear", "m:memory_linear"), ("numpy_only", "m:numpy_only")]
+    assert verdict_line(rows).endswith("; low-precision gradients not audited for 2 implementations (see Coverage)")
     text = render_grad_markdown({"audit": "gradients", "results": rows})
     coverage = text[text.index("## Coverage"):]
     assert "`memory_linear` · `m:memory_linear`" in coverage and "m:surprise" not in coverage.split("\n\n")[1]
-    assert low_precision_gaps(rows[:2]) == [] and "not audited" not in verdict_line(rows[:2])
+    assert low_precision_gaps(rows[:3]) == [] and "not audited" not in verdict_line(rows[:3])

@@ -2,8 +2,11 @@
 
 Spec ``surprise`` (Titans Eq. 12, ``compute_surprise(hidden, memory_pred) = ((hidden - memory_pred)**2).sum(-1)``,
 twice differentiable): each custom Function has a right forward and a backward wrong in exactly one way. Spec
-``rmsnorm`` (a module): a parameter the forward never uses. Each docstring says which check catches it;
-``tests/test_grad_audit_checks.py`` asserts that it does, and that its message names the defect.
+``rmsnorm`` (a module): a parameter the forward never uses. Spec ``memory_linear`` (Titans Eq. 13–16, whose
+oracle is the reference function ``specs/titans_reference.py:memory_linear``): the shipped recurrence with one
+input's gradient wrong at low precision only, through an identity whose backward is wrong. Each docstring says
+which check catches it; ``tests/test_grad_audit_checks.py`` and ``tests/test_reference_gradient.py`` assert that
+it does, and that its message names the defect.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import torch
 from torch import Tensor
 
 from implementations.rmsnorm import RMSNorm
+from implementations.titans import memory_linear
 
 FLOAT16_PAST_MAX = 1.0e5  # above float16's largest finite value (65504)
 
@@ -121,3 +125,44 @@ class UnusedParameter(RMSNorm):
     def __init__(self, dim: int, eps: float = 1e-6) -> None:
         super().__init__(dim, eps)
         self.bias = torch.nn.Parameter(torch.zeros(dim))
+
+
+# -- the Titans memory (a reference-only oracle): right forward, a backward wrong at low precision only -----------
+class _Float16OverflowGrad(torch.autograd.Function):
+    """The identity, whose backward scales the incoming gradient by 1e5 and back: exact in float64, float32 and
+    bfloat16 (whose range holds 1e5), inf in float16 wherever |gradient| > 0.65."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        return grad * FLOAT16_PAST_MAX / FLOAT16_PAST_MAX
+
+
+class _Bfloat16Grad(torch.autograd.Function):
+    """The identity, whose backward rounds the incoming gradient to bfloat16 (a reduced-precision gradient buffer):
+    exact in bfloat16 itself, 8 bits of mantissa in float32 and float64."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        return grad.to(torch.bfloat16).to(grad.dtype)
+
+
+def memory_linear_w_grad_overflows(k: Tensor, v: Tensor, q: Tensor, theta: Tensor, *args: Tensor, **kwargs: Any) -> Any:
+    """The shipped ``memory_linear``, with the gradient reaching ``W`` (the memory's initial state) through a
+    backward that overflows in float16. Caught by: ``gradient`` at float16 (only; ``W_T → ∂/∂W``)."""
+    alpha, eta, W, *rest = args
+    return memory_linear(k, v, q, theta, alpha, eta, _Float16OverflowGrad.apply(W), *rest, **kwargs)
+
+
+def memory_linear_k_grad_in_bfloat16(k: Tensor, *args: Tensor, **kwargs: Any) -> Any:
+    """The shipped ``memory_linear``, with the gradient reaching the keys ``k`` rounded to bfloat16. Caught by:
+    ``gradient`` at float64 and float32 (``→ ∂/∂k``); right in bfloat16 itself, and within float16's tolerance
+    (bfloat16 keeps 8 significant bits to float16's 11: a few float16 ulps)."""
+    return memory_linear(_Bfloat16Grad.apply(k), *args, **kwargs)
