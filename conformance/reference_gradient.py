@@ -17,8 +17,10 @@ with ``xp=torch`` on float64 tensors and differentiated by autograd:
   (its conditioning, :func:`_spread`; at float64 the oracle's own rounding, as :func:`conformance.checks.own_spread`).
 
 The tolerance is then the spec's rule, as for every other comparison (docs/spec-schema.md, Tolerances): 2 × the
-baseline plus the noise floor at the gradient's magnitude plus 2 × the spread. A reference without ``xp`` (NumPy only) cannot be
-differentiated: the case is skipped before any example is drawn, and says so (:func:`require_differentiable`).
+baseline plus the noise floor at the gradient's magnitude plus 2 × the spread. One output's gradient with respect
+to one input whose tolerance is vacuous is left out of the example (:func:`judged`). A reference without ``xp``
+(NumPy only) cannot be differentiated: the case is skipped before any example is drawn, saying so
+(:func:`require_differentiable`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from conformance.checks import OWN_DRAWS, OWN_ULPS, CheckSkipped, Trial, _finite
 from conformance.references import accepts_namespace, reference_function
 from conformance.tolerance import OWN_BASIS, Measurement, compare, max_abs, reference_baselines, worst
 
-ROUNDING_DRAWS = 4  # as conformance.checks.ROUNDING_DRAWS: draw 0 rounds to nearest, the others faithfully
+ROUNDING_DRAWS = 4  # as conformance.checks.ROUNDING_DRAWS: draw 0 native in the dtype, the others faithful roundings
 
 Grads = list[list[np.ndarray]]  # [output][wrt input]
 
@@ -109,11 +111,13 @@ def reference_vjps(
     return grads
 
 
-def _rounded_error(t: Trial, env: Mapping[str, Any], cots64: Sequence[np.ndarray], expected: Grads, at: str) -> Grads:
+def _rounded_error(
+    t: Trial, env: Mapping[str, Any], cots64: Sequence[np.ndarray], expected: Grads, at: str, result_dtype: str | None = None
+) -> Grads:
     """Per output and input, the largest error of the same-precision reference computing in ``at`` (its gradients
-    rounded to ``at``) over :data:`ROUNDING_DRAWS` realizations: the reference run natively in ``at`` (torch's
-    rounding of every operation and of every sum autograd accumulates in the backward pass), then in float64 with
-    every result and adjoint rounded faithfully (:class:`Rounding`, draws 1, 2, …)."""
+    rounded to ``result_dtype``, by default ``at``) over :data:`ROUNDING_DRAWS` realizations: the reference run
+    natively in ``at`` (torch's rounding of every operation and of every sum autograd accumulates in the backward
+    pass), then in float64 with every result and adjoint rounded faithfully (:class:`Rounding`, draws 1, 2, …)."""
     errors = [[0.0] * len(row) for row in expected]
     for draw in range(ROUNDING_DRAWS):
         if draw == 0:
@@ -122,7 +126,7 @@ def _rounded_error(t: Trial, env: Mapping[str, Any], cots64: Sequence[np.ndarray
             vjps = reference_vjps(t, env, cots64, Rounding(at, draw))
         for k, row in enumerate(vjps):
             for j, (r, e) in enumerate(zip(row, expected[k])):
-                errors[k][j] = max(errors[k][j], max_abs(dh.round_to(r, at), e))
+                errors[k][j] = max(errors[k][j], max_abs(dh.round_to(r, result_dtype or at), e))
     return errors
 
 
@@ -188,7 +192,7 @@ def _batched_baselines(t: Trial, env: Mapping[str, Any], cots64: Sequence[np.nda
     def errors(at: str) -> Grads:
         if at not in cache:
             if at == t.dtype:
-                cache[at] = _rounded_error(t, env, cots64, expected, t.compute_dtype)
+                cache[at] = _rounded_error(t, env, cots64, expected, t.compute_dtype, t.dtype)
             else:
                 low = t.rounded(env, at)
                 cots_low = [dh.round_to(c, at) for c in cots64]

@@ -236,3 +236,15 @@ def test_rescaled_baseline_scales_by_the_ratio_of_epsilons() -> None:
     assert rescaled_baseline(2.0**-20, "float32", "float64") == 2.0**-20 * 2.0**-29
     assert rescaled_baseline(1e-3, "float32", "float32") == 1e-3
     assert RESCALED_REFERENCE_DTYPE == {"float64": "float32"}
+
+
+def test_the_own_part_of_a_tolerance_is_described_as_what_it_measured() -> None:
+    """``own`` counts ``factor`` times and the description names it: by default the float64 oracle's own rounding,
+    or the basis a check gives (the reference gradient's conditioning at a lower precision)."""
+    expected, rule = np.array([1.0, 2.0]), ToleranceRule()
+    default = compare(expected, expected, dtype="float64", rule=rule, baseline=0.0, own=np.array([1e-15, 1e-15]))
+    assert "2×1e-15 (float64 oracle's own rounding)" in default.tolerance.describe()
+    named = compare(expected, expected, dtype="float32", rule=rule, baseline=0.0, own=np.array([1e-6, 1e-6]),
+                    own_basis="the gradient's change with inputs 4 ulps of float32 away")
+    assert "2×1e-06 (the gradient's change with inputs 4 ulps of float32 away)" in named.tolerance.describe()
+    assert named.tolerance.atol >= 2e-6
