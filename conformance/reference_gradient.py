@@ -13,11 +13,13 @@ with ``xp=torch`` on float64 tensors and differentiated by autograd:
   so that two correct evaluation orders' different errors are both within reach;
 - at float64 the reference is the oracle itself, so the baseline is measured at the stand-in dtype and rescaled
   (:func:`conformance.tolerance.reference_baselines`);
+- the noise floor per element at the summed magnitude of the terms of the float64 reference's backward pass
+  (:func:`reference_terms`, :mod:`conformance.gradient_terms`), where the chain rule's terms cancel;
 - at every dtype, per element, the reference gradient's spread over inputs moved by a few ulps of the tested dtype
   (its conditioning, :func:`_spread`; at float64 the oracle's own rounding, as :func:`conformance.checks.own_spread`).
 
 The tolerance is then the spec's rule, as for every other comparison (docs/spec-schema.md, Tolerances): 2 × the
-baseline plus the noise floor at the gradient's magnitude plus 2 × the spread. One output's gradient with respect
+baseline plus the noise floor at the terms' magnitude plus 2 × the spread. One output's gradient with respect
 to one input whose tolerance is vacuous is left out of the example (:func:`judged`). A reference without ``xp``
 (NumPy only) cannot be differentiated: the case is skipped before any example is drawn, saying so
 (:func:`require_differentiable`).
@@ -25,6 +27,7 @@ to one input whose tolerance is vacuous is left out of the example (:func:`judge
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,6 +36,7 @@ import torch
 
 from conformance import dtype_helpers as dh
 from conformance.checks import OWN_DRAWS, OWN_ULPS, CheckSkipped, Trial, _finite_change, _labelled, implementation_vjps, perturbed
+from conformance.gradient_terms import UnknownAdjointOp, terms
 from conformance.references import accepts_namespace, reference_function
 from conformance.tolerance import OWN_BASIS, Measurement, compare, max_abs, reference_baselines, worst
 
@@ -111,6 +115,25 @@ def reference_vjps(
     return grads
 
 
+def reference_terms(t: Trial, env: Mapping[str, Any], cots64: Sequence[np.ndarray]) -> Grads | None:
+    """Per output and ``wrt`` input, element by element: the summed magnitude of the terms of the float64 reference's
+    vector-Jacobian product (:func:`conformance.gradient_terms.terms`) — the noise floor's scale, as the chain rule's
+    term bound is for an expression; ``None`` where its backward pass uses an operation the bound does not know."""
+    wrt = t.spec.grad_wrt
+    inputs = t.tensors(env, dtype="float64", device="cpu", requires_grad=wrt)
+    result = reference_function(t.spec)(**{**t.scalars_of(env), **inputs}, xp=torch)
+    outs = result if len(t.outputs) > 1 else (result,)
+    leaves = [inputs[w] for w in wrt]
+    bounds: Grads = []
+    try:
+        for out, cot in zip(outs, cots64):
+            per = terms(out, leaves, torch.as_tensor(cot, dtype=torch.float64)) if out.requires_grad else [None] * len(leaves)
+            bounds.append([np.zeros(np.shape(env[w])) if g is None else dh.to_numpy64(g) for w, g in zip(wrt, per)])
+    except UnknownAdjointOp:
+        return None
+    return bounds
+
+
 def _rounded_error(
     t: Trial, env: Mapping[str, Any], cots64: Sequence[np.ndarray], expected: Grads, at: str, result_dtype: str | None = None
 ) -> Grads:
@@ -119,6 +142,7 @@ def _rounded_error(
     natively in ``at`` (torch's rounding of every operation and of every sum autograd accumulates in the backward
     pass), then in float64 with every result and adjoint rounded faithfully (:class:`Rounding`, draws 1, 2, …)."""
     errors = [[0.0] * len(row) for row in expected]
+    overflowed = [[0] * len(row) for row in expected]
     for draw in range(ROUNDING_DRAWS):
         if draw == 0:
             vjps = reference_vjps(t, env, cots64, dtype=at)
@@ -126,8 +150,12 @@ def _rounded_error(
             vjps = reference_vjps(t, env, cots64, Rounding(at, draw))
         for k, row in enumerate(vjps):
             for j, (r, e) in enumerate(zip(row, expected[k])):
-                errors[k][j] = max(errors[k][j], max_abs(dh.round_to(r, result_dtype or at), e))
-    return errors
+                error = max_abs(dh.round_to(r, result_dtype or at), e)
+                # a realization that overflows (an intermediate past the dtype's range in this evaluation order)
+                # says nothing of a correct computation's rounding; where every one does, the baseline is inf (none)
+                errors[k][j] = max(errors[k][j], error) if math.isfinite(error) else errors[k][j]
+                overflowed[k][j] += not math.isfinite(error)
+    return [[math.inf if n == ROUNDING_DRAWS else e for e, n in zip(row, ns)] for row, ns in zip(errors, overflowed)]
 
 
 def _spread(t: Trial, env: Mapping[str, Any], cots64: Sequence[np.ndarray], expected: Grads) -> Grads:
@@ -161,12 +189,15 @@ def check_reference_gradient(t: Trial) -> Measurement:
     expected = reference_vjps(t, env, cots64)
     baselines = _batched_baselines(t, env, cots64, expected)
     own = _spread(t, env, cots64, expected)
+    bounds = reference_terms(t, env, cots64)
     basis = OWN_BASIS if t.dtype == "float64" else f"the gradient's change with inputs {OWN_ULPS:g} ulps of {t.dtype} away"
     several = len(t.outputs) > 1
     measurements = []
     for k, name in enumerate(t.outputs):
         for j, w in enumerate(t.spec.grad_wrt):
-            m = compare(dh.to_numpy64(grads[k][j]), expected[k][j], dtype=t.dtype, rule=t.rule, baseline=baselines[k][j],
+            e = expected[k][j]
+            scale = None if bounds is None else np.maximum(np.abs(e), bounds[k][j])  # per element: its terms' magnitude
+            m = compare(dh.to_numpy64(grads[k][j]), e, dtype=t.dtype, rule=t.rule, baseline=baselines[k][j], scale=scale,
                         own=own[k][j], own_basis=basis)
             measurements.append(_labelled(m, f"{name} → ∂/∂{w}" if several else f"∂/∂{w}"))
     return judged(measurements)
@@ -203,6 +234,6 @@ def _batched_baselines(t: Trial, env: Mapping[str, Any], cots64: Sequence[np.nda
 
 
 __all__ = [
-    "ROUNDING_DRAWS", "Rounding", "check_reference_gradient", "differentiable", "judged", "reference_vjps",
+    "ROUNDING_DRAWS", "Rounding", "check_reference_gradient", "differentiable", "judged", "reference_terms", "reference_vjps",
     "require_differentiable",
 ]

@@ -24,6 +24,7 @@ only with a written ``reason``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -238,7 +239,8 @@ def compare(
     with the largest error over tolerance decides, and the detail names it.
 
     A tolerance that reaches the output's own largest magnitude at every element fails as *vacuous*:
-    no result, zeros included, could fail it, so the example proves nothing (never a pass).
+    no finite result, zeros included, could fail it, so the example proves nothing (never a pass); an infinite
+    or NaN result where the expected one is finite still fails.
     """
     expected = np.asarray(expected, dtype=np.float64)
     if np.shape(actual) != expected.shape:  # never broadcast: a wrong shape fails (it used to raise or pass)
@@ -331,7 +333,7 @@ def _verdict(
     passed = ratio <= 1.0 if ratio is not None else deciding <= tol.atol
     largest = float(np.max(np.abs(expected[np.isfinite(expected)]), initial=0.0))
     smallest_tol = float(np.min(tols)) if tols is not None and tols.size else tol.atol
-    if largest > 0 and smallest_tol >= largest:
+    if largest > 0 and smallest_tol >= largest and (passed or math.isfinite(deciding)):  # an inf or NaN still fails
         detail = (
             f"vacuous tolerance: {smallest_tol:.4g} ({tol.describe()}) reaches the output's largest |value| {largest:.4g} "
             "at every element, so no result could fail this example (not counted as a pass)"

@@ -248,3 +248,13 @@ def test_the_own_part_of_a_tolerance_is_described_as_what_it_measured() -> None:
                     own_basis="the gradient's change with inputs 4 ulps of float32 away")
     assert "2×1e-06 (the gradient's change with inputs 4 ulps of float32 away)" in named.tolerance.describe()
     assert named.tolerance.atol >= 2e-6
+
+
+def test_an_infinite_result_fails_even_where_the_tolerance_is_vacuous() -> None:
+    """A tolerance that reaches the expected value's magnitude everywhere cannot fail a finite result, so such an
+    example is not judged; an overflow (inf where the expected value is finite) still fails it."""
+    expected, rule = np.array([1e-9, -2e-9]), ToleranceRule()
+    finite = compare(np.array([0.0, 0.0]), expected, dtype="float16", rule=rule, baseline=0.0)
+    assert finite.vacuous and not finite.passed
+    overflow = compare(np.array([0.0, np.inf]), expected, dtype="float16", rule=rule, baseline=0.0)
+    assert not overflow.vacuous and not overflow.passed and "max |error| inf" in overflow.detail

@@ -55,7 +55,8 @@ class NeuralMemory(nn.Module):
         loss: ``"sum"`` (Eq. 12) or ``"mean"`` (over ``Dv``).
         gates: ``"learned"`` (projections of ``x``, used where a gate is not passed) or ``"input"`` (all passed).
         max_lr: the largest inner learning rate θ of learned gates.
-        qk_norm: ℓ2-normalise each head's keys and queries (§4.4; ``F.normalize``, eps 1e-12).
+        qk_norm: ℓ2-normalise each head's keys and queries (§4.4; ``F.normalize``, eps 1e-12, in float32 for
+            half-precision inputs: see ``_normalize``).
         method: the chunked evaluation (``chunked.memory_sequence``): ``"factored"`` (any depth), ``"per_token"``
             (the literal per-token weights, slow) or ``"chunk_scan"`` (depth 1: all chunks at once by a scan over
             chunks; fewer, larger steps — for accelerators).
@@ -142,11 +143,11 @@ class NeuralMemory(nn.Module):
 
     def _keys(self, x: Tensor) -> Tensor:
         k = self._fold(self.to_k(x))  # [B*heads, T, d]
-        return F.normalize(k, dim=-1) if self.qk_norm else k
+        return _normalize(k) if self.qk_norm else k
 
     def _queries(self, x: Tensor) -> Tensor:
         q = self._fold(self.to_q(x))  # [B*heads, T, d]
-        return F.normalize(q, dim=-1) if self.qk_norm else q
+        return _normalize(q) if self.qk_norm else q
 
     def _check_x(self, x: Tensor) -> None:
         if x.dim() != 3 or x.shape[-1] != self.dim:
@@ -218,3 +219,16 @@ class NeuralMemory(nn.Module):
             state = self.initial_state(batch)
         self._check_state(state, batch)
         return self._unfold(memory_forward(self._queries(x), state.weights), batch)
+
+
+def _normalize(t: Tensor) -> Tensor:
+    """``F.normalize(t, dim=-1)``, computed in float32 where ``t`` is float16 or bfloat16 and cast back.
+
+    In float16 the backward of ``t / ‖t‖`` divides by ‖t‖² (and ‖t‖³ through the norm), which underflows for a
+    head whose ‖t‖ is below about 2.5e-4: the gradient is ±inf where the exact one is finite (at a head width of 1
+    it is exactly zero). Found by the ``gradient`` check of ``neural_memory`` at float16 (``retrieve`` before,
+    ``qk_norm``; tests/implementations/test_titans.py keeps the case).
+    """
+    if t.dtype in (torch.float16, torch.bfloat16):
+        return F.normalize(t.float(), dim=-1).to(t.dtype)
+    return F.normalize(t, dim=-1)

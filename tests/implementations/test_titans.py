@@ -401,3 +401,18 @@ def test_module_outer_loss_reaches_every_parameter():
     (y.pow(2).sum() + state.weights[0].sum()).backward()
     for name, p in memory.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("dim_head", [1, 4])
+def test_qk_norm_of_tiny_keys_has_a_finite_half_precision_gradient(dtype, dim_head):
+    """The backward of k/‖k‖ divides by ‖k‖²; in float16 that underflows for ‖k‖ below about 2.5e-4 and the input's
+    gradient was ±inf where the exact one is finite (zero at a head width of 1). Found by the ``gradient`` check of
+    ``neural_memory`` at float16; the module normalises half-precision keys and queries in float32."""
+    torch.manual_seed(3)
+    memory = NeuralMemory(2 * dim_head, heads=2, dim_head=dim_head, chunk_size=1, gates="input").to(dtype)
+    x = (1e-4 * torch.randn(1, 3, 2 * dim_head)).to(dtype).requires_grad_(True)
+    gates = [torch.full((1, 3), value, dtype=dtype) for value in (0.1, 0.5, 0.9)]
+    y, _ = memory(x, *gates)
+    (grad,) = torch.autograd.grad(y, x, torch.randn_like(y))
+    assert torch.isfinite(grad).all(), grad
