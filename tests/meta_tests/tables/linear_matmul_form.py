@@ -30,6 +30,8 @@ DEFECTS = (
         ref("matmul_detached_ratio"), "gradcheck", F64, message_has=("Jacobian mismatch for output 0 with respect to input 4",)
     ),
     planted(ref("matmul_recomputed_backward"), "gradgradcheck", F64, message_has=SECOND_DERIVATIVE_LOST),
+    # the gradient check differentiates the reference oracle (titans_reference.py takes xp) at every dtype
+    planted(ref("matmul_detached_ratio"), "gradient", F32, message_has=("no gradient reaches alpha",)),
 )
 
 TABLE = SpecTable(SPEC, CORRECT, DEFECTS, baselines=baselines_for(CORRECT, DEFECTS))

@@ -29,6 +29,8 @@ DEFECTS = (
     planted(ref("chunk_gates_alternating_method"), "determinism", F64, message_has=("bitwise equality expected",)),
     planted(ref("chunk_gates_detached_gates"), "gradcheck", F64),
     planted(ref("chunk_gates_recomputed_backward"), "gradgradcheck", F64, message_has=("gradgradcheck (slow mode)",)),
+    # the gradient check differentiates the reference oracle (titans_reference.py takes xp) at every dtype
+    planted(ref("chunk_gates_detached_gates"), "gradient", F32, message_has=("no gradient reaches theta, alpha, eta",)),
 )
 
 BASELINES = recurrence_baselines(CORRECT, DEFECTS, EXAMPLES)

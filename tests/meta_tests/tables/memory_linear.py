@@ -53,6 +53,8 @@ DEFECTS = (
     planted(ref("memory_alternating_method"), "determinism", F64, message_has=("bitwise equality expected",)),
     planted(ref("memory_first_order"), "gradcheck", F64, message_has=("gradcheck (slow mode)", "Jacobian mismatch")),
     planted(ref("memory_recomputed_backward"), "gradgradcheck", F64, message_has=SECOND_DERIVATIVE_LOST),
+    # the gradient check differentiates the reference oracle (titans_reference.py takes xp) at every dtype
+    planted(ref("memory_first_order"), "gradient", F32, message_has=("no gradient reaches k, v",)),
     # two calls carrying (W, S, A) and start + s: a chunk grid that restarts at each call, or a partial first
     # chunk that takes its gradients at W instead of the carried anchor, breaks the split at a mid-chunk point
     planted(ref("memory_chunk_grid_restarts"), "invariant:streaming", F64, message_has=("split at s =",)),

@@ -43,6 +43,8 @@ DEFECTS = (
     planted(ref("mlp_alternating_method"), "determinism", F64, message_has=("bitwise equality expected",)),
     planted(ref("mlp_first_order"), "gradcheck", F64, message_has=("gradcheck (slow mode)", "Jacobian mismatch")),
     planted(ref("mlp_recomputed_backward"), "gradgradcheck", F64, message_has=SECOND_DERIVATIVE_LOST),
+    # the gradient check differentiates the reference oracle (titans_reference.py takes xp) at every dtype
+    planted(ref("mlp_first_order"), "gradient", F32, message_has=("no gradient reaches k, v",)),
     # two calls carrying (W, S, A) and start + s: a chunk grid that restarts at each call, or a partial first
     # chunk that takes its gradients at W instead of the carried anchor, breaks the split at a mid-chunk point
     planted(ref("mlp_chunk_grid_restarts"), "invariant:streaming", F64, message_has=("split at s =",)),

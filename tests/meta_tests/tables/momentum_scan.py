@@ -27,6 +27,8 @@ DEFECTS = (
     planted(ref("scan_alternating_order"), "determinism", F64, message_has=("bitwise equality expected",)),
     planted(ref("scan_detached_eta"), "gradcheck", F64, message_has=("Jacobian mismatch for output 0 with respect to input 0",)),
     planted(ref("scan_recomputed_backward"), "gradgradcheck", F64, message_has=SECOND_DERIVATIVE_LOST),
+    # the gradient check differentiates the reference oracle (titans_reference.py takes xp) at every dtype
+    planted(ref("scan_detached_eta"), "gradient", F32, message_has=("no gradient reaches eta",)),
 )
 
 TABLE = SpecTable(SPEC, CORRECT, DEFECTS, baselines=baselines_for(CORRECT, DEFECTS))

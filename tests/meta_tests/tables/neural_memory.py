@@ -32,6 +32,8 @@ DEFECTS = (
     planted(ref("ModuleHeadsNotUnfolded"), "output_contract", F64, message_has=("shape",)),
     planted(ref("ModuleRecomputedBackward"), "gradgradcheck", F64, message_has=("gradgradcheck (slow mode)",)),
     planted(ref("ModuleDetachedGates"), "gradcheck", F64),
+    # the gradient check differentiates the reference oracle (titans_reference.py takes xp) at every dtype
+    planted(ref("ModuleDetachedGates"), "gradient", F32, message_has=("no gradient reaches theta, alpha, eta",)),
 )
 BASELINES = recurrence_baselines(CORRECT, DEFECTS, EXAMPLES)
 TABLE = SpecTable(SPEC, CORRECT, DEFECTS, baselines=BASELINES)
