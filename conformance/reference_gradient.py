@@ -91,18 +91,27 @@ def require_differentiable(spec: Any) -> None:
         )
 
 
+def _forward(
+    t: Trial, env: Mapping[str, Any], precision: Rounding | None, dtype: str
+) -> tuple[tuple[torch.Tensor, ...], list[torch.Tensor]]:
+    """The reference's outputs (a graph through it, ``xp=torch``, on CPU) and the ``wrt`` leaves, at ``dtype``."""
+    inputs = t.tensors(env, dtype=dtype, device="cpu", requires_grad=t.spec.grad_wrt)
+    result = reference_function(t.spec)(**{**t.scalars_of(env), **inputs}, precision=precision, xp=torch)
+    return (result if len(t.outputs) > 1 else (result,)), [inputs[w] for w in t.spec.grad_wrt]
+
+
+def _per_input(env: Mapping[str, Any], wrt: Sequence[str], grads: Sequence[torch.Tensor | None]) -> list[np.ndarray]:
+    """Float64 arrays, zeros where an output does not reach an input."""
+    return [np.zeros(np.shape(env[w])) if g is None else dh.to_numpy64(g) for w, g in zip(wrt, grads)]
+
+
 def reference_vjps(
     t: Trial, env: Mapping[str, Any], cots64: Sequence[np.ndarray], precision: Rounding | None = None, dtype: str = "float64"
 ) -> Grads:
     """Per output, the vector-Jacobian products of the reference at ``env`` (every ``wrt`` input; zeros where an
     output does not depend on it), on CPU: in float64, exact (``precision`` None) or rounded by ``precision`` both
     ways; or computed natively in ``dtype`` (torch's own rounding, the sums autograd accumulates included)."""
-    wrt = t.spec.grad_wrt
-    inputs = t.tensors(env, dtype=dtype, device="cpu", requires_grad=wrt)
-    scope = {**t.scalars_of(env), **inputs}
-    result = reference_function(t.spec)(**scope, precision=precision, xp=torch)
-    outs = result if len(t.outputs) > 1 else (result,)
-    leaves = [inputs[w] for w in wrt]
+    outs, leaves = _forward(t, env, precision, dtype)
     grads: Grads = []
     for out, cot in zip(outs, cots64):
         cot_t = dh.to_torch(np.asarray(cot, dtype=np.float64), dtype, "cpu")
@@ -111,7 +120,7 @@ def reference_vjps(
         per: Sequence[torch.Tensor | None] = [None] * len(leaves)
         if out.requires_grad:
             per = torch.autograd.grad(out, leaves, cot_t, allow_unused=True, retain_graph=True)
-        grads.append([np.zeros(np.shape(env[w])) if g is None else dh.to_numpy64(g) for w, g in zip(wrt, per)])
+        grads.append(_per_input(env, t.spec.grad_wrt, per))
     return grads
 
 
@@ -119,16 +128,12 @@ def reference_terms(t: Trial, env: Mapping[str, Any], cots64: Sequence[np.ndarra
     """Per output and ``wrt`` input, element by element: the summed magnitude of the terms of the float64 reference's
     vector-Jacobian product (:func:`conformance.gradient_terms.terms`) — the noise floor's scale, as the chain rule's
     term bound is for an expression; ``None`` where its backward pass uses an operation the bound does not know."""
-    wrt = t.spec.grad_wrt
-    inputs = t.tensors(env, dtype="float64", device="cpu", requires_grad=wrt)
-    result = reference_function(t.spec)(**{**t.scalars_of(env), **inputs}, xp=torch)
-    outs = result if len(t.outputs) > 1 else (result,)
-    leaves = [inputs[w] for w in wrt]
+    outs, leaves = _forward(t, env, None, "float64")
     bounds: Grads = []
     try:
         for out, cot in zip(outs, cots64):
             per = terms(out, leaves, torch.as_tensor(cot, dtype=torch.float64)) if out.requires_grad else [None] * len(leaves)
-            bounds.append([np.zeros(np.shape(env[w])) if g is None else dh.to_numpy64(g) for w, g in zip(wrt, per)])
+            bounds.append(_per_input(env, t.spec.grad_wrt, per))
     except UnknownAdjointOp:
         return None
     return bounds

@@ -152,13 +152,15 @@ def test_gradgradcheck_only_with_order_two() -> None:
         assert specs[spec_id].grad_order == 1 and "gradgradcheck" not in checks_for(specs[spec_id], "float64")
 
 
-def test_gradient_check_needs_an_expression(tmp_path: Path) -> None:
+def test_a_reference_only_spec_gets_the_gradient_check_at_every_dtype(tmp_path: Path) -> None:
+    """The check differentiates the reference; its draw skips the case where the function takes no ``xp``
+    (``surprise``, NumPy only: tests/test_reference_gradient.py runs one)."""
     data = minimal_spec()
     data["specs"][0]["oracle"] = {"reference": "surprise"}
     data["specs"][0]["gradients"] = {"wrt": ["hidden"], "order": 2}
     spec = load_one(write_spec(tmp_path, data))
-    assert checks_for(spec, "float64") == ["oracle", "output_contract", "determinism", "gradcheck", "gradgradcheck"]
-    assert checks_for(spec, "float32") == ["oracle", "output_contract", "determinism"]
+    assert checks_for(spec, "float64") == ["oracle", "output_contract", "determinism", "gradient", "gradcheck", "gradgradcheck"]
+    assert checks_for(spec, "float32") == ["oracle", "output_contract", "determinism", "gradient"]
 
 
 def test_no_gradient_checks_without_gradients(tmp_path: Path) -> None:
