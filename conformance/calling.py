@@ -20,6 +20,7 @@ import torch
 
 from conformance.dtype_helpers import torch_dtype
 from conformance.evaluate import NumpyBackend, evaluate
+from conformance.model import Interface
 from conformance.refs import ImplementationError, resolve
 from conformance.spec import EquationSpec
 
@@ -27,22 +28,34 @@ __all__ = ["ImplementationError", "build_callable", "call_interface", "resolve"]
 
 
 def call_interface(
-    spec: EquationSpec, ref: str, scalars: Mapping[str, Any], device: str, dtype: str, present: Mapping[str, bool]
+    spec: EquationSpec,
+    ref: str,
+    scalars: Mapping[str, Any],
+    device: str,
+    dtype: str,
+    present: Mapping[str, bool],
+    interface: Interface | None = None,
 ) -> Callable[[Mapping[str, torch.Tensor]], Any]:
-    """A function from input tensors (by spec name) to whatever the implementation returns.
+    """A function from input tensors (by spec name) to whatever the implementation returns (its outputs in the
+    spec's axis order where the interface declares ``output_layouts``).
+
+    ``interface`` is the implementation's own (:attr:`conformance.model.Implementation.interface`), else the
+    spec's: inputs with a declared layout are permuted into it before the call.
 
     Absent optional inputs (``present[name]`` false) are not passed at all, so the implementation's
     own default applies. Modules are built once, moved to the device and dtype, and called through
     ``functional_call`` with the drawn ``state`` tensors.
     """
     target = resolve(ref, spec.ref_base(ref))
-    iface = spec.interface
+    iface = interface or spec.interface
     if iface is None:
         raise ValueError(f"spec {spec.id!r} has no interface to call")
 
     def arguments(tensors: Mapping[str, torch.Tensor]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         def value(name: str) -> Any:
-            return tensors[name] if name in spec.inputs else scalars[name]
+            if name not in spec.inputs:
+                return scalars[name]
+            return tensors[name].permute(iface.layouts[name]) if name in iface.layouts else tensors[name]
 
         args = tuple(value(n) for n in iface.args)
         kwargs = {kw: value(n) for kw, n in iface.kwargs.items() if present.get(n, True)}
@@ -52,7 +65,7 @@ def call_interface(
 
         def call(tensors: Mapping[str, torch.Tensor]) -> Any:
             args, kwargs = arguments(tensors)
-            return target(*args, **kwargs)
+            return _in_spec_layout(spec, iface, target(*args, **kwargs))
 
         return call
 
@@ -62,17 +75,43 @@ def call_interface(
     def call_module(tensors: Mapping[str, torch.Tensor]) -> Any:
         args, kwargs = arguments(tensors)
         state = {attr: tensors[name] for attr, name in iface.state.items()}  # drawn weights, with gradients
-        return torch.func.functional_call(module, state, args, kwargs)
+        return _in_spec_layout(spec, iface, torch.func.functional_call(module, state, args, kwargs))
 
     call_module.module = module  # type: ignore[attr-defined]  # the instance it calls (the gradient audit's param_flow)
     return call_module
 
 
+def _in_spec_layout(spec: EquationSpec, iface: Interface, result: Any) -> Any:
+    """The outputs an ``output_layouts`` names, permuted from the implementation's axis order back to the spec's
+    (one output: the result itself; several: the tuple's entry at the output's position). Anything else as it is."""
+    if not iface.output_layouts:
+        return result
+    names = list(spec.outputs)
+
+    def back(name: str, value: Any) -> Any:
+        perm = iface.output_layouts.get(name)
+        if perm is None or not isinstance(value, torch.Tensor) or value.dim() != len(perm):
+            return value  # a wrong result is the checks' to report (output_contract), not the call's to refuse
+        return value.permute([perm.index(axis) for axis in range(len(perm))])
+
+    if len(names) == 1:
+        return back(names[0], result)
+    if isinstance(result, (tuple, list)) and len(result) == len(names):
+        return type(result)(back(n, v) for n, v in zip(names, result))
+    return result
+
+
 def build_callable(
-    spec: EquationSpec, ref: str, scalars: Mapping[str, Any], device: str, dtype: str, present: Mapping[str, bool]
+    spec: EquationSpec,
+    ref: str,
+    scalars: Mapping[str, Any],
+    device: str,
+    dtype: str,
+    present: Mapping[str, bool],
+    interface: Interface | None = None,
 ) -> Callable[[Mapping[str, torch.Tensor]], torch.Tensor]:
     """:func:`call_interface` for a spec with one output: the implementation's output tensor."""
-    call = call_interface(spec, ref, scalars, device, dtype, present)
+    call = call_interface(spec, ref, scalars, device, dtype, present, interface)
     return lambda tensors: _single(call(tensors), ref)
 
 

@@ -39,6 +39,7 @@ from conformance.diagnosis import reading
 from conformance.error_bounds import AbsBoundBackend
 from conformance.evaluate import NumpyBackend, TorchBackend, evaluate
 from conformance.invariants import INVARIANT_KINDS
+from conformance.model import Interface
 from conformance.references import accepts_precision, has_reference, reference_function
 from conformance.spec import EquationSpec
 from conformance.strategies import Example, cotangent, derive_inputs, materialize, shape_of
@@ -83,7 +84,13 @@ def source_line(spec: EquationSpec, check: str) -> int:
 
 # -- calling an implementation of one or several outputs ------------------------------------------
 def outputs_callable(
-    spec: EquationSpec, ref: str, scalars: Mapping[str, Any], device: str, dtype: str, present: Mapping[str, bool]
+    spec: EquationSpec,
+    ref: str,
+    scalars: Mapping[str, Any],
+    device: str,
+    dtype: str,
+    present: Mapping[str, bool],
+    interface: Interface | None = None,
 ) -> Callable[[Mapping[str, torch.Tensor]], tuple[torch.Tensor, ...]]:
     """A function from input tensors (by spec name) to the implementation's outputs, as a tuple.
 
@@ -91,9 +98,9 @@ def outputs_callable(
     and the result must be a tuple (or list) of one tensor per output, in the spec's order.
     """
     if len(spec.outputs) == 1:
-        single = build_callable(spec, ref, scalars, device, dtype, present)
+        single = build_callable(spec, ref, scalars, device, dtype, present, interface)
         return lambda tensors: (single(tensors),)
-    call = call_interface(spec, ref, scalars, device, dtype, present)
+    call = call_interface(spec, ref, scalars, device, dtype, present, interface)
     names = tuple(spec.outputs)
     return lambda tensors: _tuple_of(call(tensors), ref, names)
 
@@ -140,7 +147,7 @@ class Trial:
         key = tuple(sorted((k, repr(v)) for k, v in scalars.items()))
         if key not in self._callables:
             self._callables[key] = outputs_callable(
-                self.spec, self.impl.ref, scalars, self.device, self.dtype, self.example.present
+                self.spec, self.impl.ref, scalars, self.device, self.dtype, self.example.present, self.impl.interface
             )
         return self._callables[key]
 

@@ -129,7 +129,13 @@ class Output:
 
 @dataclass(frozen=True)
 class Interface:
-    """How an implementation is called: a function, or a module built from ``init``."""
+    """How an implementation is called: a function, or a module built from ``init``.
+
+    ``layouts``: per input, the permutation of its axes the implementation takes (the spec's ``(B, L, H, D)`` passed
+    as ``(B, H, L, D)``: ``(0, 2, 1, 3)``, applied with ``permute`` before the call); ``output_layouts``: per output,
+    the axes the implementation returns it in, permuted back to the spec's order after the call. An implementation
+    entry's own ``interface`` (its declared differences, :attr:`Implementation.interface`) replaces the spec's.
+    """
 
     kind: str  # function | module
     args: tuple[str, ...]
@@ -137,6 +143,8 @@ class Interface:
     init: Mapping[str, sympy.Basic]
     state: Mapping[str, str]  # module attribute -> input name
     train: bool = False
+    layouts: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    output_layouts: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -334,7 +342,9 @@ class Implementation:
 
     ``id`` names it in cases and reports: the ref, followed by its params in brackets, as
     ``--impl`` accepts it (``mod:fn[interleaved=true]``, ``mod:fn[approximate='tanh']``).
-    ``unsupported``: regions of the domain it declares it refuses (see :class:`Unsupported`).
+    ``unsupported``: regions of the domain it declares it refuses (see :class:`Unsupported`). ``interface``: where
+    it is called otherwise than the spec says (constructor arguments, parameter names, axis order), the spec's
+    interface with those differences, declared in the entry (docs/spec-schema.md, Calling conventions).
     """
 
     ref: str
@@ -343,6 +353,7 @@ class Implementation:
     params: Mapping[str, Any] = field(default_factory=dict)
     label: str | None = None  # the id exactly as given on the command line
     unsupported: tuple[Unsupported, ...] = ()
+    interface: Interface | None = None  # its own calling convention (the spec's with its declared differences)
 
     @property
     def id(self) -> str:
@@ -470,8 +481,8 @@ class EquationSpec:
 
         A ref may fix params in brackets, ``mod:fn[interleaved=true]`` (see :func:`parse_implementation`);
         each names its implementation exactly as given.
-        The spec's reviewed expected failures and declared unsupported regions of an implementation it
-        lists (same ref and params) carry over.
+        The spec's reviewed expected failures, declared unsupported regions and calling convention of an
+        implementation it lists (same ref and params) carry over.
         """
         recorded = {(impl.ref, tuple(sorted(impl.params.items()))): impl for impl in self.implementations}
         impls = []
@@ -480,8 +491,11 @@ class EquationSpec:
             self.check_implementation_params(params)
             known = recorded.get((ref, tuple(sorted(params.items()))))
             xfail, unsupported = (known.xfail, known.unsupported) if known else ((), ())
+            interface = known.interface if known else None
             label = text if params else None
-            impls.append(Implementation(ref=ref, xfail=xfail, params=params, label=label, unsupported=unsupported))
+            impls.append(
+                Implementation(ref=ref, xfail=xfail, params=params, label=label, unsupported=unsupported, interface=interface)
+            )
         return replace(self, implementations=tuple(impls))
 
     def with_xfails(self, entries: Iterable[XFailEntry | UnsupportedEntry]) -> EquationSpec:

@@ -23,6 +23,7 @@ from typing import Any
 
 from conformance import engine
 from conformance.expr import parse
+from conformance.loader import implementation_interface
 from conformance.refs import resolve
 from conformance.report import build_report
 from conformance.results import Result
@@ -43,6 +44,9 @@ class PeerEntry:
     configuration: str
     narrow: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
     constraints: tuple[str, ...] = ()  # added to the spec's constraints (the safe parser's language)
+    # the calling convention where it differs from the spec's, as a spec's implementation entry declares it
+    # (docs/spec-schema.md, Calling conventions): {"init": {"normalized_shape": "D"}, "layouts": {"x": [...]}}
+    interface: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def variant(self) -> str:
@@ -105,8 +109,12 @@ def run_entry(
 ) -> list[Result]:
     """The entry's cases (its spec narrowed, its adapter the only implementation), run by the engine; with
     ``checks``, only the checks of those report names (``oracle``, ``invariant:streaming``)."""
-    spec = narrowed(specs[entry.spec], entry.narrow, entry.constraints)
-    cases = [c for c in build_cases({spec.id: spec}, {spec.id: [entry.ref]}) if c.dtype in dtypes]
+    spec = narrowed(specs[entry.spec], entry.narrow, entry.constraints).with_implementations([entry.ref])
+    if entry.interface:
+        where = f"peer entry {entry.spec} = {entry.ref} ({entry.configuration})"
+        impl = dataclasses.replace(spec.implementations[0], interface=implementation_interface(spec, entry.interface, where))
+        spec = dataclasses.replace(spec, implementations=(impl,))
+    cases = [c for c in build_cases({spec.id: spec}, {}) if c.dtype in dtypes]
     cases = [c for c in cases if not checks or c.check in checks]
     results = engine.run(engine.Plan(profile=profile), cases=cases)
     extra = {"configuration": entry.configuration, "variant": entry.variant}

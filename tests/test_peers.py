@@ -117,3 +117,24 @@ def test_titans_pytorch_closest_configuration() -> None:
            for e in (one, whole)}
     assert peers.verdict(run[one.variant]) == "conforms (1 checks)"
     assert peers.verdict(run[whole.variant]).startswith("deviates — oracle:")
+
+
+def test_an_entry_declares_its_calling_convention_instead_of_adapter_code() -> None:
+    """``torch.nn.RMSNorm`` takes ``normalized_shape``, not the spec's ``dim``: declared in the entry, it is built and
+    judged; undeclared, its construction fails; a bad declaration is one error naming the entry and the key."""
+    from conformance.validation import SpecError
+
+    specs = load_specs()
+    init = {"init": {"normalized_shape": "D", "eps": "eps"}}
+
+    def cpu_rows(entry: peers.PeerEntry) -> list[Result]:
+        rows = peers.run_entry(entry, specs, profile="conformance-dev", dtypes=("float64",), checks=("oracle",))
+        return [r for r in rows if r.device == "cpu"]
+
+    rows = cpu_rows(peers.PeerEntry("rmsnorm", "torch.nn:RMSNorm", "declared", interface=init))
+    assert [r.outcome for r in rows] == ["passed"], [(r.outcome, r.message) for r in rows]
+    rows = cpu_rows(peers.PeerEntry("rmsnorm", "torch.nn:RMSNorm", "undeclared"))
+    assert [r.outcome for r in rows] == ["error"] and "dim" in (rows[0].message or ""), [(r.outcome, r.message) for r in rows]
+    bad = peers.PeerEntry("rmsnorm", "torch.nn:RMSNorm", "bad", interface={"layouts": {"x": ["D", "B"]}})
+    with pytest.raises(SpecError, match=r"peer entry rmsnorm = torch.nn:RMSNorm \(bad\): interface.layouts.x: expected a"):
+        cpu_rows(bad)

@@ -15,16 +15,20 @@ No implementation is imported: :func:`conformance.refs.resolve_implementations` 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from conformance.loader.meaning import MAX_EXAMPLE_BYTES, MAX_SIZE_GRID
 from conformance.loader.parser import SCHEMA_VERSION, SpecParser
-from conformance.model import EquationSpec
+from conformance.model import EquationSpec, Interface
 from conformance.safe_yaml import load_yaml, read_text
 from conformance.validation import SpecError
 
-__all__ = ["MAX_EXAMPLE_BYTES", "MAX_SIZE_GRID", "MAX_SPEC_BYTES", "SCHEMA_VERSION", "load_file", "load_specs"]
+__all__ = [
+    "MAX_EXAMPLE_BYTES", "MAX_SIZE_GRID", "MAX_SPEC_BYTES", "SCHEMA_VERSION", "implementation_interface", "load_file",
+    "load_specs",
+]
 
 MAX_SPEC_BYTES = 256 * 1024
 DEFAULT_SPEC_DIR = Path(__file__).resolve().parent.parent.parent / "specs"
@@ -65,3 +69,25 @@ def load_file(file: str | Path) -> list[EquationSpec]:
         return SpecParser(file, document.lines).parse(document.data)
     except RecursionError:
         raise SpecError(file, "", "nested too deeply to validate") from None
+
+
+def implementation_interface(spec: EquationSpec, declared: Mapping[str, Any], where: str) -> Interface:
+    """The interface an implementation is called with: ``spec``'s with the differences ``declared`` (the keys of an
+    implementation entry's ``interface``, docs/spec-schema.md, Calling conventions), validated as a spec file's are;
+    a problem raises one :class:`SpecError` naming ``where`` (a peer audit's entry, say) and the key.
+    """
+    iface = spec.interface
+    if iface is None:
+        raise SpecError(where, "interface", f"spec {spec.id!r} has no interface (a pattern-only spec) to call differently")
+    base: dict[str, Any] = {"kind": iface.kind, "args": list(iface.args), "kwargs": dict(iface.kwargs), "train": iface.train}
+    if iface.kind == "module":
+        base.update(init={k: str(v) for k, v in iface.init.items()}, state=dict(iface.state))
+    shapes = {**{n: i.shape for n, i in spec.inputs.items()}, **{n: o.shape for n, o in spec.outputs.items()}}
+    for key, layouts in (("layouts", iface.layouts), ("output_layouts", iface.output_layouts)):
+        if layouts:
+            base[key] = {n: [str(shapes[n][a]) for a in perm] for n, perm in layouts.items()}
+    parser = SpecParser(Path(where), {})
+    parser.string_params = {n for n, p in spec.params.items() if p.is_string}
+    scalars = set(spec.symbols) | (set(spec.params) - parser.string_params)
+    merged = parser.own_interface(dict(declared), base, ("interface",))
+    return parser.interface(merged, ("interface",), spec.inputs, spec.params, spec.symbols, scalars, spec.outputs)

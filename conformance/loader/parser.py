@@ -10,7 +10,7 @@ functions) are checked for syntax only: nothing is imported (:mod:`conformance.r
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -278,7 +278,7 @@ class SpecParser:
             inputs=inputs,
             params=params,
             outputs=outputs,
-            interface=self.interface(value["interface"], path + ("interface",), inputs, params, symbols, scalar_names),
+            interface=self.interface(value["interface"], path + ("interface",), inputs, params, symbols, scalar_names, outputs),
             oracle=oracle,
             invariants=self.invariants(
                 value.get("invariants", []), path + ("invariants",), replace(context, names=context.names | set(outputs))
@@ -291,6 +291,9 @@ class SpecParser:
                 path + ("implementations",),
                 params,
                 self.condition_names(path, symbols, params, inputs, outputs),
+                own_interface=lambda body, p: self.interface(
+                    self.own_interface(body, value["interface"], p), p, inputs, params, symbols, scalar_names, outputs
+                ),
             ),
             diagnoses=self.diagnoses(
                 value.get("diagnose", []), path + ("diagnose",), params, scalar_names, (oracle, value_names)
@@ -528,8 +531,9 @@ class SpecParser:
         params: Mapping[str, Param],
         symbols: Mapping[str, Symbol],
         scalars: set[str],
+        outputs: Mapping[str, Output] | None = None,
     ) -> Interface:
-        value = self.mapping(value, path, {"kind", "args"}, {"kwargs", "init", "state", "train"})
+        value = self.mapping(value, path, {"kind", "args"}, {"kwargs", "init", "state", "train", "layouts", "output_layouts"})
         kind = value["kind"]
         if kind not in ("function", "module"):
             raise self.fail(path + ("kind",), f"expected 'function' or 'module', got {kind!r}")
@@ -560,7 +564,37 @@ class SpecParser:
             init={k: self.init_value(v, path + ("init", k), scalars) for k, v in init.items()},
             state=dict(state),
             train=self.typed(value.get("train", False), path + ("train",), bool, "true or false"),
+            layouts=self.layouts(value.get("layouts", {}), path + ("layouts",), {n: i.shape for n, i in inputs.items()}),
+            output_layouts=self.layouts(
+                value.get("output_layouts", {}), path + ("output_layouts",), {n: o.shape for n, o in (outputs or {}).items()}
+            ),
         )
+
+    def own_interface(self, value: Any, spec_interface: Any, path: tuple) -> dict[str, Any]:
+        """An implementation's ``interface``: the keys it gives replace the spec's; one that gives another ``kind``
+        (a function implementing a module's spec) inherits nothing, so it says how it is called in full."""
+        body = self.typed(value, path, dict, "a mapping: the interface keys that differ from the spec's")
+        base = dict(spec_interface) if isinstance(spec_interface, dict) else {}
+        if "kind" in body and body["kind"] != base.get("kind"):
+            return dict(body)
+        return {**base, **body}
+
+    def layouts(self, value: Any, path: tuple, shapes: Mapping[str, tuple]) -> dict[str, tuple[int, ...]]:
+        """``{tensor: [its axes in the implementation's order]}`` → the permutation of the spec's axes (for ``permute``)."""
+        body = self.typed(value, path, dict, "a mapping tensor name -> its axes in the implementation's order")
+        out = {}
+        for name, axes in body.items():
+            p = path + (name,)
+            if name not in shapes:
+                raise self.fail(p, f"{name!r} is not a declared tensor here (expected one of {', '.join(sorted(shapes))})")
+            declared = [str(d) for d in shapes[name]]
+            names = [str(a) for a in self.typed(axes, p, list, f"a list: its axes {declared} in the implementation's order")]
+            if len(set(declared)) != len(declared):
+                raise self.fail(p, f"its shape {declared} repeats an axis, so a reordering by name is ambiguous")
+            if sorted(names) != sorted(declared):
+                raise self.fail(p, f"expected a reordering of its shape {declared}, got {names}")
+            out[name] = tuple(declared.index(n) for n in names)
+        return out
 
     def init_value(self, value: Any, path: tuple, scalars: set[str]) -> sympy.Basic:
         """A constructor argument: an expression over sizes and params, or a string param's bare name (passed as is)."""
@@ -714,15 +748,21 @@ class SpecParser:
         return out
 
     def implementations(
-        self, value: Any, path: tuple, params: Mapping[str, Param], condition_names: set[str] | None = None
+        self,
+        value: Any,
+        path: tuple,
+        params: Mapping[str, Param],
+        condition_names: set[str] | None = None,
+        own_interface: Callable[[Any, tuple], Interface] | None = None,
     ) -> tuple[Implementation, ...]:
         """The ``implementations`` list; ``condition_names``: what an ``unsupported`` condition may name
-        (``None``: a spec without an equation, where ``unsupported`` does not apply)."""
+        (``None``: a spec without an equation, where ``unsupported`` does not apply); ``own_interface``: an entry's
+        ``interface`` (its declared differences) as the interface it is called with (``None``: no interface here)."""
         self.typed(value, path, list, "a list of {ref: module:attr}")
         out = []
         for i, body in enumerate(value):
             p = path + (i,)
-            body = self.mapping(body, p, {"ref"}, {"xfail", "params", "unsupported"})
+            body = self.mapping(body, p, {"ref"}, {"xfail", "params", "unsupported", "interface"})
             ref = self.text(body["ref"], p + ("ref",))
             problem = ref_problem(ref)  # syntax only: implementations are imported when cases are built
             if problem is not None:
@@ -731,7 +771,12 @@ class SpecParser:
             xfails = [self.xfail(xf, p + ("xfail", j)) for j, xf in enumerate(entries)]
             fixed = self.implementation_params(body.get("params", {}), p + ("params",), params)
             regions = self.unsupported_list(body.get("unsupported", []), p + ("unsupported",), condition_names)
-            out.append(Implementation(ref, tuple(xfails), self.line(p), fixed, unsupported=regions))
+            interface = None
+            if "interface" in body:
+                if own_interface is None:
+                    raise self.fail(p + ("interface",), "applies to an equation's implementations (a spec with an interface)")
+                interface = own_interface(body["interface"], p + ("interface",))
+            out.append(Implementation(ref, tuple(xfails), self.line(p), fixed, unsupported=regions, interface=interface))
         ids = [impl.id for impl in out]
         if len(ids) != len(set(ids)):
             raise self.fail(path, f"implementations must differ in ref or params, got {ids}")

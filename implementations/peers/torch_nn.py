@@ -1,0 +1,75 @@
+"""torch's own implementations behind the shipped specs, for the peer audit (``conformance audit-peers``).
+
+Library: torch (the installed version, recorded in the report), objects ``torch.nn.RMSNorm``,
+``torch.nn.functional.rms_norm`` and ``torch.nn.functional.scaled_dot_product_attention``. Each entry declares where
+its calling convention differs from the spec's (docs/spec-schema.md, Calling conventions) — no adapter code where
+a declaration does:
+
+- ``rmsnorm`` · ``torch.nn.RMSNorm(normalized_shape, eps)``: the constructor's names (``normalized_shape`` for the
+  spec's ``dim``); the learned ``weight`` is the spec's gain.
+- ``rmsnorm`` · ``torch.nn.functional.rms_norm(input, normalized_shape, weight, eps)``: a function whose second
+  argument is a shape tuple, which no spec input is: :func:`rms_norm` passes ``(x.shape[-1],)``.
+- ``attention`` · ``torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask, dropout_p,
+  is_causal)``: the mask's keyword is ``attn_mask`` (True = may attend, the spec's convention). It refuses an
+  ``attn_mask`` together with ``is_causal=True`` (RuntimeError), so its entry draws ``is_causal`` false only (the
+  causal case is the shipped ``attention_with_flash``'s, which passes no mask then).
+
+Nothing here is imported before the audit runs: ``AUDIT`` is built on first access.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+LIBRARY = "torch"
+WRAPPED = "torch.nn.RMSNorm, torch.nn.functional.rms_norm, torch.nn.functional.scaled_dot_product_attention"
+
+
+def rms_norm(x: Any, weight: Any, eps: float) -> Any:
+    """``torch.nn.functional.rms_norm(x, (D,), weight, eps)``: the shape tuple from ``x``'s last axis."""
+    import torch.nn.functional as F
+
+    return F.rms_norm(x, (x.shape[-1],), weight, eps)
+
+
+def _entries() -> tuple[Any, ...]:
+    from conformance.peers import PeerEntry
+
+    return (
+        PeerEntry("rmsnorm", "torch.nn:RMSNorm", "torch.nn.RMSNorm", interface={"init": {"normalized_shape": "D", "eps": "eps"}}),
+        PeerEntry(
+            "rmsnorm", "implementations.peers.torch_nn:rms_norm", "torch.nn.functional.rms_norm",
+            interface={"kind": "function", "args": ["x", "weight"], "kwargs": {"eps": "eps"}},
+        ),
+        PeerEntry(
+            "attention", "torch.nn.functional:scaled_dot_product_attention", "F.scaled_dot_product_attention",
+            narrow={"is_causal": (False, False)},
+            interface={"kwargs": {"attn_mask": "mask", "dropout_p": "dropout_p", "is_causal": "is_causal"}},
+        ),
+    )
+
+
+def _version() -> str:
+    import torch
+
+    return torch.__version__
+
+
+def __getattr__(name: str) -> Any:
+    """``AUDIT`` is built on first access."""
+    if name != "AUDIT":
+        raise AttributeError(name)
+    from conformance.peers import PeerAudit
+
+    return PeerAudit(
+        LIBRARY,
+        _version(),
+        WRAPPED,
+        _entries(),
+        notes=(
+            "Adapter: implementations/peers/torch_nn.py — declared calling conventions (constructor names, keywords); "
+            "one function for F.rms_norm's shape argument.",
+            "F.scaled_dot_product_attention is drawn with is_causal false: it refuses an attn_mask together with "
+            "is_causal=True (RuntimeError), which the spec's domain allows.",
+        ),
+    )
