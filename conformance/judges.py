@@ -44,8 +44,30 @@ def draw_gradcheck(case: Case) -> Domain:
 
 
 def draw_invariant(case: Case) -> Domain:
+    """The invariant's domain; where its ``when`` cannot hold for this implementation (the params it is tested at,
+    or a domain narrowed to one value, decide it false), the case is skipped before any example is drawn, saying so."""
     invariant = next(i for i in case.spec.invariants if i.id == case.ref.item)
+    if invariant.when is not None and _never(invariant.when, case):
+        raise checks.CheckSkipped(
+            f"its condition when: {invariant.when} never holds for {case.implementation} "
+            f"(params {_held(case)}): the invariant does not apply here"
+        )
     return Domain(case.spec, case.dtype, when=invariant.when)
+
+
+def _held(case: Case) -> dict[str, Any]:
+    """The params with one possible value for this implementation: those it fixes, and those the domain holds."""
+    held = {name: p.values[0] for name, p in case.spec.params.items() if len(p.values) == 1}
+    held.update({name: p.low for name, p in case.spec.params.items() if p.low is not None and p.low == p.high})
+    return {**held, **case.spec.fixed_params(case.implementation)}
+
+
+def _never(when: Any, case: Case) -> bool:
+    """Whether ``when`` is false whatever the sizes, given the params :func:`_held` holds."""
+    import sympy
+
+    value = when.subs({sympy.Symbol(k): sympy.sympify(v) for k, v in _held(case).items() if isinstance(v, (bool, int, float))})
+    return value is sympy.false or value == sympy.false
 
 
 # -- judging one example ---------------------------------------------------------------------------

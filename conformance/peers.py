@@ -30,7 +30,11 @@ from conformance.results import Result
 from conformance.selection import build_cases
 from conformance.spec import EquationSpec, Param, load_specs
 
-KNOWN_AUDITS = ("implementations.peers.titans_pytorch:AUDIT",)
+KNOWN_AUDITS = (
+    "implementations.peers.titans_pytorch:AUDIT",
+    "implementations.peers.torch_nn:AUDIT",
+    "implementations.peers.x_transformers:AUDIT",
+)
 DTYPE_ORDER = ("float64", "float32", "bfloat16", "float16")
 
 

@@ -138,3 +138,16 @@ def test_an_entry_declares_its_calling_convention_instead_of_adapter_code() -> N
     bad = peers.PeerEntry("rmsnorm", "torch.nn:RMSNorm", "bad", interface={"layouts": {"x": ["D", "B"]}})
     with pytest.raises(SpecError, match=r"peer entry rmsnorm = torch.nn:RMSNorm \(bad\): interface.layouts.x: expected a"):
         cpu_rows(bad)
+
+
+def test_an_invariant_whose_condition_cannot_hold_in_the_narrowed_domain_is_skipped_saying_so() -> None:
+    """``attention``'s causality invariant holds ``when: is_causal``; an entry drawn at ``is_causal`` false only
+    (F.scaled_dot_product_attention refuses a mask with is_causal) skips it, instead of failing to draw."""
+    entry = peers.PeerEntry(
+        "attention", "torch.nn.functional:scaled_dot_product_attention", "sdpa", narrow={"is_causal": (False, False)},
+        interface={"kwargs": {"attn_mask": "mask", "dropout_p": "dropout_p", "is_causal": "is_causal"}},
+    )
+    rows = peers.run_entry(entry, load_specs(), profile="conformance-dev", dtypes=("float64",), checks=("invariant:causality",))
+    cpu = [r for r in rows if r.device == "cpu"]
+    assert [r.outcome for r in cpu] == ["skipped"], [(r.outcome, r.message) for r in cpu]
+    assert "its condition when: is_causal never holds" in (cpu[0].message or ""), cpu[0].message

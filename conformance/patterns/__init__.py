@@ -73,6 +73,11 @@ class PatternContext:
         """The tolerance rule every numeric comparison of this check uses."""
         return self.tolerance if self.tolerance is not None else self.spec.tolerance_rule(self.dtype)
 
+    @property
+    def interface(self) -> Any:
+        """How the implementation is called: its entry's own calling convention, else the spec's interface."""
+        return self.spec.implementation(self.ref).interface or self.spec.interface
+
     def target(self) -> Any:
         """The implementation under test (class, function or module attribute).
 

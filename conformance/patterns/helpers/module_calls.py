@@ -17,11 +17,14 @@ from conformance.patterns import PatternContext
 def build_module(ctx: PatternContext, params: Mapping[str, Any] | None = None) -> torch.nn.Module:
     """The implementation constructed from the interface's ``init`` at the context's device and dtype."""
     from conformance.calling import _init_value
+    from conformance.checks import CheckSkipped
     from conformance.dtype_helpers import torch_dtype
 
-    iface = ctx.spec.interface
-    if iface is None or iface.kind != "module":
+    iface = ctx.interface
+    if iface is None:
         raise ValueError(f"spec {ctx.spec.id!r} does not describe a module")
+    if iface.kind != "module":
+        raise CheckSkipped(f"{ctx.ref} is called as a function (its declared interface): this pattern checks a module")
     scalars = {**ctx.options["sizes"], **ctx.options["params"], **(params or {})}
     module = ctx.target()(**{k: _init_value(e, scalars) for k, e in iface.init.items()})
     return module.to(device=ctx.device, dtype=torch_dtype(ctx.dtype))
@@ -32,7 +35,7 @@ def call_inputs(ctx: PatternContext, seed: int) -> tuple[tuple[Any, ...], dict[s
     from conformance.dtype_helpers import torch_dtype
     from conformance.strategies import shape_of
 
-    spec, iface = ctx.spec, ctx.spec.interface
+    spec, iface = ctx.spec, ctx.interface
     assert iface is not None
     sizes, params = ctx.options["sizes"], ctx.options["params"]
     generator = torch.Generator().manual_seed(seed)
@@ -45,6 +48,9 @@ def call_inputs(ctx: PatternContext, seed: int) -> tuple[tuple[Any, ...], dict[s
             values[name] = torch.ones(shape, dtype=torch.bool, device=ctx.device)
         else:
             values[name] = torch.randn(shape, generator=generator, dtype=torch.float64).to(ctx.device, torch_dtype(ctx.dtype))
+    for name, perm in iface.layouts.items():  # the implementation's declared axis order
+        if name in values:
+            values[name] = values[name].permute(perm)
     args = tuple(values[n] for n in iface.args)
     kwargs = {kw: values[n] for kw, n in iface.kwargs.items() if n in values}
     return args, kwargs
