@@ -235,6 +235,82 @@ def write_audit(
     return [json_path, md_path]
 
 
+# -- the table over every library ----------------------------------------------------------------------
+CAUSES = (  # a failing row's words that name its cause (the diagnosis of conformance.checks), most specific first
+    ("matches the reading: ", ";"),
+    ("the error is within float32's precision on these inputs: ", ";"),
+)
+
+
+def cause(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A cell of the table, read off one (entry, dtype)'s CPU rows: ``conforms``, ``deviates — <cause in words>``
+    (the diagnosis a failing row carries, else its checks), ``error — <the exception>``, or ``cannot be tested``."""
+    judged = [r for r in rows if r["outcome"] != "skipped"]
+    if not judged:
+        return "cannot be tested: " + "; ".join(sorted({r.get("message") or "skipped" for r in rows})) if rows else "not run"
+    bad = [r for r in judged if r["outcome"] in ("failed", "error")]
+    if not bad:
+        return f"conforms ({len(judged)} checks)"
+    failed = [r for r in bad if r["outcome"] == "failed"]
+    if not failed:
+        first = (bad[0].get("message") or bad[0].get("error") or "").splitlines()
+        return f"error — {bad[0]['check']}: {(first[0] if first else 'raised')[:160]}"
+    words = []
+    for r in failed:
+        text = f"{r.get('detail') or ''} {r.get('message') or ''}"
+        for start, end in CAUSES:
+            if start in text:
+                said = text.split(start, 1)[1].split(end, 1)[0].split(" (at ", 1)[0].strip()
+                if said and said not in words:
+                    words.append(said)
+                break
+    checks = ", ".join(sorted({r["check"] for r in failed}))
+    return f"deviates — {'; '.join(words)} ({checks})" if words else f"deviates — {checks}"
+
+
+def render_index(reports: Sequence[Mapping[str, Any]]) -> str:
+    """One table over every audited library: library × object × spec, a column per dtype (CPU), each cell the
+    harness's verdict with the cause in words (:func:`cause`); the versions tested in the first column."""
+    lines = [
+        "# Peer implementations against the specs",
+        "",
+        "Every cell is read off the rows of `<library>.json` beside this file (`conformance audit-peers`): *conforms* — "
+        "every check of the spec passed at that dtype on the CPU; *deviates* — with the cause in the harness's words "
+        "(the reading of the spec it matches instead, or the precision it computes in) and the failing checks; "
+        "*error* — what it raised; *cannot be tested* — why. Details, measured evidence and repros: `<library>.md`.",
+        "",
+        "| library | object | configuration | spec | " + " | ".join(DTYPE_ORDER) + " |",
+        "|" + " --- |" * (4 + len(DTYPE_ORDER)),
+    ]
+    for report in reports:
+        peer = report.get("peer", {})
+        cells: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
+        for row in report.get("results", []):
+            entry = row.get("peer") or {}  # the row's PeerEntry (Result.extra, written at the row's top level)
+            domain = entry.get("variant") or ""
+            key = (row["implementation"], entry.get("configuration", "") + (f" on {domain}" if domain else ""), row["spec"])
+            cells.setdefault(key, []).append(row)
+        library = f"{peer.get('library', '?')} {peer.get('version', '')}".strip()
+        for (impl, configuration, spec_id), rows in cells.items():
+            verdicts = [cause([r for r in rows if r["dtype"] == d and r["device"] == "cpu"]) for d in DTYPE_ORDER]
+            row_cells = [library, f"`{impl.rsplit(':', 1)[-1]}`", configuration, f"`{spec_id}`", *verdicts]
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row_cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_index(out_dir: Path) -> Path:
+    """``README.md`` in ``out_dir``: :func:`render_index` over every ``<library>.json`` there."""
+    reports = []
+    for path in sorted(out_dir.glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict) and "peer" in data:
+            reports.append(data)
+    index = out_dir / "README.md"
+    index.write_text(render_index(reports), encoding="utf-8")
+    return index
+
+
 __all__ = [
-    "KNOWN_AUDITS", "PeerAudit", "PeerEntry", "load_audit", "narrowed", "render_markdown", "run_audit", "verdict", "write_audit",
+    "CAUSES", "KNOWN_AUDITS", "PeerAudit", "PeerEntry", "cause", "load_audit", "narrowed", "render_index", "render_markdown",
+    "run_audit", "verdict", "write_audit", "write_index",
 ]

@@ -151,3 +151,21 @@ def test_an_invariant_whose_condition_cannot_hold_in_the_narrowed_domain_is_skip
     cpu = [r for r in rows if r.device == "cpu"]
     assert [r.outcome for r in cpu] == ["skipped"], [(r.outcome, r.message) for r in cpu]
     assert "its condition when: is_causal never holds" in (cpu[0].message or ""), cpu[0].message
+
+
+def test_the_table_names_each_deviation_by_the_cause_the_harness_diagnosed() -> None:
+    def row(check: str, outcome: str, dtype: str = "float64", **fields: str) -> dict:
+        return {"check": check, "outcome": outcome, "dtype": dtype, "device": "cpu", "spec": "rmsnorm",
+                "implementation": "lib:Norm", "peer": {"configuration": "default", "variant": ""}, **fields}
+
+    diagnosed = row("oracle", "failed", detail="max |error| 1e-05 > tolerance 1e-15; matches the reading: no ε, x / "
+                    "sqrt(mean(x²)) · g (Eq. 4 as printed) (at B=1, D=1; eps=1e-05); gradient: …")
+    words = "no ε, x / sqrt(mean(x²)) · g (Eq. 4 as printed)"
+    assert peers.cause([diagnosed, row("gradcheck", "passed")]) == f"deviates — {words} (oracle)"
+    assert peers.cause([row("oracle", "failed", detail="max |error| 2 > tolerance 1")]) == "deviates — oracle"
+    assert peers.cause([row("oracle", "passed"), row("gradient", "passed")]) == "conforms (2 checks)"
+    assert peers.cause([row("oracle", "error", message="TypeError: no dim")]) == "error — oracle: TypeError: no dim"
+    assert peers.cause([row("oracle", "skipped", message="CUDA not available")]) == "cannot be tested: CUDA not available"
+    report = {"peer": {"library": "lib", "version": "1.0"}, "results": [diagnosed, row("oracle", "passed", "float32")]}
+    table = peers.render_index([report])
+    assert "| lib 1.0 | `Norm` | default | `rmsnorm` | deviates — no ε" in table and "| conforms (1 checks) | not run |" in table
