@@ -255,13 +255,13 @@ def cause(rows: Sequence[Mapping[str, Any]]) -> str:
     if not failed:
         first = (bad[0].get("message") or bad[0].get("error") or "").splitlines()
         return f"error — {bad[0]['check']}: {(first[0] if first else 'raised')[:160]}"
-    words = []
+    words: list[str] = []
     for r in failed:
-        text = f"{r.get('detail') or ''} {r.get('message') or ''}"
-        for start, end in CAUSES:
-            if start in text:
-                said = text.split(start, 1)[1].split(end, 1)[0].split(" (at ", 1)[0].strip()
-                if said and said not in words:
+        for text in (r.get("detail") or "", r.get("message") or ""):
+            found = next((text.split(start, 1)[1].split(end, 1)[0] for start, end in CAUSES if start in text), "")
+            said = found.split(" (at ", 1)[0].strip()
+            if said:
+                if said not in words:
                     words.append(said)
                 break
     checks = ", ".join(sorted({r["check"] for r in failed}))
@@ -286,6 +286,8 @@ def render_index(reports: Sequence[Mapping[str, Any]]) -> str:
         peer = report.get("peer", {})
         cells: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
         for row in report.get("results", []):
+            if row.get("family") in ("fact", "agreement"):
+                continue  # the spec's own checks (its facts, its two oracles), not the library's
             entry = row.get("peer") or {}  # the row's PeerEntry (Result.extra, written at the row's top level)
             domain = entry.get("variant") or ""
             key = (row["implementation"], entry.get("configuration", "") + (f" on {domain}" if domain else ""), row["spec"])

@@ -53,6 +53,7 @@ def test_the_shipped_rmsnorm_readings_load() -> None:
         "matches the reading: ε outside the square root",
         "matches the reading: no ε",
         "matches the reading: a (1 + g) gain",
+        "matches the reading: no ε and a (1 + g) gain",
     ]
 
 
@@ -91,6 +92,7 @@ def test_a_reading_needs_the_oracles_expressions(tmp_path: Path) -> None:
         ("NoEps", "float64", "no ε"),
         ("NoEps", "float16", "no ε"),  # float16 cannot tell it from ε outside: the better match is named
         ("GainOffsetFromOne", "float32", "a (1 + g) gain"),
+        ("NoEpsGainOffsetFromOne", "float64", "no ε and a (1 + g) gain"),
     ],
 )
 def test_a_convention_is_named_by_its_reading(defect: str, dtype: str, named: str) -> None:

@@ -115,6 +115,17 @@ class GainOffsetFromOne(_Base):
         return a * torch.rsqrt(a.pow(2).mean(-1, keepdim=True) + self.eps) * (1 + g)
 
 
+class NoEpsGainOffsetFromOne(_Base):
+    """No ε and a (1 + g) gain: x / sqrt(mean(x²)) · (1 + g) (x-transformers' ``RMSNorm(unit_offset=True)``).
+
+    Caught by: ``oracle``, whose failure names the combined reading (spec ``diagnose``): neither single reading
+    matches it at float64.
+    """
+
+    def normalize(self, a, g):
+        return a / a.pow(2).mean(-1, keepdim=True).sqrt() * (1 + g)
+
+
 class MeanAbs(_Base):
     """Divides by the mean absolute value instead of the RMS: x / sqrt(mean(|x|)² + ε) · g.
 

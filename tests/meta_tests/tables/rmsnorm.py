@@ -17,6 +17,9 @@ planted = partial(PlantedDefect, SPEC)
 SAYS_EPS_OUTSIDE = "matches the reading: ε outside the square root, x / (sqrt(mean(x²)) + ε) · g (the RMSNorm authors' code)"
 SAYS_NO_EPS = "matches the reading: no ε, x / sqrt(mean(x²)) · g (Eq. 4 as printed)"
 SAYS_GAIN_OFFSET = "matches the reading: a (1 + g) gain, the weight stored as an offset from 1 (Gemma's convention)"
+SAYS_NO_EPS_GAIN_OFFSET = (
+    "matches the reading: no ε and a (1 + g) gain, x / sqrt(mean(x²)) · (1 + g) (x-transformers' unit_offset)"
+)
 
 DEFECTS = (
     planted(ref("EpsOutsideSqrt"), "oracle", detail_ends=SAYS_EPS_OUTSIDE),
@@ -25,6 +28,7 @@ DEFECTS = (
     planted(ref("NoEps"), "oracle", F16, detail_ends=SAYS_NO_EPS),
     planted(ref("GainOffsetFromOne"), "oracle", detail_ends=SAYS_GAIN_OFFSET),
     planted(ref("GainOffsetFromOne"), "oracle", F32, detail_ends=SAYS_GAIN_OFFSET),
+    planted(ref("NoEpsGainOffsetFromOne"), "oracle", detail_ends=SAYS_NO_EPS_GAIN_OFFSET),
     planted(ref("WeightIgnored"), "oracle"),
     planted(ref("WeightIgnored"), "invariant:gain_linearity"),
     planted(ref("NormalizesOverSequence"), "oracle"),
