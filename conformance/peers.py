@@ -34,6 +34,7 @@ KNOWN_AUDITS = (
     "implementations.peers.titans_pytorch:AUDIT",
     "implementations.peers.torch_nn:AUDIT",
     "implementations.peers.x_transformers:AUDIT",
+    "implementations.peers.hf_transformers:AUDIT",
 )
 DTYPE_ORDER = ("float64", "float32", "bfloat16", "float16")
 

@@ -102,6 +102,14 @@ def test_a_convention_is_named_by_its_reading(defect: str, dtype: str, named: st
     assert detail.split(f"{READING}: ")[1].startswith(named), detail
 
 
+def test_a_reading_computed_in_float32_is_named_with_the_precision() -> None:
+    verdict = run_planted(PlantedDefect("rmsnorm", f"{RMSNORM}:GainOffsetInFloat32", "oracle", "float64"))
+    detail = verdict.result.detail or ""
+    assert verdict.finding == "caught" and detail.count(READING) == 1, detail
+    assert f"{READING}: a (1 + g) gain" in detail and detail.endswith("within float32's precision on these inputs: "
+                                                                       "computed in float32?"), detail
+
+
 @pytest.mark.parametrize("defect", ["MeanAbs", "WeightIgnored", "LayerNormInstead"])
 def test_a_defect_matching_no_reading_gets_none(defect: str) -> None:
     verdict = run_planted(PlantedDefect("rmsnorm", f"{RMSNORM}:{defect}", "oracle"))

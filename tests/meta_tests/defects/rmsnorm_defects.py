@@ -126,6 +126,18 @@ class NoEpsGainOffsetFromOne(_Base):
         return a / a.pow(2).mean(-1, keepdim=True).sqrt() * (1 + g)
 
 
+class GainOffsetInFloat32(_Base):
+    """A (1 + g) gain, computed in float32 whatever the input dtype (transformers' ``GemmaRMSNorm``).
+
+    Caught by: ``oracle`` at float64, whose failure names the reading and the precision: neither the oracle in
+    float32 nor the reading in float64 is within tolerance, the reading in float32 is.
+    """
+
+    def normalize(self, a, g):
+        x = a.float()
+        return (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * (1 + g.float())).to(a.dtype)
+
+
 class MeanAbs(_Base):
     """Divides by the mean absolute value instead of the RMS: x / sqrt(mean(|x|)² + ε) · g.
 

@@ -1,0 +1,114 @@
+"""transformers' Llama and Gemma building blocks behind the shipped specs, for the peer audit (``conformance audit-peers``).
+
+Library: transformers 5.x (PyPI; the version installed is recorded in the report), from
+``transformers.models.llama.modeling_llama`` and ``transformers.models.gemma.modeling_gemma``:
+
+- ``rmsnorm`` · ``LlamaRMSNorm(hidden_size, eps)``: declared — its constructor's names; the gain is ``weight``. It
+  computes in float32 whatever the input dtype (``hidden_states.to(torch.float32)``), then multiplies by the
+  weight in the input dtype.
+- ``rmsnorm`` · ``GemmaRMSNorm(dim, eps)``: declared — the gain is applied as ``(1 + weight)``, in float32.
+- ``rope_apply`` · ``apply_rotary_pos_emb(q, k, cos, sin)``: :func:`llama_apply_rotary` — the library takes the
+  tables as ``cat(freqs, freqs)`` over the whole head width (rotate-half pairs) and rotates a query and a key
+  together; the adapter passes the spec's half-width tables concatenated with themselves, and the same tensor as
+  both, returning the rotated query.
+- ``rope_cache`` · ``LlamaRotaryEmbedding(config)``: :class:`LlamaRope` — built from a ``LlamaConfig`` with the
+  spec's ``dim`` as ``head_dim``, ``base`` as ``rope_theta`` and ``max_seq_len`` as ``max_position_embeddings``;
+  called with positions ``0 … L − 1``, its ``(1, L, dim)`` tables' first half returned (they are ``cat(freqs, freqs)``).
+
+Imported lazily: this module imports without transformers; the audit skips, saying why, where it is missing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+LIBRARY = "transformers"
+WRAPPED = (
+    "transformers.models.llama.modeling_llama.{LlamaRMSNorm, apply_rotary_pos_emb, LlamaRotaryEmbedding}, "
+    "transformers.models.gemma.modeling_gemma.GemmaRMSNorm"
+)
+LLAMA = "transformers.models.llama.modeling_llama"
+
+
+def _missing() -> str | None:
+    import importlib.util
+
+    return None if importlib.util.find_spec("transformers") else "transformers is not installed (pip install transformers)"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("transformers")
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def llama_apply_rotary(x: Any, cos_table: Any, sin_table: Any) -> Any:
+    """``apply_rotary_pos_emb(x, x, cat(cos, cos), cat(sin, sin), unsqueeze_dim=0)[0]``: x ``[B, H, L, D]``, the
+    tables ``[L, D/2]`` → ``[L, D]`` (unsqueezed to broadcast over B and H)."""
+    import torch
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+    cos, sin = torch.cat((cos_table, cos_table), -1), torch.cat((sin_table, sin_table), -1)  # [L, D]
+    q, _ = apply_rotary_pos_emb(x, x, cos, sin, unsqueeze_dim=0)
+    return q
+
+
+def _rope_module() -> type:
+    import torch
+    from transformers import LlamaConfig
+    from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
+
+    class LlamaRope(torch.nn.Module):
+        """``LlamaRotaryEmbedding`` with the spec's constructor ``(dim, max_seq_len, base)`` and call ``(x, L)``."""
+
+        def __init__(self, dim: int, max_seq_len: int, base: float) -> None:
+            super().__init__()
+            config = LlamaConfig(
+                hidden_size=dim, num_attention_heads=1, head_dim=dim, max_position_embeddings=max_seq_len,
+                rope_parameters={"rope_type": "default", "rope_theta": float(base)},
+            )
+            self.rope = LlamaRotaryEmbedding(config)
+            self.dim = dim
+
+        def forward(self, x: Any, seq_len: int) -> tuple[Any, Any]:
+            positions = torch.arange(seq_len, device=x.device)[None]  # [1, L]
+            cos, sin = self.rope(x, positions)  # [1, L, D] each, cat(freqs, freqs)
+            half = self.dim // 2
+            return cos[0, :, :half], sin[0, :, :half]
+
+    return LlamaRope
+
+
+def __getattr__(name: str) -> Any:
+    """``AUDIT`` is built on first access; ``LlamaRope`` (a module, needs transformers) too."""
+    if name == "LlamaRope":
+        return _rope_module()
+    if name != "AUDIT":
+        raise AttributeError(name)
+    from conformance.peers import PeerAudit, PeerEntry
+
+    here = "implementations.peers.hf_transformers"
+    entries = (
+        PeerEntry("rmsnorm", f"{LLAMA}:LlamaRMSNorm", "LlamaRMSNorm", interface={"init": {"hidden_size": "D", "eps": "eps"}}),
+        PeerEntry(
+            "rmsnorm", "transformers.models.gemma.modeling_gemma:GemmaRMSNorm", "GemmaRMSNorm",
+            interface={"init": {"dim": "D", "eps": "eps"}},
+        ),
+        PeerEntry("rope_apply", f"{here}:llama_apply_rotary", "apply_rotary_pos_emb (rotate-half)"),
+        PeerEntry("rope_cache", f"{here}:LlamaRope", "LlamaRotaryEmbedding (default rope)"),
+    )
+    return PeerAudit(
+        LIBRARY,
+        _version(),
+        WRAPPED,
+        entries,
+        importable=_missing,
+        notes=(
+            "Adapter: implementations/peers/hf_transformers.py — declared calling conventions for the norms; a "
+            "function for apply_rotary_pos_emb's tables (cat(freqs, freqs)) and a module for LlamaRotaryEmbedding's "
+            "config.",
+        ),
+    )

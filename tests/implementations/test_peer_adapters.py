@@ -1,0 +1,65 @@
+"""The peer audit's adapters and declarations (``implementations/peers/``): each wraps the object it names, the way
+its docstring says, and the harness's verdict on it is the one the report records. Skipped, with the reason,
+where a library is not installed (the ``peers`` extra)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from conformance import peers
+from conformance.spec import load_specs
+from implementations.rope import apply_rotary_emb
+
+F64 = torch.float64
+
+
+def _cpu(rows: list, dtype: str = "float64") -> list:
+    return [r for r in rows if r.device == "cpu" and r.dtype == dtype]
+
+
+def test_the_known_audits_load_and_name_their_version() -> None:
+    for ref in peers.KNOWN_AUDITS:
+        audit = peers.load_audit(ref)
+        assert audit.library and audit.version and audit.entries, ref
+
+
+def test_llama_apply_rotary_is_the_rotate_half_rotation() -> None:
+    pytest.importorskip("transformers", reason="transformers is not installed (pip install -e '.[peers]')")
+    from implementations.peers.hf_transformers import llama_apply_rotary
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 5, 8, dtype=F64)
+    angle = torch.arange(5, dtype=F64)[:, None] * 10000.0 ** (-torch.arange(4, dtype=F64) * 2 / 8)  # [L, D/2]
+    assert torch.allclose(llama_apply_rotary(x, angle.cos(), angle.sin()), apply_rotary_emb(x, angle.cos(), angle.sin()))
+
+
+def test_llama_rope_returns_the_half_width_tables() -> None:
+    pytest.importorskip("transformers", reason="transformers is not installed (pip install -e '.[peers]')")
+    from implementations.peers.hf_transformers import LlamaRope
+
+    cos, sin = LlamaRope(8, 16, 10000)(torch.zeros(6, 8), 6)
+    assert cos.shape == sin.shape == (6, 4)
+    assert math.isclose(float(cos[3, 1]), math.cos(3 * 10000.0 ** (-2 / 8)), rel_tol=1e-6)
+
+
+def test_llama_rmsnorm_is_diagnosed_as_computing_in_float32() -> None:
+    """transformers' LlamaRMSNorm casts to float32 whatever the input: at float64 the harness says so."""
+    pytest.importorskip("transformers", reason="transformers is not installed (pip install -e '.[peers]')")
+    entry = peers.PeerEntry(
+        "rmsnorm", "transformers.models.llama.modeling_llama:LlamaRMSNorm", "LlamaRMSNorm",
+        interface={"init": {"hidden_size": "D", "eps": "eps"}},
+    )
+    rows = _cpu(peers.run_entry(entry, load_specs(), profile="conformance-dev", dtypes=("float64",), checks=("oracle",)))
+    assert [r.outcome for r in rows] == ["failed"], [(r.outcome, r.message) for r in rows]
+    assert peers.cause([r.to_json() for r in rows]).startswith("deviates — computed in float32?"), rows[0].detail
+
+
+def test_x_transformers_rmsnorm_is_diagnosed_as_having_no_eps() -> None:
+    pytest.importorskip("x_transformers", reason="x-transformers is not installed (pip install -e '.[peers]')")
+    interface = {"init": {"dim": "D"}, "state": {"g": "weight"}}
+    entry = peers.PeerEntry("rmsnorm", "x_transformers.x_transformers:RMSNorm", "RMSNorm(dim)", interface=interface)
+    rows = _cpu(peers.run_entry(entry, load_specs(), profile="conformance-dev", dtypes=("float64",), checks=("oracle",)))
+    assert peers.cause([r.to_json() for r in rows]).startswith("deviates — no ε"), rows[0].detail
