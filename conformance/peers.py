@@ -35,6 +35,7 @@ KNOWN_AUDITS = (
     "implementations.peers.torch_nn:AUDIT",
     "implementations.peers.x_transformers:AUDIT",
     "implementations.peers.hf_transformers:AUDIT",
+    "implementations.peers.rotary_embedding_torch:AUDIT",
 )
 DTYPE_ORDER = ("float64", "float32", "bfloat16", "float16")
 
@@ -253,20 +254,27 @@ def cause(rows: Sequence[Mapping[str, Any]]) -> str:
     if not bad:
         return f"conforms ({len(judged)} checks)"
     failed = [r for r in bad if r["outcome"] == "failed"]
-    if not failed:
-        first = (bad[0].get("message") or bad[0].get("error") or "").splitlines()
-        return f"error — {bad[0]['check']}: {(first[0] if first else 'raised')[:160]}"
-    words: list[str] = []
-    for r in failed:
-        for text in (r.get("detail") or "", r.get("message") or ""):
-            found = next((text.split(start, 1)[1].split(end, 1)[0] for start, end in CAUSES if start in text), "")
-            said = found.split(" (at ", 1)[0].strip()
-            if said:
-                if said not in words:
-                    words.append(said)
-                break
-    checks = ", ".join(sorted({r["check"] for r in failed}))
-    return f"deviates — {'; '.join(words)} ({checks})" if words else f"deviates — {checks}"
+    errors = [r for r in bad if r["outcome"] == "error"]
+    parts = []
+    if failed:
+        words: list[str] = []
+        for r in failed:
+            for text in (r.get("detail") or "", r.get("message") or ""):
+                found = next((text.split(start, 1)[1].split(end, 1)[0] for start, end in CAUSES if start in text), "")
+                said = found.split(" (at ", 1)[0].strip()
+                if said:
+                    if said not in words:
+                        words.append(said)
+                    break
+        checks = ", ".join(sorted({r["check"] for r in failed}))
+        parts.append(f"deviates — {'; '.join(words)} ({checks})" if words else f"deviates — {checks}")
+    if errors:
+        raised: dict[str, list[str]] = {}
+        for r in errors:
+            first = (r.get("message") or r.get("error") or "raised").splitlines()[0].split(" (at ", 1)[0]
+            raised.setdefault(first[:160], []).append(r["check"])
+        parts.append("error — " + "; ".join(f"{what} ({', '.join(sorted(set(c)))})" for what, c in raised.items()))
+    return "; ".join(parts)
 
 
 def render_index(reports: Sequence[Mapping[str, Any]]) -> str:

@@ -164,7 +164,9 @@ def test_the_table_names_each_deviation_by_the_cause_the_harness_diagnosed() -> 
     assert peers.cause([diagnosed, row("gradcheck", "passed")]) == f"deviates — {words} (oracle)"
     assert peers.cause([row("oracle", "failed", detail="max |error| 2 > tolerance 1")]) == "deviates — oracle"
     assert peers.cause([row("oracle", "passed"), row("gradient", "passed")]) == "conforms (2 checks)"
-    assert peers.cause([row("oracle", "error", message="TypeError: no dim")]) == "error — oracle: TypeError: no dim"
+    assert peers.cause([row("oracle", "error", message="TypeError: no dim")]) == "error — TypeError: no dim (oracle)"
+    both = [row("oracle", "error", message="ZeroDivisionError: division by zero"), row("pattern:p", "failed", detail="x")]
+    assert peers.cause(both) == "deviates — pattern:p; error — ZeroDivisionError: division by zero (oracle)"
     assert peers.cause([row("oracle", "skipped", message="CUDA not available")]) == "cannot be tested: CUDA not available"
     report = {"peer": {"library": "lib", "version": "1.0"}, "results": [diagnosed, row("oracle", "passed", "float32")]}
     table = peers.render_index([report])

@@ -63,3 +63,25 @@ def test_x_transformers_rmsnorm_is_diagnosed_as_having_no_eps() -> None:
     entry = peers.PeerEntry("rmsnorm", "x_transformers.x_transformers:RMSNorm", "RMSNorm(dim)", interface=interface)
     rows = _cpu(peers.run_entry(entry, load_specs(), profile="conformance-dev", dtypes=("float64",), checks=("oracle",)))
     assert peers.cause([r.to_json() for r in rows]).startswith("deviates — no ε"), rows[0].detail
+
+
+def test_rotary_apply_passes_the_tables_as_the_librarys_angles() -> None:
+    pytest.importorskip("rotary_embedding_torch", reason="rotary-embedding-torch is not installed (pip install -e '.[peers]')")
+    from implementations.peers.rotary_embedding_torch import rotary_apply
+
+    torch.manual_seed(1)
+    x = torch.randn(1, 2, 4, 6, dtype=torch.float32)
+    angle = torch.arange(4, dtype=F64)[:, None] * 10000.0 ** (-torch.arange(3, dtype=F64) * 2 / 6)  # [L, D/2]
+    expected = apply_rotary_emb(x.double(), angle.cos(), angle.sin(), interleaved=True).float()
+    assert torch.allclose(rotary_apply(x, angle.cos().float(), angle.sin().float()), expected, atol=1e-6)
+
+
+def test_rotary_embedding_at_dim_2_divides_by_zero() -> None:
+    """The library's ``theta_rescale_factor ** (dim / (dim - 2))`` at dim 2: the table the audit reports as an error."""
+    pytest.importorskip("rotary_embedding_torch", reason="rotary-embedding-torch is not installed (pip install -e '.[peers]')")
+    from implementations.peers.rotary_embedding_torch import RotaryTables
+
+    with pytest.raises(ZeroDivisionError):
+        RotaryTables(2, 8, 10000)
+    cos, _ = RotaryTables(4, 8, 10000)(torch.zeros(3, 4), 3)
+    assert cos.shape == (3, 2)
