@@ -214,7 +214,8 @@ def _audit_peers(args: argparse.Namespace, argv: list[str]) -> int:
         done = peers.run_audit(audit, profile=args.hypothesis_profile, dtypes=dtypes, select=args.select, on_entry=show)
         for path in peers.write_audit(audit, done, Path.cwd() / args.report_dir, profile=args.hypothesis_profile, argv=argv):
             print(f"written: {path}")
-    print(f"written: {peers.write_index(Path.cwd() / args.report_dir)}")
+    if (Path.cwd() / args.report_dir).is_dir():  # some audit ran (a missing library writes nothing)
+        print(f"written: {peers.write_index(Path.cwd() / args.report_dir)}")
     return 0
 
 

@@ -29,6 +29,8 @@ DEFECTS = (
     planted(ref("GainOffsetFromOne"), "oracle", detail_ends=SAYS_GAIN_OFFSET),
     planted(ref("GainOffsetFromOne"), "oracle", F32, detail_ends=SAYS_GAIN_OFFSET),
     planted(ref("NoEpsGainOffsetFromOne"), "oracle", detail_ends=SAYS_NO_EPS_GAIN_OFFSET),
+    planted(ref("GainOffsetInFloat32"), "oracle", detail_ends=SAYS_GAIN_OFFSET + ", within float32's precision on these "
+            "inputs: computed in float32?"),
     planted(ref("WeightIgnored"), "oracle"),
     planted(ref("WeightIgnored"), "invariant:gain_linearity"),
     planted(ref("NormalizesOverSequence"), "oracle"),
