@@ -198,11 +198,13 @@ def _audit_peers(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"conformance audit-peers: unknown profile {args.hypothesis_profile!r}", file=sys.stderr)
         return 2
     dtypes = tuple(args.dtype) or peers.DTYPE_ORDER
+    skipped: list[tuple[peers.PeerAudit, str]] = []
     for ref in args.audit or peers.KNOWN_AUDITS:
         audit = peers.load_audit(ref)
         missing = audit.importable()
         if missing:
             print(f"skipped  {audit.library}: {missing}")
+            skipped.append((audit, missing))
             continue
 
         def show(entry: peers.PeerEntry, results: list) -> None:
@@ -214,8 +216,13 @@ def _audit_peers(args: argparse.Namespace, argv: list[str]) -> int:
         done = peers.run_audit(audit, profile=args.hypothesis_profile, dtypes=dtypes, select=args.select, on_entry=show)
         for path in peers.write_audit(audit, done, Path.cwd() / args.report_dir, profile=args.hypothesis_profile, argv=argv):
             print(f"written: {path}")
-    if (Path.cwd() / args.report_dir).is_dir():  # some audit ran (a missing library writes nothing)
-        print(f"written: {peers.write_index(Path.cwd() / args.report_dir)}")
+    out = Path.cwd() / args.report_dir
+    if out.is_dir():  # some audit ran: the table lists the libraries that could not, and why
+        for audit, reason in skipped:
+            stub = peers.write_skipped(audit, reason, out)
+            if stub:
+                print(f"written: {stub}")
+        print(f"written: {peers.write_index(out)}")
     return 0
 
 

@@ -36,6 +36,7 @@ KNOWN_AUDITS = (
     "implementations.peers.x_transformers:AUDIT",
     "implementations.peers.hf_transformers:AUDIT",
     "implementations.peers.rotary_embedding_torch:AUDIT",
+    "implementations.peers.torchtune:AUDIT",
 )
 DTYPE_ORDER = ("float64", "float32", "bfloat16", "float16")
 
@@ -293,6 +294,14 @@ def render_index(reports: Sequence[Mapping[str, Any]]) -> str:
     ]
     for report in reports:
         peer = report.get("peer", {})
+        library = f"{peer.get('library', '?')} {peer.get('version', '')}".strip()
+        if report.get("skipped"):  # a library that cannot be used here: its entries, and why
+            why = f"cannot be tested: {report['skipped']}"
+            for e in report.get("entries", []):
+                row_cells = [library, f"`{str(e.get('ref', '')).rsplit(':', 1)[-1]}`", e.get("configuration", ""),
+                             f"`{e.get('spec', '')}`", *[why] * len(DTYPE_ORDER)]
+                lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row_cells) + " |")
+            continue
         cells: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
         for row in report.get("results", []):
             if row.get("family") in ("fact", "agreement"):
@@ -301,12 +310,25 @@ def render_index(reports: Sequence[Mapping[str, Any]]) -> str:
             domain = entry.get("variant") or ""
             key = (row["implementation"], entry.get("configuration", "") + (f" on {domain}" if domain else ""), row["spec"])
             cells.setdefault(key, []).append(row)
-        library = f"{peer.get('library', '?')} {peer.get('version', '')}".strip()
         for (impl, configuration, spec_id), rows in cells.items():
             verdicts = [cause([r for r in rows if r["dtype"] == d and r["device"] == "cpu"]) for d in DTYPE_ORDER]
             row_cells = [library, f"`{impl.rsplit(':', 1)[-1]}`", configuration, f"`{spec_id}`", *verdicts]
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row_cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def write_skipped(audit: PeerAudit, reason: str, out_dir: Path) -> Path | None:
+    """Where ``audit``'s library cannot be used here: ``<library>.json`` saying why (its entries listed), for the
+    table — unless a report of it is already there, which is kept (a machine without the library loses nothing)."""
+    path = out_dir / f"{_slug(audit.library)}.json"
+    if path.exists():
+        return None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    entries = [{"spec": e.spec, "ref": e.ref, "configuration": e.configuration} for e in audit.entries]
+    stub = {"peer": {"library": audit.library, "version": audit.version, "wrapped": audit.wrapped}, "skipped": reason,
+            "entries": entries, "results": []}
+    path.write_text(json.dumps(stub, indent=1) + "\n", encoding="utf-8")
+    return path
 
 
 def write_index(out_dir: Path) -> Path:
@@ -323,5 +345,5 @@ def write_index(out_dir: Path) -> Path:
 
 __all__ = [
     "CAUSES", "KNOWN_AUDITS", "PeerAudit", "PeerEntry", "cause", "load_audit", "narrowed", "render_index", "render_markdown",
-    "run_audit", "verdict", "write_audit", "write_index",
+    "run_audit", "verdict", "write_audit", "write_index", "write_skipped",
 ]

@@ -171,3 +171,12 @@ def test_the_table_names_each_deviation_by_the_cause_the_harness_diagnosed() -> 
     report = {"peer": {"library": "lib", "version": "1.0"}, "results": [diagnosed, row("oracle", "passed", "float32")]}
     table = peers.render_index([report])
     assert "| lib 1.0 | `Norm` | default | `rmsnorm` | deviates — no ε" in table and "| conforms (1 checks) | not run |" in table
+
+
+def test_a_library_that_cannot_be_used_is_listed_in_the_table_with_why_and_a_report_is_never_replaced(tmp_path: Path) -> None:
+    audit = peers.PeerAudit("gone-lib", "0.1", "gone.Norm", (peers.PeerEntry("rmsnorm", "gone:Norm", "default"),))
+    stub = peers.write_skipped(audit, "gone-lib cannot be imported here: ImportError: no torchao", tmp_path)
+    assert stub == tmp_path / "gone_lib.json"
+    assert peers.write_skipped(audit, "another reason", tmp_path) is None, "an existing report is kept"
+    table = peers.write_index(tmp_path).read_text()
+    assert "| gone-lib 0.1 | `Norm` | default | `rmsnorm` | cannot be tested: gone-lib cannot be imported here" in table
