@@ -13,7 +13,7 @@ returned callable's ``module`` attribute is the instance it calls.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -24,7 +24,9 @@ from conformance.model import Interface
 from conformance.refs import ImplementationError, resolve
 from conformance.spec import EquationSpec
 
-__all__ = ["ImplementationError", "build_callable", "call_interface", "resolve"]
+__all__ = [
+    "ImplementationError", "bind", "build_callable", "call_interface", "computed_values", "in_spec_layout", "resolve",
+]
 
 
 def call_interface(
@@ -52,20 +54,13 @@ def call_interface(
         raise ValueError(f"spec {spec.id!r} has no interface to call")
 
     def arguments(tensors: Mapping[str, torch.Tensor]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        def value(name: str) -> Any:
-            if name not in spec.inputs:
-                return scalars[name]
-            return tensors[name].permute(iface.layouts[name]) if name in iface.layouts else tensors[name]
-
-        args = tuple(value(n) for n in iface.args)
-        kwargs = {kw: value(n) for kw, n in iface.kwargs.items() if present.get(n, True)}
-        return args, kwargs
+        return bind(spec, iface, tensors, scalars, dtype, device, present)
 
     if iface.kind == "function":
 
         def call(tensors: Mapping[str, torch.Tensor]) -> Any:
             args, kwargs = arguments(tensors)
-            return _in_spec_layout(spec, iface, target(*args, **kwargs))
+            return in_spec_layout(spec, iface, target(*args, **kwargs))
 
         return call
 
@@ -74,19 +69,76 @@ def call_interface(
 
     def call_module(tensors: Mapping[str, torch.Tensor]) -> Any:
         args, kwargs = arguments(tensors)
-        state = {attr: tensors[name] for attr, name in iface.state.items()}  # drawn weights, with gradients
-        return _in_spec_layout(spec, iface, torch.func.functional_call(module, state, args, kwargs))
+        named = computed_values(iface, tensors, scalars, dtype, device, iface.state.values())
+        state = {attr: named.get(name, tensors.get(name)) for attr, name in iface.state.items()}  # drawn, with gradients
+        return in_spec_layout(spec, iface, torch.func.functional_call(module, state, args, kwargs))
 
     call_module.module = module  # type: ignore[attr-defined]  # the instance it calls (the gradient audit's param_flow)
     return call_module
 
 
-def _in_spec_layout(spec: EquationSpec, iface: Interface, result: Any) -> Any:
-    """The outputs an ``output_layouts`` names, permuted from the implementation's axis order back to the spec's
-    (one output: the result itself; several: the tuple's entry at the output's position). Anything else as it is."""
+def computed_values(
+    iface: Interface,
+    tensors: Mapping[str, torch.Tensor],
+    scalars: Mapping[str, Any],
+    dtype: str,
+    device: str,
+    names: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """The interface's ``values`` (those among ``names``): each expression evaluated by torch on the drawn tensors,
+    gradients flowing."""
+    wanted = {n: e for n, e in iface.values.items() if names is None or n in set(names)}
+    if not wanted:
+        return {}
+    from conformance.evaluate_torch import TorchBackend
+
+    backend = TorchBackend(torch_dtype(dtype), device)
+    scope = {**scalars, **tensors}
+    # a value of an absent optional input (a mask not drawn) is absent too: its keyword is left out
+    return {
+        name: evaluate(expr, dict(scope), backend)
+        for name, expr in wanted.items()
+        if all(str(n) in scope for n in expr.free_symbols)
+    }
+
+
+def bind(
+    spec: EquationSpec,
+    iface: Interface,
+    tensors: Mapping[str, torch.Tensor],
+    scalars: Mapping[str, Any],
+    dtype: str,
+    device: str,
+    present: Mapping[str, bool],
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Positional and keyword arguments as ``iface`` says: inputs (permuted into a declared layout), params, sizes,
+    computed ``values`` and ``constants``; an absent optional input is left out (the implementation's default)."""
+    named = computed_values(iface, tensors, scalars, dtype, device, [*iface.args, *iface.kwargs.values()])
+
+    def value(name: str) -> Any:
+        if name in named:
+            return named[name]
+        if name not in spec.inputs:
+            return scalars[name]
+        return tensors[name].permute(iface.layouts[name]) if name in iface.layouts else tensors[name]
+
+    args = tuple(value(n) for n in iface.args)
+    kwargs = {
+        kw: value(n) for kw, n in iface.kwargs.items() if present.get(n, True) and (n not in iface.values or n in named)
+    }
+    return args, {**kwargs, **iface.constants}
+
+
+def in_spec_layout(spec: EquationSpec, iface: Interface, result: Any) -> Any:
+    """The outputs where ``returns`` says they are in a returned tuple, and those an ``output_layouts`` names
+    permuted from the implementation's axis order back to the spec's. Anything else as it is (a wrong result is
+    the checks' to report)."""
+    names = list(spec.outputs)
+    if iface.returns is not None and isinstance(result, (tuple, list)) and max(iface.returns) < len(result):
+        picked = [result[i] for i in iface.returns]
+        result = picked[0] if len(names) == 1 else tuple(picked)
     if not iface.output_layouts:
         return result
-    names = list(spec.outputs)
 
     def back(name: str, value: Any) -> Any:
         perm = iface.output_layouts.get(name)

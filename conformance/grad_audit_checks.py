@@ -489,7 +489,7 @@ def _largest(case: Case, domain: Domain, like: Example | None) -> list[Example]:
 
 def _flow_one(t: checks.Trial, flows: dict[str, _Flow]) -> bool:
     """One example's gradients per parameter, added to ``flows``; ``False`` where the example cannot be run."""
-    state = dict(t.spec.interface.state)
+    state = dict((t.impl.interface or t.spec.interface).state)
     call = call_interface(t.spec, t.impl.ref, t.scalars, t.device, "float64", t.example.present, t.impl.interface)
     module = call.module  # type: ignore[attr-defined]
     tensors = t.tensors(t.rounded(t.env64), dtype="float64", requires_grad=tuple(state.values()))
@@ -516,7 +516,7 @@ def _flow_one(t: checks.Trial, flows: dict[str, _Flow]) -> bool:
 
 def _depends(t: checks.Trial, attr: str) -> bool:
     """Whether the output changes when the parameter ``attr`` changes (no grad): used, whatever its gradient."""
-    state = dict(t.spec.interface.state)
+    state = dict((t.impl.interface or t.spec.interface).state)
     call = call_interface(t.spec, t.impl.ref, t.scalars, t.device, "float64", t.example.present, t.impl.interface)
     module = call.module  # type: ignore[attr-defined]
     tensors = t.tensors(t.rounded(t.env64), dtype="float64")

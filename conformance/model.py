@@ -133,7 +133,10 @@ class Interface:
 
     ``layouts``: per input, the permutation of its axes the implementation takes (the spec's ``(B, L, H, D)`` passed
     as ``(B, H, L, D)``: ``(0, 2, 1, 3)``, applied with ``permute`` before the call); ``output_layouts``: per output,
-    the axes the implementation returns it in, permuted back to the spec's order after the call. An implementation
+    the axes the implementation returns it in, permuted back to the spec's order after the call. ``values``: tensors
+    computed from the inputs by the safe expression language (a packed ``cat(Wq, Wk, Wv, 0)``, an inverted
+    ``~mask``), passed by name where an input could be; ``constants``: keyword arguments passed as given;
+    ``returns``: the position of each output in a returned tuple (``(attn_output, attn_weights)``). An implementation
     entry's own ``interface`` (its declared differences, :attr:`Implementation.interface`) replaces the spec's.
     """
 
@@ -145,6 +148,10 @@ class Interface:
     train: bool = False
     layouts: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     output_layouts: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    # named tensors computed from the inputs (a packed weight, an inverted mask), passed by name like an input
+    values: Mapping[str, sympy.Basic] = field(default_factory=dict)
+    constants: Mapping[str, Any] = field(default_factory=dict)  # keyword -> literal passed as is (need_weights: false)
+    returns: tuple[int, ...] | None = None  # where the outputs are in a returned tuple (per output, in order)
 
 
 @dataclass(frozen=True)

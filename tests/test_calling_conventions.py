@@ -21,6 +21,12 @@ def surprise_features_first(hidden, memory_pred):
     return ((hidden - memory_pred) ** 2).sum(0)
 
 
+def packed_pair(both, *, scale):
+    # both: [B, 2D], hidden then memory_pred; returns (loss, a second value the spec has no output for)
+    hidden, memory_pred = both.chunk(2, -1)
+    return scale * ((hidden - memory_pred) ** 2).sum(-1), "not an output"
+
+
 def squares_transposed(hidden, memory_pred):
     # [B, D] -> [D, B]: the elementwise squares with the output's axes swapped
     return ((hidden - memory_pred) ** 2).T
@@ -78,6 +84,22 @@ def test_a_declared_output_layout_is_permuted_back_to_the_specs_axes(tmp_path: P
     assert rows[("output_contract", "float64")] == "failed", rows
 
 
+PACKED = {
+    "values": {"both": "cat(hidden, memory_pred, -1)"}, "args": ["both"], "constants": {"scale": 1.0}, "returns": 0,
+}
+
+
+def test_computed_values_constants_and_a_returned_tuple(tmp_path: Path) -> None:
+    """A packed argument computed from the inputs (gradients flow through it), a literal keyword, and the output
+    picked from a returned tuple: every check passes, the gradient ones included."""
+    path = _spec(tmp_path, PACKED, ref="impl.py:packed_pair")
+    (spec,) = load_specs([path], default=False).values()
+    iface = spec.implementations[0].interface
+    assert set(iface.values) == {"both"} and iface.constants == {"scale": 1.0} and iface.returns == (0,)
+    rows = _rows(tmp_path, "float64")
+    assert {"oracle", "gradient", "gradcheck"} <= {c for c, _ in rows} and set(rows.values()) == {"passed"}, rows
+
+
 @pytest.mark.parametrize(
     ("interface", "key", "says"),
     [
@@ -88,6 +110,12 @@ def test_a_declared_output_layout_is_permuted_back_to_the_specs_axes(tmp_path: P
         ({"kind": "module", "args": ["hidden"]}, "implementations[0].interface", "memory_pred are never passed"),
         ({"args": ["hidden", "nope"]}, "implementations[0].interface.args[1]", "'nope' is not a declared input"),
         ({"colour": "blue"}, "implementations[0].interface", "colour"),
+        ({**PACKED, "values": {"hidden": "memory_pred"}}, "implementations[0].interface.values.hidden", "already a declared"),
+        ({**PACKED, "values": {"both": "nope * 2"}}, "implementations[0].interface.values.both", "nope"),
+        ({**PACKED, "returns": [0, 1]}, "implementations[0].interface.returns", "expected an index"),
+        ({**PACKED, "constants": {"scale": [1]}}, "implementations[0].interface.constants.scale", "got list"),
+        ({**PACKED, "args": ["both", "hidden"], "kwargs": {"scale": "hidden"}}, "implementations[0].interface.constants.scale",
+         "also in 'kwargs'"),
     ],
 )
 def test_a_bad_implementation_interface_is_one_clear_error(tmp_path: Path, interface: dict, key: str, says: str) -> None:

@@ -86,6 +86,12 @@ def implementation_interface(spec: EquationSpec, declared: Mapping[str, Any], wh
     for key, layouts in (("layouts", iface.layouts), ("output_layouts", iface.output_layouts)):
         if layouts:
             base[key] = {n: [str(shapes[n][a]) for a in perm] for n, perm in layouts.items()}
+    if iface.values:
+        base["values"] = {n: str(e) for n, e in iface.values.items()}
+    if iface.constants:
+        base["constants"] = dict(iface.constants)
+    if iface.returns is not None:
+        base["returns"] = list(iface.returns) if len(spec.outputs) > 1 else iface.returns[0]
     parser = SpecParser(Path(where), {})
     parser.string_params = {n for n, p in spec.params.items() if p.is_string}
     scalars = set(spec.symbols) | (set(spec.params) - parser.string_params)

@@ -533,11 +533,15 @@ class SpecParser:
         scalars: set[str],
         outputs: Mapping[str, Output] | None = None,
     ) -> Interface:
-        value = self.mapping(value, path, {"kind", "args"}, {"kwargs", "init", "state", "train", "layouts", "output_layouts"})
+        value = self.mapping(
+            value, path, {"kind", "args"},
+            {"kwargs", "init", "state", "train", "layouts", "output_layouts", "values", "constants", "returns"},
+        )
         kind = value["kind"]
         if kind not in ("function", "module"):
             raise self.fail(path + ("kind",), f"expected 'function' or 'module', got {kind!r}")
-        passable = set(inputs) | set(params) | set(symbols)  # a symbol passes its size (a sequence length, say)
+        computed = self.interface_values(value.get("values", {}), path + ("values",), set(inputs) | set(params) | set(symbols))
+        passable = set(inputs) | set(params) | set(symbols) | set(computed)  # a symbol passes its size (a sequence length)
         args = self.typed(value["args"], path + ("args",), list, "a list of input/param names")
         for i, a in enumerate(args):
             if a not in passable:
@@ -551,9 +555,10 @@ class SpecParser:
         if kind == "function" and (init or state):
             raise self.fail(path, "'init' and 'state' apply to kind: module only")
         for attr, a in state.items():
-            if a not in inputs:
-                raise self.fail(path + ("state", attr), f"{a!r} is not a declared input")
+            if a not in inputs and a not in computed:
+                raise self.fail(path + ("state", attr), f"{a!r} is not a declared input (or a name in 'values')")
         used = set(args) | set(kwargs.values()) | set(state.values())
+        used |= {str(n) for name in used if name in computed for n in computed[name].free_symbols}
         unused = sorted(set(inputs) - used)
         if unused:
             raise self.fail(path, f"input(s) {', '.join(unused)} are never passed to the implementation")
@@ -568,7 +573,41 @@ class SpecParser:
             output_layouts=self.layouts(
                 value.get("output_layouts", {}), path + ("output_layouts",), {n: o.shape for n, o in (outputs or {}).items()}
             ),
+            values=computed,
+            constants=self.interface_constants(value.get("constants", {}), path + ("constants",), set(kwargs)),
+            returns=self.returns(value.get("returns"), path + ("returns",), len(outputs or {}) or 1),
         )
+
+    def interface_values(self, value: Any, path: tuple, names: set[str]) -> dict[str, sympy.Basic]:
+        """``values: {name: expression over inputs, params, symbols}`` (a name of its own, not a declared one)."""
+        body = self.typed(value, path, dict, "a mapping name -> expression over the inputs")
+        out = {}
+        for name, text in body.items():
+            if name in names:
+                raise self.fail(path + (name,), f"{name!r} is already a declared input, param or symbol")
+            if not isinstance(name, str) or not name.isidentifier():
+                raise self.fail(path + (name,), "expected an identifier as the value's name")
+            out[name] = self.expression(text, path + (name,), names)
+        return out
+
+    def interface_constants(self, value: Any, path: tuple, keywords: set[str]) -> dict[str, Any]:
+        """``constants: {keyword: true/false, a number or a string}``, passed as given (not also in ``kwargs``)."""
+        body = self.typed(value, path, dict, "a mapping keyword -> a literal (true/false, a number, a string)")
+        for kw, literal in body.items():
+            if kw in keywords:
+                raise self.fail(path + (kw,), f"{kw!r} is also in 'kwargs'")
+            if not isinstance(literal, (bool, int, float, str)) or literal is None:
+                raise self.fail(path + (kw,), f"expected true/false, a number or a string, got {type(literal).__name__}")
+        return dict(body)
+
+    def returns(self, value: Any, path: tuple, count: int) -> tuple[int, ...] | None:
+        """``returns``: the position of the output in a returned tuple (an integer; a list of one per output)."""
+        if value is None:
+            return None
+        positions = value if isinstance(value, list) else [value]
+        if len(positions) != count or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in positions):
+            raise self.fail(path, f"expected {'an index' if count == 1 else f'a list of {count} indices'} (>= 0), one per output")
+        return tuple(positions)
 
     def own_interface(self, value: Any, spec_interface: Any, path: tuple) -> dict[str, Any]:
         """An implementation's ``interface``: the keys it gives replace the spec's; one that gives another ``kind``

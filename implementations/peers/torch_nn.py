@@ -9,6 +9,11 @@ a declaration does:
   spec's ``dim``); the learned ``weight`` is the spec's gain.
 - ``rmsnorm`` · ``torch.nn.functional.rms_norm(input, normalized_shape, weight, eps)``: a function whose second
   argument is a shape tuple, which no spec input is: :func:`rms_norm` passes ``(x.shape[-1],)``.
+- ``multihead_attention`` · ``torch.nn.MultiheadAttention(embed_dim, num_heads, dropout, bias=False,
+  batch_first=True)``: declared — its projections packed in one ``in_proj_weight`` (``cat(Wq, Wk, Wv)`` along the
+  rows, computed from the drawn weights so their gradients flow), ``out_proj.weight`` the spec's ``Wo``; it takes
+  ``(query, key, value)`` (``x`` three times), a boolean ``attn_mask`` with True = *masked* (the spec's ``~mask``),
+  and returns ``(attn_output, attn_weights)`` (``need_weights=False``, the first returned).
 - ``attention`` · ``torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask, dropout_p,
   is_causal)``: the mask's keyword is ``attn_mask`` (True = may attend, the spec's convention). It refuses an
   ``attn_mask`` together with ``is_causal=True`` (RuntimeError), so its entry draws ``is_causal`` false only (the
@@ -22,7 +27,10 @@ from __future__ import annotations
 from typing import Any
 
 LIBRARY = "torch"
-WRAPPED = "torch.nn.RMSNorm, torch.nn.functional.rms_norm, torch.nn.functional.scaled_dot_product_attention"
+WRAPPED = (
+    "torch.nn.RMSNorm, torch.nn.functional.rms_norm, torch.nn.MultiheadAttention, "
+    "torch.nn.functional.scaled_dot_product_attention"
+)
 
 
 def rms_norm(x: Any, weight: Any, eps: float) -> Any:
@@ -40,6 +48,18 @@ def _entries() -> tuple[Any, ...]:
         PeerEntry(
             "rmsnorm", "implementations.peers.torch_nn:rms_norm", "torch.nn.functional.rms_norm",
             interface={"kind": "function", "args": ["x", "weight"], "kwargs": {"eps": "eps"}},
+        ),
+        PeerEntry(
+            "multihead_attention", "torch.nn:MultiheadAttention", "nn.MultiheadAttention(bias=False, batch_first=True)",
+            interface={
+                "init": {"embed_dim": "D", "num_heads": "H", "dropout": "dropout", "bias": "0", "batch_first": "1"},
+                "values": {"in_proj": "cat(cat(Wq, Wk, 0), Wv, 0)", "blocked": "~mask"},
+                "state": {"in_proj_weight": "in_proj", "out_proj.weight": "Wo"},
+                "args": ["x", "x", "x"],
+                "kwargs": {"attn_mask": "blocked"},
+                "constants": {"need_weights": False},
+                "returns": 0,
+            },
         ),
         PeerEntry(
             "attention", "torch.nn.functional:scaled_dot_product_attention", "F.scaled_dot_product_attention",

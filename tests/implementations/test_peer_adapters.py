@@ -85,3 +85,14 @@ def test_rotary_embedding_at_dim_2_divides_by_zero() -> None:
         RotaryTables(2, 8, 10000)
     cos, _ = RotaryTables(4, 8, 10000)(torch.zeros(3, 4), 3)
     assert cos.shape == (3, 2)
+
+
+def test_multihead_attention_conforms_through_its_declared_packing_and_mask() -> None:
+    """nn.MultiheadAttention's packed in_proj_weight, inverted mask and (output, weights) tuple, all declared: the
+    equation and its gradient (through the packed weight to the drawn W_q, W_k, W_v) pass at float64."""
+    from implementations.peers.torch_nn import AUDIT
+
+    (entry,) = [e for e in AUDIT.entries if e.spec == "multihead_attention"]
+    checks = ("oracle", "gradient")
+    rows = _cpu(peers.run_entry(entry, load_specs(), profile="conformance-dev", dtypes=("float64",), checks=checks))
+    assert sorted((r.check, r.outcome) for r in rows) == [("gradient", "passed"), ("oracle", "passed")], [r.message for r in rows]

@@ -48,9 +48,17 @@ def call_inputs(ctx: PatternContext, seed: int) -> tuple[tuple[Any, ...], dict[s
             values[name] = torch.ones(shape, dtype=torch.bool, device=ctx.device)
         else:
             values[name] = torch.randn(shape, generator=generator, dtype=torch.float64).to(ctx.device, torch_dtype(ctx.dtype))
-    for name, perm in iface.layouts.items():  # the implementation's declared axis order
-        if name in values:
-            values[name] = values[name].permute(perm)
-    args = tuple(values[n] for n in iface.args)
-    kwargs = {kw: values[n] for kw, n in iface.kwargs.items() if n in values}
-    return args, kwargs
+    from conformance.calling import bind
+
+    tensors = {n: v for n, v in values.items() if n in spec.inputs}
+    scalars = {n: v for n, v in values.items() if n not in spec.inputs}
+    present = {n: n in values for n in spec.inputs}  # an optional input left out: the implementation's default
+    return bind(spec, iface, tensors, scalars, ctx.dtype, ctx.device, present)
+
+
+def outputs_of(ctx: PatternContext, result: Any) -> Any:
+    """What the module returned, as the spec's outputs: picked from a tuple where the interface's ``returns`` says,
+    in the spec's axis order (:func:`conformance.calling.in_spec_layout`)."""
+    from conformance.calling import in_spec_layout
+
+    return in_spec_layout(ctx.spec, ctx.interface, result)

@@ -12,7 +12,7 @@ import torch
 from conformance.dtype_helpers import torch_dtype
 from conformance.patterns import PatternContext
 from conformance.patterns.helpers.compiling import fresh_compile, strict_compiled_calls
-from conformance.patterns.helpers.module_calls import build_module, call_inputs
+from conformance.patterns.helpers.module_calls import build_module, call_inputs, outputs_of
 from conformance.tolerance import Measurement, compare, max_abs, reference_baselines, stand_in_dtype, worst
 
 
@@ -39,10 +39,10 @@ def run(ctx: PatternContext) -> Measurement:
     args64 = tuple(a.to(torch.float64) if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
     kwargs64 = {k: v.to(torch.float64) if isinstance(v, torch.Tensor) and v.is_floating_point() else v for k, v in kwargs.items()}
     with torch.no_grad():
-        eager = _outputs(module(*args, **kwargs))
+        eager = _outputs(outputs_of(ctx, module(*args, **kwargs)))
         with strict_compiled_calls():
-            compiled = _outputs(fresh_compile(module)(*args, **kwargs))
-        expected = _outputs(reference(*args64, **kwargs64))
+            compiled = _outputs(outputs_of(ctx, fresh_compile(module)(*args, **kwargs)))
+        expected = _outputs(outputs_of(ctx, reference(*args64, **kwargs64)))
         stand_in = _stand_in(module, args64, kwargs64, ctx.dtype)
     measurements = []
     for i, (c, e, x) in enumerate(zip(compiled, eager, expected)):

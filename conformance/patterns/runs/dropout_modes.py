@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from conformance.patterns import PatternContext
-from conformance.patterns.helpers.module_calls import build_module, call_inputs
+from conformance.patterns.helpers.module_calls import build_module, call_inputs, outputs_of
 from conformance.tolerance import Measurement
 
 
@@ -20,19 +20,19 @@ def run(ctx: PatternContext) -> Measurement:
     with torch.no_grad():
         module.eval()
         plain.eval()
-        first, second, reference = module(*args, **kwargs), module(*args, **kwargs), plain(*args, **kwargs)
+        first, second, reference = (outputs_of(ctx, m(*args, **kwargs)) for m in (module, module, plain))
         if not torch.equal(first, second):
             problems.append("eval mode: two calls differ (dropout active in eval mode?)")
         if not torch.equal(first, reference):
             problems.append(f"eval mode: output differs from the same module built with {name}=0")
         module.train()
         plain.train()
-        train_a, train_b = module(*args, **kwargs), module(*args, **kwargs)
+        train_a, train_b = outputs_of(ctx, module(*args, **kwargs)), outputs_of(ctx, module(*args, **kwargs))
         if torch.equal(train_a, train_b):
             problems.append("train mode: two calls are identical (dropout not applied in training?)")
         if torch.equal(train_a, first):
             problems.append("train mode: output equals the eval output (dropout not applied in training?)")
-        if not torch.equal(plain(*args, **kwargs), reference):
+        if not torch.equal(outputs_of(ctx, plain(*args, **kwargs)), reference):
             problems.append(f"train mode with {name}=0: output differs from eval mode")
     detail = "; ".join(problems) or "eval mode deterministic and dropout-free; train mode drops; p = 0 is the identity"
     return Measurement(float(len(problems)), float(len(problems)), None, not problems, detail, examples=1)

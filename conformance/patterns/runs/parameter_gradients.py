@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from conformance.patterns import PatternContext
-from conformance.patterns.helpers.module_calls import build_module, call_inputs
+from conformance.patterns.helpers.module_calls import build_module, call_inputs, outputs_of
 from conformance.tolerance import Measurement
 
 
@@ -16,7 +16,7 @@ def run(ctx: PatternContext) -> Measurement:
         torch.manual_seed(seed)
         module = build_module(ctx).train(ctx.options["train"])
         args, kwargs = call_inputs(ctx, seed)
-        out = module(*args, **kwargs)
+        out = outputs_of(ctx, module(*args, **kwargs))
         cotangent = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
         (out * cotangent.to(out.device, out.dtype)).sum().backward()
         checked = [name for name, p in module.named_parameters() if p.requires_grad]
