@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from implementations.peers import installed_version, not_installed
+
 LIBRARY = "transformers"
 WRAPPED = (
     "transformers.models.llama.modeling_llama.{LlamaRMSNorm, apply_rotary_pos_emb, LlamaRotaryEmbedding}, "
@@ -31,18 +33,11 @@ LLAMA = "transformers.models.llama.modeling_llama"
 
 
 def _missing() -> str | None:
-    import importlib.util
-
-    return None if importlib.util.find_spec("transformers") else "transformers is not installed (pip install transformers)"
+    return not_installed("transformers", "transformers")
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("transformers")
-    except PackageNotFoundError:
-        return "not installed"
+    return installed_version("transformers")
 
 
 def llama_apply_rotary(x: Any, cos_table: Any, sin_table: Any) -> Any:

@@ -19,24 +19,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from implementations.peers import installed_version, not_installed
+
 LIBRARY = "rotary-embedding-torch"
 WRAPPED = "rotary_embedding_torch.{RotaryEmbedding, apply_rotary_emb}"
 
 
 def _missing() -> str | None:
-    import importlib.util
-
-    found = importlib.util.find_spec("rotary_embedding_torch")
-    return None if found else "rotary-embedding-torch is not installed (pip install -e '.[peers]')"
+    return not_installed("rotary_embedding_torch", "rotary-embedding-torch")
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("rotary-embedding-torch")
-    except PackageNotFoundError:
-        return "not installed"
+    return installed_version("rotary-embedding-torch")
 
 
 def rotary_apply(x: Any, cos_table: Any, sin_table: Any) -> Any:

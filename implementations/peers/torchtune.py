@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from implementations.peers import installed_version
+
 LIBRARY = "torchtune"
 WRAPPED = "torchtune.modules.RMSNorm"
 
@@ -29,12 +31,7 @@ def _missing() -> str | None:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("torchtune")
-    except PackageNotFoundError:
-        return "not installed"
+    return installed_version("torchtune")
 
 
 def __getattr__(name: str) -> Any:

@@ -17,23 +17,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from implementations.peers import installed_version, not_installed
+
 LIBRARY = "x-transformers"
 WRAPPED = "x_transformers.x_transformers.RMSNorm"
 
 
 def _missing() -> str | None:
-    import importlib.util
-
-    return None if importlib.util.find_spec("x_transformers") else "x-transformers is not installed (pip install x-transformers)"
+    return not_installed("x_transformers", "x-transformers")
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("x-transformers")
-    except PackageNotFoundError:
-        return "not installed"
+    return installed_version("x-transformers")
 
 
 def _entries() -> tuple[Any, ...]:
