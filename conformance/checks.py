@@ -25,7 +25,7 @@ bindings, expressions) on the same inputs and say so where the implementation ma
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -468,16 +468,9 @@ def _diagnose_precision(
         return replace(m, detail=f"{m.detail}; the error is within float32's precision on these inputs: {say}")
     if reading_matched:
         return m  # a reading matched at float64 itself: that says more
-    scalars = t.scalars_of(env)
-    for d in t.spec.diagnoses:
-        if d.check != "oracle" or (d.when is not None and not bool(evaluate(d.when, scalars, NumpyBackend()))):
-            continue
-        alternative = {k: _like(evaluate(e, scalars, NumpyBackend()), scalars[k]) for k, e in d.alternative.items()}
-        read = copy.copy(t)
-        read.spec = reading(t.spec, d)
-        env_alt = {**env, **alternative}
+    for say_reading, read, env_alt in _readings(t, env):
         if _within_float32(read, env_alt, actual, read.oracle(env_alt)):
-            return replace(m, detail=f"{m.detail}; {d.say}, within float32's precision on these inputs: {say}")
+            return replace(m, detail=f"{m.detail}; {say_reading}, within float32's precision on these inputs: {say}")
     return m
 
 
@@ -506,21 +499,27 @@ def _diagnose(t: Trial, env: Mapping[str, Any], actual: Outputs, m: Measurement)
     (two readings the tested precision cannot tell apart on these inputs), the one of the smallest
     error in units of its tolerance is named; on a tie, the first.
     """
-    scalars = t.scalars_of(env)
     best: tuple[float, str] | None = None
-    for d in t.spec.diagnoses:
-        if d.check != "oracle" or (d.when is not None and not bool(evaluate(d.when, scalars, NumpyBackend()))):
-            continue
-        alternative = {k: _like(evaluate(e, scalars, NumpyBackend()), scalars[k]) for k, e in d.alternative.items()}
-        env_alt = {**env, **alternative}  # the same inputs: only the oracle's params and expressions change
-        read = copy.copy(t)
-        read.spec = reading(t.spec, d)
+    for say, read, env_alt in _readings(t, env):
         expected = read.oracle(env_alt)
         baselines = read.baselines(env_alt, expected)
         matched = compare_outputs(read, actual, expected, baselines, scales=noise_scales(read.spec, env_alt))
         if matched.passed and (best is None or matched.ratio < best[0]):
-            best = (matched.ratio, d.say)
+            best = (matched.ratio, say)
     return m if best is None else replace(m, detail=f"{m.detail}; {best[1]}")
+
+
+def _readings(t: Trial, env: Mapping[str, Any]) -> Iterator[tuple[str, Trial, dict[str, Any]]]:
+    """The spec's oracle readings that apply here (``when_failing: oracle``, their ``when`` true): each one's words,
+    the trial with the oracle as it reads it, and the same inputs with its params (``try``) set."""
+    scalars = t.scalars_of(env)
+    for d in t.spec.diagnoses:
+        if d.check != "oracle" or (d.when is not None and not bool(evaluate(d.when, scalars, NumpyBackend()))):
+            continue
+        alternative = {k: _like(evaluate(e, scalars, NumpyBackend()), scalars[k]) for k, e in d.alternative.items()}
+        read = copy.copy(t)
+        read.spec = reading(t.spec, d)
+        yield d.say, read, {**env, **alternative}  # the same inputs: only the oracle's params and expressions change
 
 
 def _representable(values: np.ndarray, dtype: str) -> bool:
