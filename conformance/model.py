@@ -360,7 +360,9 @@ class Implementation:
     params: Mapping[str, Any] = field(default_factory=dict)
     label: str | None = None  # the id exactly as given on the command line
     unsupported: tuple[Unsupported, ...] = ()
-    interface: Interface | None = None  # its own calling convention (the spec's with its declared differences)
+    # its own calling convention: the spec's with its declared differences; in a spec of pattern checks only, its
+    # pattern kind's convention as that kind validated it (a mapping, PatternKind.interface)
+    interface: Interface | Mapping[str, Any] | None = None
 
     @property
     def id(self) -> str:

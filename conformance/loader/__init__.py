@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from conformance.loader.meaning import MAX_EXAMPLE_BYTES, MAX_SIZE_GRID
-from conformance.loader.parser import SCHEMA_VERSION, SpecParser
+from conformance.loader.parser import SCHEMA_VERSION, SpecParser, pattern_interface
 from conformance.model import EquationSpec, Interface
 from conformance.safe_yaml import load_yaml, read_text
-from conformance.validation import SpecError
+from conformance.validation import SpecError, Where
 
 __all__ = [
     "MAX_EXAMPLE_BYTES", "MAX_SIZE_GRID", "MAX_SPEC_BYTES", "SCHEMA_VERSION", "implementation_interface", "load_file",
@@ -71,14 +71,14 @@ def load_file(file: str | Path) -> list[EquationSpec]:
         raise SpecError(file, "", "nested too deeply to validate") from None
 
 
-def implementation_interface(spec: EquationSpec, declared: Mapping[str, Any], where: str) -> Interface:
+def implementation_interface(spec: EquationSpec, declared: Mapping[str, Any], where: str) -> Interface | dict[str, Any]:
     """The interface an implementation is called with: ``spec``'s with the differences ``declared`` (the keys of an
     implementation entry's ``interface``, docs/spec-schema.md, Calling conventions), validated as a spec file's are;
     a problem raises one :class:`SpecError` naming ``where`` (a peer audit's entry, say) and the key.
     """
     iface = spec.interface
-    if iface is None:
-        raise SpecError(where, "interface", f"spec {spec.id!r} has no interface (a pattern-only spec) to call differently")
+    if iface is None:  # a spec of pattern checks only: its pattern kind's calling convention
+        return pattern_interface(spec.patterns, dict(declared), Where(where, ("interface",)))
     base: dict[str, Any] = {"kind": iface.kind, "args": list(iface.args), "kwargs": dict(iface.kwargs), "train": iface.train}
     if iface.kind == "module":
         base.update(init={k: str(v) for k, v in iface.init.items()}, state=dict(iface.state))

@@ -10,7 +10,7 @@ functions) are checked for syntax only: nothing is imported (:mod:`conformance.r
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -241,7 +241,12 @@ class SpecParser:
                 grad_wrt=(),
                 grad_order=0,
                 params=options,
-                implementations=self.implementations(value["implementations"], path + ("implementations",), options),
+                implementations=self.implementations(
+                    value["implementations"],
+                    path + ("implementations",),
+                    options,
+                    own_interface=lambda body, p: pattern_interface(patterns, body, self.where(p)),
+                ),
                 **common,
             )
         missing = sorted(self._EQUATION_KEYS - present)
@@ -983,3 +988,16 @@ class SpecParser:
 def _bool_text(value: Any) -> Any:
     """YAML's ``true``/``false`` as the expression language's ``True``/``False``."""
     return ("True" if value else "False") if isinstance(value, bool) else value
+
+
+def pattern_interface(patterns: Sequence[PatternCheck], body: Any, where: Where) -> dict[str, Any]:
+    """An implementation's ``interface`` in a spec of pattern checks only: the calling convention its pattern kind
+    declares (:attr:`conformance.patterns.PatternKind.interface`), validated by the kind; every pattern of the spec
+    must be of kinds that share one."""
+    kinds = {PATTERN_KINDS[p.kind] for p in patterns}
+    validators = {k.interface for k in kinds}
+    if None in validators or len(validators) != 1:
+        names = ", ".join(sorted(k.name for k in kinds))
+        raise where.error(f"the spec's pattern kinds ({names}) do not share a calling convention an implementation could declare")
+    (validate,) = validators
+    return validate(body, where)

@@ -130,7 +130,9 @@ class PatternKind:
     (``Measurement.example``), what reproduction snippets call. ``run`` and ``replay`` may be
     ``"module:function"`` refs, imported on first call. ``dtypes`` and ``devices`` are the defaults
     of a spec entry that names none. ``compares_numbers``: the check compares numbers under the
-    spec's tolerance rule (:attr:`PatternContext.rule`).
+    spec's tolerance rule (:attr:`PatternContext.rule`). ``interface(body, where)``: the calling convention an
+    implementation entry may declare (its ``interface:``) validated and normalised; ``None`` where the kind calls
+    every implementation one way. :attr:`PatternContext.interface` hands it to ``run``.
     """
 
     name: str
@@ -142,6 +144,7 @@ class PatternKind:
     devices: tuple[str, ...] = ("cpu", "cuda")
     replay: Callable[[PatternContext, Mapping[str, Any]], Measurement] | str | None = None
     compares_numbers: bool = False
+    interface: Callable[[Mapping[str, Any], Where], dict] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "run", _callable(self.run))

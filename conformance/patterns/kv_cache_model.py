@@ -23,6 +23,13 @@ list of updates and concatenates it. After every step it verifies the checks the
 
 A failure's detail carries the violated property and the step sequence Hypothesis printed.
 
+How a cache is built and called is its implementation entry's ``interface:`` (docs/spec-schema.md, Calling
+conventions; :func:`validate_interface`): constructor keywords for the sizes, the tested dtype and device; the
+update method and literal keywords it takes (``layer_idx: 0``); ``returns: buffer`` with ``length:`` for a cache
+that returns its whole buffer and says how much of it is filled (torchtune's ``KVCache``, ``size``);
+``capacity: false`` for one that grows without bound (transformers' ``DynamicCache``), where ``overflow`` does
+not apply; the reset method; ``to_device: true`` for an ``nn.Module`` built without a device and moved there.
+
 >>> from conformance.validation import SpecContext, Where
 >>> sorted(validate({"checks": ["contents"]}, Where("s.yaml"), SpecContext("s.yaml")))  # doctest: +NORMALIZE_WHITESPACE
 ['batch_size', 'checks', 'head_dim', 'max_seq_len', 'max_steps', 'n_heads', 'special_values', 'update_length']
@@ -81,6 +88,70 @@ def validate(options: Mapping[str, Any], where: Where, context: SpecContext) -> 
     return out
 
 
+SIZES = ("batch_size", "max_seq_len", "n_heads", "head_dim", "device", "dtype")  # what a constructor keyword may take
+DEFAULT_INTERFACE: dict[str, Any] = {  # the guide's KVCache(batch_size, max_seq_len, n_heads, head_dim, device)
+    "init": {n: n for n in SIZES[:5]},
+    "update": "update",
+    "constants": {},
+    "returns": "contents",
+    "length": None,
+    "capacity": True,
+    "reset": "reset",
+    "to_device": False,  # true: an nn.Module whose constructor takes no device, moved with .to(device) once built
+}
+_KEYS = frozenset(DEFAULT_INTERFACE)
+
+
+def validate_interface(body: Mapping[str, Any], where: Where) -> dict[str, Any]:
+    """An implementation entry's calling convention for a cache: :data:`DEFAULT_INTERFACE` with the keys it gives.
+
+    >>> from conformance.validation import Where
+    >>> validate_interface({"returns": "buffer", "length": "size"}, Where("s.yaml", ("interface",)))["length"]
+    'size'
+    >>> validate_interface({"returns": "buffer"}, Where("s.yaml", ("interface",)))
+    Traceback (most recent call last):
+    ...
+    conformance.validation.SpecError: s.yaml: interface.length: with returns: buffer, name the attribute or method ...
+    """
+    if not isinstance(body, Mapping):
+        raise where.error(f"expected a mapping with keys from {', '.join(sorted(_KEYS))}, got {type(body).__name__}")
+    for key in body:
+        if key not in _KEYS:
+            raise where.at(key).error(f"unknown key; a cache's interface takes {', '.join(sorted(_KEYS))}")
+    out = {**DEFAULT_INTERFACE, **body}
+    init = out["init"]
+    if not isinstance(init, Mapping):
+        raise where.at("init").error("expected a mapping constructor keyword -> one of " + ", ".join(SIZES))
+    for kw, size in init.items():
+        if not (isinstance(kw, str) and kw.isidentifier()):
+            raise where.at("init", kw).error("expected an identifier as the keyword")
+        if size not in SIZES:
+            raise where.at("init", kw).error(f"expected one of {', '.join(SIZES)}, got {size!r}")
+    for key in ("update", "reset"):
+        if not (isinstance(out[key], str) and out[key].isidentifier()):
+            raise where.at(key).error(f"expected the name of the cache's method, got {out[key]!r}")
+    constants = out["constants"]
+    if not isinstance(constants, Mapping) or not all(
+        isinstance(v, (bool, int, float, str)) and isinstance(k, str) and k.isidentifier() for k, v in constants.items()
+    ):
+        raise where.at("constants").error("expected a mapping keyword -> a literal (true/false, a number, a string)")
+    if out["returns"] not in ("contents", "buffer"):
+        raise where.at("returns").error(f"expected 'contents' (what is cached) or 'buffer' (the whole storage), got {out['returns']!r}")
+    length = out["length"]
+    if out["returns"] == "buffer" and not (isinstance(length, str) and length.isidentifier()):
+        raise where.at("length").error(
+            "with returns: buffer, name the attribute or method (no arguments) that gives the cached length, got "
+            f"{length!r}"
+        )
+    if out["returns"] == "contents" and length is not None:
+        raise where.at("length").error("applies to returns: buffer only")
+    if not isinstance(out["to_device"], bool):
+        raise where.at("to_device").error(f"expected true (moved with .to(device) once built) or false, got {out['to_device']!r}")
+    if not isinstance(out["capacity"], bool):
+        raise where.at("capacity").error(f"expected true (max_seq_len is a capacity) or false (grows without bound), got {out['capacity']!r}")
+    return {**out, "init": dict(init), "constants": dict(constants)}
+
+
 KIND = PatternKind(
     name="append_cache",
     required=frozenset({"checks"}),
@@ -90,4 +161,5 @@ KIND = PatternKind(
     compares_numbers=True,
     dtypes=DTYPES,
     devices=("cpu", "cuda"),
+    interface=validate_interface,
 )

@@ -14,6 +14,11 @@ Library: transformers 5.x (PyPI; the version installed is recorded in the report
 - ``rope_cache`` · ``LlamaRotaryEmbedding(config)``: :class:`LlamaRope` — built from a ``LlamaConfig`` with the
   spec's ``dim`` as ``head_dim``, ``base`` as ``rope_theta`` and ``max_seq_len`` as ``max_position_embeddings``;
   called with positions ``0 … L − 1``, its ``(1, L, dim)`` tables' first half returned (they are ``cat(freqs, freqs)``).
+- ``kv_cache`` · ``DynamicCache()``: declared — built without sizes, ``update(k, v, layer_idx=0)`` returns everything
+  cached; it grows without bound (``capacity: false``), so the overflow check does not apply.
+- ``kv_cache`` · ``StaticCache(config, max_cache_len)``: :func:`static_cache` builds it for one layer (its
+  constructor wants a model config; the layer allocates ``[B, H, max_cache_len, Dh]`` from the first update's keys);
+  declared — ``update(k, v, layer_idx=0)`` returns the whole buffer, ``get_seq_length()`` the cached length.
 
 Imported lazily: this module imports without transformers; the audit skips, saying why, where it is missing.
 """
@@ -27,7 +32,7 @@ from implementations.peers import installed_version, not_installed
 LIBRARY = "transformers"
 WRAPPED = (
     "transformers.models.llama.modeling_llama.{LlamaRMSNorm, apply_rotary_pos_emb, LlamaRotaryEmbedding}, "
-    "transformers.models.gemma.modeling_gemma.GemmaRMSNorm"
+    "transformers.models.gemma.modeling_gemma.GemmaRMSNorm, transformers.cache_utils.{DynamicCache, StaticCache}"
 )
 LLAMA = "transformers.models.llama.modeling_llama"
 
@@ -49,6 +54,14 @@ def llama_apply_rotary(x: Any, cos_table: Any, sin_table: Any) -> Any:
     cos, sin = torch.cat((cos_table, cos_table), -1), torch.cat((sin_table, sin_table), -1)  # [L, D]
     q, _ = apply_rotary_pos_emb(x, x, cos, sin, unsqueeze_dim=0)
     return q
+
+
+def static_cache(max_seq_len: int) -> Any:
+    """``StaticCache(config=LlamaConfig(num_hidden_layers=1), max_cache_len=max_seq_len)``: one static layer, whose
+    batch size, heads, head width, dtype and device come from the first update (``StaticLayer.lazy_initialization``)."""
+    from transformers import LlamaConfig, StaticCache
+
+    return StaticCache(config=LlamaConfig(num_hidden_layers=1), max_cache_len=max_seq_len)
 
 
 def _rope_module() -> type:
@@ -94,6 +107,17 @@ def __getattr__(name: str) -> Any:
         ),
         PeerEntry("rope_apply", f"{here}:llama_apply_rotary", "apply_rotary_pos_emb (rotate-half)"),
         PeerEntry("rope_cache", f"{here}:LlamaRope", "LlamaRotaryEmbedding (default rope)"),
+        PeerEntry(
+            "kv_cache", "transformers.cache_utils:DynamicCache", "DynamicCache()",
+            interface={"init": {}, "constants": {"layer_idx": 0}, "capacity": False},
+        ),
+        PeerEntry(
+            "kv_cache", f"{here}:static_cache", "StaticCache(config, max_cache_len)",
+            interface={
+                "init": {"max_seq_len": "max_seq_len"}, "constants": {"layer_idx": 0},
+                "returns": "buffer", "length": "get_seq_length",
+            },
+        ),
     )
     return PeerAudit(
         LIBRARY,
@@ -103,7 +127,7 @@ def __getattr__(name: str) -> Any:
         importable=_missing,
         notes=(
             "Adapter: implementations/peers/hf_transformers.py — declared calling conventions for the norms; a "
-            "function for apply_rotary_pos_emb's tables (cat(freqs, freqs)) and a module for LlamaRotaryEmbedding's "
-            "config.",
+            "function for apply_rotary_pos_emb's tables (cat(freqs, freqs)), a module for LlamaRotaryEmbedding's "
+            "config, a function building StaticCache's config; the caches' calls declared (buffer and length, no capacity).",
         ),
     )

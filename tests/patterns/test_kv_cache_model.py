@@ -234,7 +234,7 @@ def test_the_guide_accepts_an_update_into_a_full_cache() -> None:
     machine = kv.build_machine(kv.Setup(GuideKVCache, None, "cpu", "float32", _options(checks=["overflow"]), None))()
     machine.build(batch_size=1, n_heads=1, head_dim=1, max_seq_len=1, seed=0)
     machine._send(1)
-    with pytest.raises(kv.Violation, match=r"overflow: an update of length 1 .* was accepted"):
+    with pytest.raises(kv.Violation, match=r"overflow: no capacity error \(the update is accepted\) — an update of length 1 .* was accepted"):
         machine.overflow(excess=1)
     assert machine.cache.current_len == 2  # the length went past capacity
 
@@ -262,7 +262,7 @@ def test_interface_and_crashes_are_failures_with_steps(monkeypatch: pytest.Monke
     assert not m.passed and m.detail.startswith("interface: an update of length") and "state.build(" in m.detail
     monkeypatch.setattr(PatternContext, "target", lambda self: BrokenConstructor)
     m = kv.run(ctx)
-    assert not m.passed and "valid call: KVCache(batch_size=1" in m.detail and "TypeError: no device" in m.detail
+    assert not m.passed and "valid call: BrokenConstructor(batch_size=1" in m.detail and "TypeError: no device" in m.detail
 
 
 def test_an_unresolvable_attention_is_an_error_not_a_failure() -> None:

@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
 
 from conformance.dtype_helpers import to_numpy64, torch_dtype
+from conformance.checks import CheckSkipped
 from conformance.patterns import PatternContext
+from conformance.patterns.kv_cache_model import DEFAULT_INTERFACE
 from conformance.references import attention as attention_reference
 from conformance.tolerance import Measurement, compare, max_abs, worst
 
@@ -25,6 +27,9 @@ if TYPE_CHECKING:
 
 _BITS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 _FOREIGN_MODULES = ("builtins", "torch", "numpy")  # exceptions from here are not an implementation's own
+# an overflow failure's cause in words, before " — " and the evidence (conformance.peers reads it for the table)
+NO_CAPACITY_ERROR = "no capacity error"
+LOST = "a refused update changes the cache"
 
 
 class Violation(Exception):
@@ -121,10 +126,42 @@ class Setup:
     dtype: str
     options: Mapping[str, Any]
     tolerance_rule: ToleranceRule  # for decoding: the spec's tolerance at the tested dtype
+    convention: Mapping[str, Any] = field(default_factory=lambda: DEFAULT_INTERFACE)  # how the cache is built and called
     log: RunLog = field(default_factory=RunLog)
 
     def has(self, check: str) -> bool:
         return check in self.options["checks"]
+
+    def build(self, sizes: Mapping[str, int]) -> tuple[str, Any]:
+        """The cache for ``sizes``, built with the constructor keywords the convention declares, and the call in words."""
+        values: dict[str, Any] = {**sizes, "device": self.device, "dtype": torch_dtype(self.dtype)}
+        kwargs = {kw: values[size] for kw, size in self.convention["init"].items()}
+        shown = ", ".join(f"{kw}={value!r}" for kw, value in kwargs.items())
+        what = f"{getattr(self.target, '__name__', 'cache')}({shown})"
+        cache = _call(what, self.target, **kwargs)
+        if self.convention["to_device"]:
+            what += f".to({self.device!r})"
+            cache = _call(what, cache.to, self.device)
+        return what, cache
+
+    def update(self, cache: Any, k: torch.Tensor, v: torch.Tensor) -> Any:
+        """The cache's update as the convention declares it: its method, with its literal keywords."""
+        return getattr(cache, self.convention["update"])(k, v, **self.convention["constants"])
+
+    def contents(self, cache: Any, result: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """What an update returned, as (K, V) of the cached positions: a whole buffer is cut to the length the cache
+        reports (``returns: buffer`` with ``length``)."""
+        K, V = _pair(result, what)
+        if self.convention["returns"] != "buffer":
+            return K, V
+        name = self.convention["length"]
+        found = getattr(cache, name)
+        length = found() if callable(found) else found
+        length = int(length.item()) if isinstance(length, torch.Tensor) else length
+        if not isinstance(length, int) or isinstance(length, bool) or not 0 <= length <= min(K.size(2), V.size(2)):
+            shapes = f"{tuple(K.shape)}, {tuple(V.shape)}"
+            raise Violation("interface", f"after {what}, the cache's {name} is {length!r}: not a length within the buffers {shapes}")
+        return K[:, :, :length], V[:, :, :length]  # (B, H, length, Dh): views of the buffers
 
 
 def _call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -146,11 +183,14 @@ def _clear_error(exc: Exception, capacity: int, used: int, length: int) -> str |
     cls = type(exc)
     dedicated = cls.__module__.split(".")[0] not in _FOREIGN_MODULES
     if not (isinstance(exc, ValueError) or dedicated):
-        return f"raised {cls.__name__} ({exc}), expected ValueError or an exception class of the implementation's own"
+        return (
+            f"{NO_CAPACITY_ERROR} (a bare {cls.__name__}) — raised {cls.__name__} ({exc}), expected ValueError or an "
+            "exception class of the implementation's own"
+        )
     text = str(exc)
     if not _names(text, capacity) or not (_names(text, length) or _names(text, used + length)):
         wanted = f"the capacity ({capacity}) and the requested length ({length} or {used + length})"
-        return f"the error message {text!r} must name {wanted}"
+        return f"an unclear capacity error — the error message {text!r} must name {wanted}"
     return None
 
 
@@ -179,16 +219,8 @@ def build_machine(setup: Setup) -> type[RuleBasedStateMachine]:
         def build(self, batch_size: int, n_heads: int, head_dim: int, max_seq_len: int, seed: int) -> None:
             setup.log.runs += 1
             self.dims, self.capacity, self.seed, self.draws = (batch_size, n_heads, head_dim), max_seq_len, seed, 0
-            self.cache = _call(
-                f"KVCache(batch_size={batch_size}, max_seq_len={max_seq_len}, n_heads={n_heads}, head_dim={head_dim}, "
-                f"device={setup.device!r})",
-                setup.target,
-                batch_size=batch_size,
-                max_seq_len=max_seq_len,
-                n_heads=n_heads,
-                head_dim=head_dim,
-                device=setup.device,
-            )
+            sizes = {"batch_size": batch_size, "max_seq_len": max_seq_len, "n_heads": n_heads, "head_dim": head_dim}
+            self.built, self.cache = setup.build(sizes)
             self._forget()
             self.just_reset = True  # a fresh cache is as good as reset: no reset before the first update
 
@@ -228,7 +260,7 @@ def build_machine(setup: Setup) -> type[RuleBasedStateMachine]:
             q = self._tensor(length) if setup.has("decoding") else None
             before = self.length
             what = f"an update of length {length} with {before} of max_seq_len={self.capacity} positions cached"
-            K, V = _pair(_call(what, self.cache.update, k, v), what)
+            K, V = setup.contents(self.cache, _call(what, setup.update, self.cache, k, v), what)
             setup.log.updates += 1
             self.just_reset = False
             self.ks.append(k.clone())
@@ -292,12 +324,12 @@ def build_machine(setup: Setup) -> type[RuleBasedStateMachine]:
         @precondition(lambda self: not self.just_reset)  # two resets in a row test nothing new, and crowd out updates
         @rule()
         def reset(self) -> None:
-            _call("reset()", self.cache.reset)
+            _call(f"{setup.convention['reset']}()", getattr(self.cache, setup.convention["reset"]))
             setup.log.resets += 1
             self._forget()
             self.just_reset = True
 
-        @precondition(lambda self: setup.has("overflow"))
+        @precondition(lambda self: setup.has("overflow") and setup.convention["capacity"])
         @rule(excess=st.integers(1, max(1, u_hi)))
         def overflow(self, excess: int) -> None:
             used = self.length
@@ -305,14 +337,15 @@ def build_machine(setup: Setup) -> type[RuleBasedStateMachine]:
             k, v = self._tensor(length), self._tensor(length)
             what = f"an update of length {length} with {used} of max_seq_len={self.capacity} positions cached"
             try:
-                result = self.cache.update(k, v)
+                result = setup.update(self.cache, k, v)
             except Exception as exc:
                 why = _clear_error(exc, self.capacity, used, length)
                 if why is not None:
-                    raise Violation("overflow", f"{what} {why}") from exc
+                    said, evidence = why.split(" — ", 1)
+                    raise Violation("overflow", f"{said} — {what} {evidence}") from exc
             else:
                 shapes = [tuple(t.shape) for t in result] if isinstance(result, (tuple, list)) else type(result).__name__
-                raise Violation("overflow", f"{what} was accepted (returned {shapes}); expected an error")
+                raise Violation("overflow", f"{NO_CAPACITY_ERROR} (the update is accepted) — {what} was accepted (returned {shapes}); expected an error")
             setup.log.refused += 1
             self.just_reset = False
             self._probe(f"after {what} was refused")
@@ -331,13 +364,13 @@ def build_machine(setup: Setup) -> type[RuleBasedStateMachine]:
                 if exc.check != "valid call":
                     raise
                 crash = str(exc).split(": ", 1)[1]
-                raise Violation("overflow", f"{when}, {crash} (the refused update changed the cache)") from exc
+                raise Violation("overflow", f"{LOST} — {when}, {crash} (the refused update changed the cache)") from exc
             for name, t, last, new in (("K", K, K0, self.ks[-1]), ("V", V, V0, self.vs[-1])):
                 found = first_difference(t, torch.cat([last, new.to(last.dtype)], dim=2))
                 if found is not None:
                     raise Violation(
                         "overflow",
-                        f"{when}, an update of length {probe} returned {name} that is not the previous result plus the "
+                        f"{LOST} — {when}, an update of length {probe} returned {name} that is not the previous result plus the "
                         f"new positions: {found[0]} (the refused update changed the cache)",
                         found[1],
                     )
@@ -408,7 +441,13 @@ def run(ctx: PatternContext) -> Measurement:
         from conformance.calling import resolve
 
         attention = resolve(options["attention"], Path(ctx.spec.file).parent)
-    setup = Setup(ctx.target(), attention, ctx.device, ctx.dtype, options, ctx.rule)
+    convention = ctx.interface or DEFAULT_INTERFACE
+    if "overflow" in options["checks"] and not convention["capacity"]:
+        raise CheckSkipped(
+            "the implementation declares no capacity (interface capacity: false; it grows without bound), "
+            "so there is no update past max_seq_len to refuse"
+        )
+    setup = Setup(ctx.target(), attention, ctx.device, ctx.dtype, options, ctx.rule, convention)
     machine = build_machine(setup)
     run_settings = settings(
         ctx.settings,
