@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,12 +243,43 @@ def write_audit(
 CAUSES = (  # a failing row's words that name its cause (the diagnosis of conformance.checks), most specific first
     ("matches the reading: ", ";"),
     ("the error is within float32's precision on these inputs: ", ";"),
+    ("overflow: ", " — "),  # the append_cache machine's overflow verdict (no capacity error, a bare AssertionError)
 )
+_ONLY_WHEN = re.compile(r"fails only when (.+?) \(changing it")  # the shrinker's one-parameter finding
+_OFF_BY = re.compile(r"^(?:(?P<name>[^:|]+): )?max \|error\| (?P<err>\S+) > tolerance .*?\[(?P<ratio>\S+)× the tolerance")
+_BROKEN = re.compile(r"^(?P<law>.+?): (?:.*?: )?\|lhs − rhs\| (?P<err>\S+) > tolerance")
+
+
+def evidence(text: str) -> str:
+    """A failing row's measured evidence in a few words, where no diagnosis names a cause: the one parameter the
+    failure needs (``fails only when base = 500000``), the error against the tolerance (``y: off by 0.23, 2.1e+14×
+    the tolerance``), the law an invariant breaks, else the message's first clause.
+
+    >>> evidence("y: max |error| 0.2253 > tolerance 1e-15 = 2×0 (…) [2.15e+14× the tolerance; 1.2 of …] at element (0,)")
+    'y: off by 0.2253, 2.15e+14× the tolerance'
+    >>> evidence("sin_table: max |error| 0.013 > tolerance 0.011 [1.17× …]; fails only when base = 500000 (changing it, …)")
+    'fails only when base = 500000'
+    """
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    if first.startswith("at ") and "(example: " in first and "): " in first:
+        first = first.split("): ", 1)[1]  # the falsifying example's sizes come first in a pattern check's message
+    only = _ONLY_WHEN.search(first)
+    if only:
+        return f"fails only when {only.group(1)}"
+    off = _OFF_BY.search(first)
+    if off:
+        name = f"{off['name']}: " if off["name"] else ""
+        return f"{name}off by {off['err']}, {off['ratio']}× the tolerance"
+    broken = _BROKEN.search(first)
+    if broken:
+        return f"breaks {broken['law'][:120]} (by {broken['err']})"
+    return first.split(" (at ", 1)[0][:160]
 
 
 def cause(rows: Sequence[Mapping[str, Any]]) -> str:
     """A cell of the table, read off one (entry, dtype)'s CPU rows: ``conforms``, ``deviates — <cause in words>``
-    (the diagnosis a failing row carries, else its checks), ``error — <the exception>``, or ``cannot be tested``."""
+    (the diagnosis a failing row carries, else its measured :func:`evidence`, with the failing checks), ``error —
+    <the exception>``, or ``cannot be tested``."""
     judged = [r for r in rows if r["outcome"] != "skipped"]
     if not judged:
         return "cannot be tested: " + "; ".join(sorted({r.get("message") or "skipped" for r in rows})) if rows else "not run"
@@ -267,6 +299,10 @@ def cause(rows: Sequence[Mapping[str, Any]]) -> str:
                     if said not in words:
                         words.append(said)
                     break
+        if not words:  # no diagnosis: the measured evidence of the first two failing checks, the oracle's first
+            ordered = sorted(failed, key=lambda r: r["check"] != "oracle")
+            found = [evidence(r.get("message") or r.get("detail") or "") for r in ordered]
+            words = list(dict.fromkeys(w for w in found if w))[:2]
         checks = ", ".join(sorted({r["check"] for r in failed}))
         parts.append(f"deviates — {'; '.join(words)} ({checks})" if words else f"deviates — {checks}")
     if errors:
@@ -344,6 +380,6 @@ def write_index(out_dir: Path) -> Path:
 
 
 __all__ = [
-    "CAUSES", "KNOWN_AUDITS", "PeerAudit", "PeerEntry", "cause", "load_audit", "narrowed", "render_index", "render_markdown",
-    "run_audit", "verdict", "write_audit", "write_index", "write_skipped",
+    "CAUSES", "KNOWN_AUDITS", "PeerAudit", "PeerEntry", "cause", "evidence", "load_audit", "narrowed", "render_index",
+    "render_markdown", "run_audit", "verdict", "write_audit", "write_index", "write_skipped",
 ]

@@ -162,11 +162,17 @@ def test_the_table_names_each_deviation_by_the_cause_the_harness_diagnosed() -> 
                     "sqrt(mean(x²)) · g (Eq. 4 as printed) (at B=1, D=1; eps=1e-05); gradient: …")
     words = "no ε, x / sqrt(mean(x²)) · g (Eq. 4 as printed)"
     assert peers.cause([diagnosed, row("gradcheck", "passed")]) == f"deviates — {words} (oracle)"
-    assert peers.cause([row("oracle", "failed", detail="max |error| 2 > tolerance 1")]) == "deviates — oracle"
+    undiagnosed = row("oracle", "failed", message="y: max |error| 2 > tolerance 1 = 2×0.5 [2× the tolerance; 1 of …]")
+    assert peers.cause([undiagnosed]) == "deviates — y: off by 2, 2× the tolerance (oracle)", "no reading: the evidence"
+    only = row("oracle", "failed", message="max |error| 2 > tolerance 1 [2× …]; fails only when base = 500000 (changing it, …)")
+    assert peers.cause([only]) == "deviates — fails only when base = 500000 (oracle)"
+    overflow = row("append_cache:overflow", "failed", message="overflow: no capacity error (a bare AssertionError) — an "
+                   "update of length 2 with 0 of max_seq_len=1 positions cached raised AssertionError ()")
+    assert peers.cause([overflow]) == "deviates — no capacity error (a bare AssertionError) (append_cache:overflow)"
     assert peers.cause([row("oracle", "passed"), row("gradient", "passed")]) == "conforms (2 checks)"
     assert peers.cause([row("oracle", "error", message="TypeError: no dim")]) == "error — TypeError: no dim (oracle)"
     both = [row("oracle", "error", message="ZeroDivisionError: division by zero"), row("pattern:p", "failed", detail="x")]
-    assert peers.cause(both) == "deviates — pattern:p; error — ZeroDivisionError: division by zero (oracle)"
+    assert peers.cause(both) == "deviates — x (pattern:p); error — ZeroDivisionError: division by zero (oracle)"
     assert peers.cause([row("oracle", "skipped", message="CUDA not available")]) == "cannot be tested: CUDA not available"
     report = {"peer": {"library": "lib", "version": "1.0"}, "results": [diagnosed, row("oracle", "passed", "float32")]}
     table = peers.render_index([report])

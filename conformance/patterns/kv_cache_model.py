@@ -136,7 +136,8 @@ def validate_interface(body: Mapping[str, Any], where: Where) -> dict[str, Any]:
     ):
         raise where.at("constants").error("expected a mapping keyword -> a literal (true/false, a number, a string)")
     if out["returns"] not in ("contents", "buffer"):
-        raise where.at("returns").error(f"expected 'contents' (what is cached) or 'buffer' (the whole storage), got {out['returns']!r}")
+        got = out["returns"]
+        raise where.at("returns").error(f"expected 'contents' (what is cached) or 'buffer' (the whole storage), got {got!r}")
     length = out["length"]
     if out["returns"] == "buffer" and not (isinstance(length, str) and length.isidentifier()):
         raise where.at("length").error(
@@ -148,7 +149,8 @@ def validate_interface(body: Mapping[str, Any], where: Where) -> dict[str, Any]:
     if not isinstance(out["to_device"], bool):
         raise where.at("to_device").error(f"expected true (moved with .to(device) once built) or false, got {out['to_device']!r}")
     if not isinstance(out["capacity"], bool):
-        raise where.at("capacity").error(f"expected true (max_seq_len is a capacity) or false (grows without bound), got {out['capacity']!r}")
+        got = out["capacity"]
+        raise where.at("capacity").error(f"expected true (max_seq_len is a capacity) or false (grows without bound), got {got!r}")
     return {**out, "init": dict(init), "constants": dict(constants)}
 
 

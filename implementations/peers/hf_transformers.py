@@ -14,6 +14,15 @@ Library: transformers 5.x (PyPI; the version installed is recorded in the report
 - ``rope_cache`` · ``LlamaRotaryEmbedding(config)``: :class:`LlamaRope` — built from a ``LlamaConfig`` with the
   spec's ``dim`` as ``head_dim``, ``base`` as ``rope_theta`` and ``max_seq_len`` as ``max_position_embeddings``;
   called with positions ``0 … L − 1``, its ``(1, L, dim)`` tables' first half returned (they are ``cat(freqs, freqs)``).
+- ``multihead_attention`` · ``LlamaAttention(config, layer_idx=0)``: :class:`LlamaSelfAttention` builds it from a
+  ``LlamaConfig`` (``hidden_size = d_model``, ``num_attention_heads = num_key_value_heads = n_heads``, no bias,
+  ``attention_dropout = dropout``, ``attn_implementation = "sdpa"``; an even head width, which its rotary
+  embedding requires) and calls it with its real
+  inputs: ``position_embeddings`` from the model's own ``LlamaRotaryEmbedding`` at position ids 0 (cos = 1,
+  sin = 0: the identity rotation, so the spec's attention without RoPE applies) and the additive
+  ``attention_mask`` ``[B, 1, L, L]`` the model builds (0 where the spec's mask allows, the dtype's lowest value
+  where it blocks); it returns ``attn_output`` of its ``(attn_output, attn_weights)``. The projections' weights
+  are declared by name.
 - ``kv_cache`` · ``DynamicCache()``: declared — built without sizes, ``update(k, v, layer_idx=0)`` returns everything
   cached; it grows without bound (``capacity: false``), so the overflow check does not apply.
 - ``kv_cache`` · ``StaticCache(config, max_cache_len)``: :func:`static_cache` builds it for one layer (its
@@ -31,7 +40,7 @@ from implementations.peers import installed_version, not_installed
 
 LIBRARY = "transformers"
 WRAPPED = (
-    "transformers.models.llama.modeling_llama.{LlamaRMSNorm, apply_rotary_pos_emb, LlamaRotaryEmbedding}, "
+    "transformers.models.llama.modeling_llama.{LlamaRMSNorm, apply_rotary_pos_emb, LlamaRotaryEmbedding, LlamaAttention}, "
     "transformers.models.gemma.modeling_gemma.GemmaRMSNorm, transformers.cache_utils.{DynamicCache, StaticCache}"
 )
 LLAMA = "transformers.models.llama.modeling_llama"
@@ -64,6 +73,37 @@ def static_cache(max_seq_len: int) -> Any:
     return StaticCache(config=LlamaConfig(num_hidden_layers=1), max_cache_len=max_seq_len)
 
 
+def _attention_module() -> type:
+    import torch
+    from transformers import LlamaConfig
+    from transformers.models.llama.modeling_llama import LlamaAttention, LlamaRotaryEmbedding
+
+    class LlamaSelfAttention(torch.nn.Module):
+        """``LlamaAttention`` as the spec's ``(d_model, n_heads, dropout)`` module called ``(x, mask=None)``."""
+
+        def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
+            super().__init__()
+            config = LlamaConfig(
+                hidden_size=d_model, num_attention_heads=n_heads, num_key_value_heads=n_heads, head_dim=d_model // n_heads,
+                attention_bias=False, attention_dropout=float(dropout), num_hidden_layers=1, attn_implementation="sdpa",
+            )
+            self.attn = LlamaAttention(config, layer_idx=0)
+            self.rope = LlamaRotaryEmbedding(config)
+
+        def forward(self, x: Any, mask: Any = None) -> Any:
+            b, n = x.shape[:2]
+            position_embeddings = self.rope(x, torch.zeros(b, n, dtype=torch.long, device=x.device))  # [B, L, Dh] each
+            additive = None
+            if mask is not None:
+                lowest = torch.finfo(x.dtype).min
+                additive = torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill(~mask, lowest)  # [L, L]
+                additive = additive.expand(b, 1, n, n)  # [B, 1, L, L]
+            out, _ = self.attn(x, position_embeddings=position_embeddings, attention_mask=additive)
+            return out  # [B, L, D]
+
+    return LlamaSelfAttention
+
+
 def _rope_module() -> type:
     import torch
     from transformers import LlamaConfig
@@ -94,6 +134,8 @@ def __getattr__(name: str) -> Any:
     """``AUDIT`` is built on first access; ``LlamaRope`` (a module, needs transformers) too."""
     if name == "LlamaRope":
         return _rope_module()
+    if name == "LlamaSelfAttention":
+        return _attention_module()
     if name != "AUDIT":
         raise AttributeError(name)
     from conformance.peers import PeerAudit, PeerEntry
@@ -107,6 +149,14 @@ def __getattr__(name: str) -> Any:
         ),
         PeerEntry("rope_apply", f"{here}:llama_apply_rotary", "apply_rotary_pos_emb (rotate-half)"),
         PeerEntry("rope_cache", f"{here}:LlamaRope", "LlamaRotaryEmbedding (default rope)"),
+        PeerEntry(
+            "multihead_attention", f"{here}:LlamaSelfAttention", "LlamaAttention (sdpa, position ids 0, additive mask)",
+            constraints=("(D // H) % 2 == 0",),  # its rotary embedding refuses an odd head width (ValueError)
+            interface={
+                "state": {"attn.q_proj.weight": "Wq", "attn.k_proj.weight": "Wk", "attn.v_proj.weight": "Wv",
+                          "attn.o_proj.weight": "Wo"},
+            },
+        ),
         PeerEntry(
             "kv_cache", "transformers.cache_utils:DynamicCache", "DynamicCache()",
             interface={"init": {}, "constants": {"layer_idx": 0}, "capacity": False},

@@ -6,8 +6,10 @@ Library: rotary-embedding-torch 0.9 (PyPI), ``rotary_embedding_torch.rotary_embe
 those angles, in float32 (its ``freqs``' dtype), the result cast back to ``t``'s dtype.
 
 - ``rope_apply[interleaved=true]`` · :func:`rotary_apply`: the library takes angles where the spec gives tables —
-  the adapter passes ``atan2(sin, cos)`` of the spec's tables (computed in float64, then float32 as the library's
-  own angles are), each repeated for its pair; the layout is the spec's declared option ``interleaved``.
+  the adapter passes ``atan2(sin, cos)`` of the spec's tables in float64 (the exact angles of the tables as the
+  dtype holds them; ``apply_rotary_emb`` computes in its ``freqs``' dtype, so the function's own arithmetic is
+  judged, not the float32 its ``RotaryEmbedding`` would have produced), each repeated for its pair; the layout is
+  the spec's declared option ``interleaved``.
 - ``rope_cache`` · :class:`RotaryTables`: ``RotaryEmbedding(dim, theta=base)`` called on positions ``0 … L − 1``;
   the tables are ``cos``/``sin`` of every other angle (one per pair), in float32 as ``apply_rotary_emb`` takes them,
   cast to ``x``'s dtype.
@@ -38,7 +40,7 @@ def rotary_apply(x: Any, cos_table: Any, sin_table: Any) -> Any:
     import torch
     from rotary_embedding_torch.rotary_embedding_torch import apply_rotary_emb
 
-    angles = torch.atan2(sin_table.double(), cos_table.double()).float()  # [L, D/2], float32 as the library's own
+    angles = torch.atan2(sin_table.double(), cos_table.double())  # [L, D/2], float64
     return apply_rotary_emb(angles.repeat_interleave(2, -1), x)  # freqs [L, D] (n r), x [B, H, L, D]
 
 
@@ -80,6 +82,6 @@ def __getattr__(name: str) -> Any:
         importable=_missing,
         notes=(
             "Adapter: implementations/peers/rotary_embedding_torch.py — the library takes angles, the spec tables "
-            "(atan2 of them, in float64, then float32 as the library's own angles are).",
+            "(atan2 of them, in float64).",
         ),
     )

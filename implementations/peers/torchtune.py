@@ -78,7 +78,8 @@ def _tables_module() -> type:
 
         def __init__(self, dim: int, max_seq_len: int, base: float) -> None:
             super().__init__()
-            self.rope = RotaryPositionalEmbeddings(dim, max_seq_len=max_seq_len, base=int(base) if float(base).is_integer() else base)
+            base = int(base) if float(base).is_integer() else base
+            self.rope = RotaryPositionalEmbeddings(dim, max_seq_len=max_seq_len, base=base)
 
         def forward(self, x: Any, seq_len: int) -> tuple[Any, Any]:
             cache = self.rope.cache[:seq_len]  # [L, D/2, 2]

@@ -96,3 +96,72 @@ def test_multihead_attention_conforms_through_its_declared_packing_and_mask() ->
     checks = ("oracle", "gradient")
     rows = _cpu(peers.run_entry(entry, load_specs(), profile="conformance-dev", dtypes=("float64",), checks=checks))
     assert sorted((r.check, r.outcome) for r in rows) == [("gradient", "passed"), ("oracle", "passed")], [r.message for r in rows]
+
+
+def _entry(audit: object, spec: str, ref_part: str) -> peers.PeerEntry:
+    (entry,) = [e for e in audit.AUDIT.entries if e.spec == spec and ref_part in e.ref]
+    return entry
+
+
+def _verdict(entry: peers.PeerEntry, checks: tuple[str, ...], dtype: str = "float64") -> str:
+    rows = _cpu(peers.run_entry(entry, load_specs(), profile="conformance-dev", dtypes=(dtype,), checks=checks), dtype)
+    return peers.cause([r.to_json() for r in rows])
+
+
+def test_torchtune_kv_cache_is_read_through_its_buffer_and_size_and_has_no_capacity_error() -> None:
+    """torchtune's KVCache returns its whole buffer (declared: returns buffer, length size): its contents conform;
+    past capacity it asserts, which the overflow check names."""
+    pytest.importorskip("torchtune", reason="torchtune is not installed (pip install -e '.[peers]')")
+    from implementations.peers import torchtune
+
+    entry = _entry(torchtune, "kv_cache", "KVCache")
+    assert _verdict(entry, ("append_cache:contents", "append_cache:history"), "float32") == "conforms (2 checks)"
+    assert _verdict(entry, ("append_cache:overflow",), "float32") == (
+        "deviates — no capacity error (a bare AssertionError) (append_cache:overflow)"
+    )
+
+
+def test_transformers_caches_dynamic_without_capacity_static_with_an_index_error() -> None:
+    pytest.importorskip("transformers", reason="transformers is not installed (pip install -e '.[peers]')")
+    from implementations.peers import hf_transformers
+
+    dynamic = _entry(hf_transformers, "kv_cache", "DynamicCache")
+    assert _verdict(dynamic, ("append_cache:contents",), "float32") == "conforms (1 checks)"
+    unbounded = _verdict(dynamic, ("append_cache:overflow",), "float32")
+    assert unbounded.startswith("cannot be tested: the implementation declares no capacity"), unbounded
+    static = _entry(hf_transformers, "kv_cache", "static_cache")
+    assert _verdict(static, ("append_cache:contents",), "float32") == "conforms (1 checks)"
+    assert _verdict(static, ("append_cache:overflow",), "float32").startswith("deviates — no capacity error (a bare IndexError)")
+
+
+def test_torchtune_rotary_and_attention_conform_through_their_declared_conventions() -> None:
+    """RotaryPositionalEmbeddings with the drawn tables as its cache buffer ([B, L, H, D], interleaved), and
+    MultiHeadAttention called (x, x) with a [1, L, L] mask: the equation holds at float32."""
+    pytest.importorskip("torchtune", reason="torchtune is not installed (pip install -e '.[peers]')")
+    from implementations.peers import torchtune
+
+    for spec, ref in (("rope_apply", "RotaryPositionalEmbeddings"), ("multihead_attention", "multi_head_attention")):
+        assert _verdict(_entry(torchtune, spec, ref), ("oracle",), "float32") == "conforms (1 checks)", spec
+
+
+def test_llama_attention_attends_causally_without_a_mask() -> None:
+    """LlamaAttention called with its real inputs (identity rotary at position 0, additive mask) is the spec's
+    attention with a mask; without one it attends causally, which the harness isolates."""
+    pytest.importorskip("transformers", reason="transformers is not installed (pip install -e '.[peers]')")
+    from implementations.peers import hf_transformers
+
+    said = _verdict(_entry(hf_transformers, "multihead_attention", "LlamaSelfAttention"), ("oracle",), "float32")
+    assert said == "deviates — fails only when mask is absent (oracle)", said
+
+
+def test_x_transformers_rotary_is_the_interleaved_rotation_and_its_tables_divide_by_zero_at_dim_2() -> None:
+    pytest.importorskip("x_transformers", reason="x-transformers is not installed (pip install -e '.[peers]')")
+    from implementations.peers.x_transformers import XtRotaryTables, xt_apply_rotary
+
+    torch.manual_seed(2)
+    x = torch.randn(1, 2, 4, 6, dtype=F64)
+    angle = torch.arange(4, dtype=F64)[:, None] * 10000.0 ** (-torch.arange(3, dtype=F64) * 2 / 6)  # [L, D/2]
+    expected = apply_rotary_emb(x, angle.cos(), angle.sin(), interleaved=True)
+    assert torch.allclose(xt_apply_rotary(x, angle.cos(), angle.sin()), expected)
+    with pytest.raises(ZeroDivisionError):
+        XtRotaryTables(2, 8, 10000)

@@ -15,6 +15,7 @@ from conformance.patterns import PatternContext, kinds
 from conformance.patterns import kv_cache_model as kv_kind
 from conformance.patterns.runs import kv_cache_model as kv
 from conformance.spec import SpecError, load_file, load_specs
+from conformance.validation import Where
 from implementations.attention import attention_manual
 from implementations.kv_cache import KVCache, decode_attention
 from tests.patterns.kind_helpers import dotted, rejected, validated
@@ -234,7 +235,8 @@ def test_the_guide_accepts_an_update_into_a_full_cache() -> None:
     machine = kv.build_machine(kv.Setup(GuideKVCache, None, "cpu", "float32", _options(checks=["overflow"]), None))()
     machine.build(batch_size=1, n_heads=1, head_dim=1, max_seq_len=1, seed=0)
     machine._send(1)
-    with pytest.raises(kv.Violation, match=r"overflow: no capacity error \(the update is accepted\) — an update of length 1 .* was accepted"):
+    accepted = r"overflow: no capacity error \(the update is accepted\) — an update of length 1 .* was accepted"
+    with pytest.raises(kv.Violation, match=accepted):
         machine.overflow(excess=1)
     assert machine.cache.current_len == 2  # the length went past capacity
 
@@ -268,3 +270,116 @@ def test_interface_and_crashes_are_failures_with_steps(monkeypatch: pytest.Monke
 def test_an_unresolvable_attention_is_an_error_not_a_failure() -> None:
     with pytest.raises(ImplementationError):
         kv.run(_ctx("causal_decoding", attention="no_such_module:attend"))
+
+
+# -- calling conventions (an implementation entry's interface) -------------------------------------
+
+
+class BufferCache:
+    """A correct cache that returns its whole preallocated buffer and says how much is filled (torchtune's way):
+    built ``(bsz, capacity, heads, width, dtype)``, updated ``push(k, v, layer=0)``, cleared ``clear()``."""
+
+    def __init__(self, bsz: int, capacity: int, heads: int, width: int, dtype: torch.dtype) -> None:
+        self.k = torch.zeros(bsz, heads, capacity, width, dtype=dtype)  # (B, H, capacity, Dh)
+        self.v = torch.zeros_like(self.k)
+        self.filled = 0
+
+    def push(self, k: torch.Tensor, v: torch.Tensor, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        assert layer == 0
+        n = k.size(2)
+        if self.filled + n > self.k.size(2):
+            raise ValueError(f"capacity {self.k.size(2)} exceeded: {self.filled + n} positions")
+        self.k[:, :, self.filled : self.filled + n] = k
+        self.v[:, :, self.filled : self.filled + n] = v
+        self.filled += n
+        return self.k, self.v
+
+    def clear(self) -> None:
+        self.filled = 0
+
+    def to(self, device: str) -> BufferCache:
+        return self
+
+
+class MiscountingBufferCache(BufferCache):
+    """Reports one position more than it holds once anything is cached."""
+
+    @property
+    def size(self) -> int:
+        return self.filled + 1 if self.filled else 0
+
+
+BUFFER = {
+    "init": {"bsz": "batch_size", "capacity": "max_seq_len", "heads": "n_heads", "width": "head_dim", "dtype": "dtype"},
+    "update": "push", "constants": {"layer": 0}, "returns": "buffer", "length": "filled", "reset": "clear",
+    "to_device": True,
+}
+
+
+def _with_interface(check: str, target: type, interface: dict, monkeypatch: pytest.MonkeyPatch) -> PatternContext:
+    ctx = _ctx(check)
+    monkeypatch.setattr(PatternContext, "target", lambda self: target)
+    monkeypatch.setattr(PatternContext, "interface", property(lambda self: kv_kind.validate_interface(interface, Where("t.yaml"))))
+    return ctx
+
+
+@pytest.mark.parametrize("check", ["contents", "history", "overflow", "dtype_device", "causal_decoding"])
+def test_a_whole_buffer_with_its_length_conforms(check: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    m = kv.run(_with_interface(check, BufferCache, BUFFER, monkeypatch))
+    assert m.passed, m.detail
+
+
+def test_a_buffer_cut_at_a_wrong_length_fails_contents(monkeypatch: pytest.MonkeyPatch) -> None:
+    m = kv.run(_with_interface("contents", MiscountingBufferCache, {**BUFFER, "length": "size"}, monkeypatch))
+    assert not m.passed and m.detail.startswith("interface: after an update") and "the cache's size is" in m.detail
+
+
+def test_without_the_declared_buffer_the_same_cache_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    contents = {k: v for k, v in BUFFER.items() if k not in ("returns", "length")}
+    m = kv.run(_with_interface("contents", BufferCache, contents, monkeypatch))
+    assert not m.passed and "contents:" in m.detail and "shape" in m.detail
+
+
+def test_a_cache_without_capacity_skips_overflow_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conformance.checks import CheckSkipped
+
+    unbounded = {"capacity": False}
+    with pytest.raises(CheckSkipped, match="declares no capacity"):
+        kv.run(_with_interface("overflow", KVCache, unbounded, monkeypatch))
+    assert kv.run(_with_interface("contents", KVCache, unbounded, monkeypatch)).passed
+
+
+@pytest.mark.parametrize(
+    "body, key, words",
+    [
+        ({"bogus": 1}, "interface.bogus", "unknown key"),
+        ({"init": {"n": "heads"}}, "interface.init.n", "expected one of batch_size"),
+        ({"init": ["batch_size"]}, "interface.init", "expected a mapping"),
+        ({"update": "not a name"}, "interface.update", "the name of the cache's method"),
+        ({"constants": {"layer": [0]}}, "interface.constants", "a literal"),
+        ({"returns": "all"}, "interface.returns", "'contents'"),
+        ({"returns": "buffer"}, "interface.length", "with returns: buffer"),
+        ({"length": "size"}, "interface.length", "returns: buffer only"),
+        ({"capacity": "no"}, "interface.capacity", "true (max_seq_len is a capacity)"),
+        ({"to_device": 1}, "interface.to_device", "true (moved with .to(device)"),
+    ],
+)
+def test_a_bad_cache_interface_names_its_key(body: dict, key: str, words: str) -> None:
+
+    with pytest.raises(SpecError) as info:
+        kv_kind.validate_interface(body, Where("s.yaml", ("interface",)))
+    assert info.value.path == key and words in str(info.value)
+
+
+def test_a_cache_interface_in_a_spec_file_is_validated_by_the_kind(tmp_path: Path) -> None:
+    text = Path("specs/kv_cache.yaml").read_text(encoding="utf-8")
+    declared = text.replace("- ref: implementations.kv_cache:KVCache", "- ref: implementations.kv_cache:KVCache\n"
+                            "        interface: {returns: buffer, length: size}")
+    good = tmp_path / "kv.yaml"
+    good.write_text(declared, encoding="utf-8")
+    (spec,) = load_file(good)
+    assert spec.implementations[0].interface["length"] == "size" and spec.implementations[0].interface["capacity"] is True
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(declared.replace("length: size", "length: 3"), encoding="utf-8")
+    with pytest.raises(SpecError, match=r"specs\[0\]\.implementations\[0\]\.interface\.length: with returns: buffer"):
+        load_file(bad)

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
 
-from conformance.dtype_helpers import to_numpy64, torch_dtype
 from conformance.checks import CheckSkipped
+from conformance.dtype_helpers import to_numpy64, torch_dtype
 from conformance.patterns import PatternContext
 from conformance.patterns.kv_cache_model import DEFAULT_INTERFACE
 from conformance.references import attention as attention_reference
@@ -160,7 +160,8 @@ class Setup:
         length = int(length.item()) if isinstance(length, torch.Tensor) else length
         if not isinstance(length, int) or isinstance(length, bool) or not 0 <= length <= min(K.size(2), V.size(2)):
             shapes = f"{tuple(K.shape)}, {tuple(V.shape)}"
-            raise Violation("interface", f"after {what}, the cache's {name} is {length!r}: not a length within the buffers {shapes}")
+            said = f"the cache's {name} is {length!r}: not a length within the buffers {shapes}"
+            raise Violation("interface", f"after {what}, {said}")
         return K[:, :, :length], V[:, :, :length]  # (B, H, length, Dh): views of the buffers
 
 
@@ -345,7 +346,8 @@ def build_machine(setup: Setup) -> type[RuleBasedStateMachine]:
                     raise Violation("overflow", f"{said} — {what} {evidence}") from exc
             else:
                 shapes = [tuple(t.shape) for t in result] if isinstance(result, (tuple, list)) else type(result).__name__
-                raise Violation("overflow", f"{NO_CAPACITY_ERROR} (the update is accepted) — {what} was accepted (returned {shapes}); expected an error")
+                said = f"{NO_CAPACITY_ERROR} (the update is accepted)"
+                raise Violation("overflow", f"{said} — {what} was accepted (returned {shapes}); expected an error")
             setup.log.refused += 1
             self.just_reset = False
             self._probe(f"after {what} was refused")
