@@ -319,7 +319,8 @@ BUFFER = {
 def _with_interface(check: str, target: type, interface: dict, monkeypatch: pytest.MonkeyPatch) -> PatternContext:
     ctx = _ctx(check)
     monkeypatch.setattr(PatternContext, "target", lambda self: target)
-    monkeypatch.setattr(PatternContext, "interface", property(lambda self: kv_kind.validate_interface(interface, Where("t.yaml"))))
+    declared = kv_kind.validate_interface(interface, Where("t.yaml"))
+    monkeypatch.setattr(PatternContext, "interface", property(lambda self: declared))
     return ctx
 
 
