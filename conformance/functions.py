@@ -498,6 +498,26 @@ def _sym_round(e: sympy.Basic) -> sympy.Basic:
 
 _SYM_SQRT2 = sympy.sqrt(2)
 
+# (significant bits, smallest exponent e of x = m·2^e, m in [0.5, 1), before subnormals) of the narrow formats
+ROUNDED_FORMATS = {"bfloat16": (8, -125), "float16": (11, -13)}
+
+
+def _np_rounded_to(bits: int, emin: int) -> Callable[[Array], Array]:
+    """x rounded to the nearest value with ``bits`` significant bits (ties to even), subnormals included: the
+    format's rounding of a float64, done once (no float32 on the way). Overflow is not modelled."""
+
+    def rounded(x: Array) -> Array:
+        x = np.asarray(x, dtype=np.float64)
+        _, e = np.frexp(x)
+        e = np.maximum(e, emin)  # below the normal range the quantum stays 2^(emin - bits)
+        return np.ldexp(np.round(np.ldexp(x, bits - e)), e - bits)
+
+    return rounded
+
+
+def _sym_opaque(name: str) -> Callable[[Any], sympy.Basic]:
+    return lambda e: sympy.Function(name, commutative=True)(e)
+
 
 def _elementwise_tensor(
     name: str, numpy_fn: Callable[..., Array], symbolic: Callable[[Any], sympy.Basic], **extra: Any
@@ -598,6 +618,13 @@ BUILTIN: tuple[ExprFunction, ...] = (
     _elementwise("sign", sympy.sign, np.sign),
     _elementwise("floor", sympy.floor, np.floor),
     _elementwise_tensor("round", np.round, _sym_round, doc="to the nearest integer, ties to even"),
+    *(
+        _elementwise_tensor(
+            f"to_{fmt}", _np_rounded_to(bits, emin), _sym_opaque(f"to_{fmt}"),
+            doc=f"x rounded to {fmt} (nearest, ties to even; a reading of a value held in {fmt}, as a cast buffer)",
+        )
+        for fmt, (bits, emin) in ROUNDED_FORMATS.items()
+    ),
     # elementwise functions of two or three tensors
     _tensor("maximum", _same(np.maximum), symbolic=_sym_binary(sympy.Max), min_args=2),
     _tensor("minimum", _same(np.minimum), symbolic=_sym_binary(sympy.Min), min_args=2),

@@ -271,7 +271,7 @@ class Diagnosis:
     """
 
     check: str
-    alternative: Mapping[str, sympy.Basic]
+    alternative: Mapping[str, sympy.Basic | str]  # a string param's value as given (retrieve: after)
     say: str
     when: sympy.Basic | None
     line: int

@@ -24,7 +24,7 @@ from typing import Any
 
 from conformance import engine
 from conformance.expr import parse
-from conformance.loader import implementation_interface
+from conformance.loader import implementation_interface, implementation_unsupported
 from conformance.refs import resolve
 from conformance.report import build_report
 from conformance.results import Result
@@ -55,6 +55,9 @@ class PeerEntry:
     # the calling convention where it differs from the spec's, as a spec's implementation entry declares it
     # (docs/spec-schema.md, Calling conventions): {"init": {"normalized_shape": "D"}, "layouts": {"x": [...]}}
     interface: Mapping[str, Any] = field(default_factory=dict)
+    # regions it refuses, as a spec's implementation entry declares them (docs/spec-schema.md, Unsupported regions):
+    # ({"when": "is_causal & has_mask", "raises": "RuntimeError", "reason": "..."},); judged to raise there
+    unsupported: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def variant(self) -> str:
@@ -118,10 +121,13 @@ def run_entry(
     """The entry's cases (its spec narrowed, its adapter the only implementation), run by the engine; with
     ``checks``, only the checks of those report names (``oracle``, ``invariant:streaming``)."""
     spec = narrowed(specs[entry.spec], entry.narrow, entry.constraints).with_implementations([entry.ref])
+    where = f"peer entry {entry.spec} = {entry.ref} ({entry.configuration})"
     if entry.interface:
-        where = f"peer entry {entry.spec} = {entry.ref} ({entry.configuration})"
         impl = dataclasses.replace(spec.implementations[0], interface=implementation_interface(spec, entry.interface, where))
         spec = dataclasses.replace(spec, implementations=(impl,))
+    if entry.unsupported:
+        regions = implementation_unsupported(spec, entry.unsupported, where)
+        spec = dataclasses.replace(spec, implementations=(dataclasses.replace(spec.implementations[0], unsupported=regions),))
     cases = [c for c in build_cases({spec.id: spec}, {}) if c.dtype in dtypes]
     cases = [c for c in cases if not checks or c.check in checks]
     results = engine.run(engine.Plan(profile=profile), cases=cases)

@@ -143,7 +143,10 @@ def shipped_expression_texts() -> list[str]:
             entries = [spec["oracle"], *spec["inputs"].values(), *spec.get("invariants", []), *spec.get("facts", [])]
             for entry in entries + spec.get("diagnose", []):
                 texts.extend(t for k, v in entry.items() if k in _EXPRESSION_KEYS for t in _strings(v))
-                texts.extend(str(v) for k in _SUBSTITUTION_KEYS for v in entry.get(k, {}).values())
+                strings = {n for n, p in spec.get("params", {}).items() if all(isinstance(v, str) for v in p.get("values", [0]))}
+                texts.extend(  # a string param's value in a reading's try is a value, not an expression
+                    str(v) for k in _SUBSTITUTION_KEYS for n, v in entry.get(k, {}).items() if not (k == "try" and n in strings)
+                )
     return texts
 
 

@@ -311,3 +311,21 @@ def test_a_reference_ref_beside_the_spec_passes_oracle_agreement_when_right_and_
     with pytest.raises(CheckFailure, match="oracle_agreement failed"):
         run_case(wrong[("reference:wrong_refs.py:logsumexp", "float64", "oracle_agreement")], rows.append, FAST)  # type: ignore[arg-type]
     assert rows[1]["falsifying_example"]["sizes"]["D"] >= 2
+
+
+@pytest.mark.parametrize(("name", "dtype"), [("to_bfloat16", torch.bfloat16), ("to_float16", torch.float16)])
+def test_rounding_to_a_narrow_format_is_the_formats_own_rounding(name: str, dtype: torch.dtype) -> None:
+    """``to_bfloat16`` / ``to_float16`` (a reading of a value held in that format): torch's cast of every float32
+    value, subnormals and ties included, in both backends; a float64 is rounded once, not via float32."""
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(20000) * np.exp(rng.uniform(-30, 10, 20000))).astype(np.float32).astype(np.float64)
+    x = np.concatenate([x, [0.0, -0.0, 1 + 2.0**-8, 1 + 3 * 2.0**-8, 2.0**-130, 6e-8]])  # ties to even, subnormals
+    x = x[np.abs(x) < 6e4]  # overflow is not modelled
+    expected = torch.tensor(x).float().to(dtype).double().numpy()
+    expr = parse(f"{name}(x)")
+    assert np.array_equal(evaluate(expr, {"x": x}, NumpyBackend()), expected)
+    torch_out = evaluate(expr, {"x": torch.tensor(x)}, TorchBackend("float64", "cpu"))
+    assert np.array_equal(torch_out.numpy(), expected)
+    once = 1 + 2.0**-8 + 2.0**-30  # just above a bfloat16 tie: float32 on the way would round it to the tie, then down
+    if dtype == torch.bfloat16:
+        assert float(evaluate(expr, {"x": np.array([once])}, NumpyBackend())[0]) == 1 + 2.0**-7

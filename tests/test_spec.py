@@ -660,3 +660,14 @@ def test_diagnose_loads(tmp_path: Path) -> None:
 def test_diagnose_errors(tmp_path: Path, entry: dict, error_path: str, words: tuple) -> None:
     file = write_spec(tmp_path, with_key(rotary(), (*SPEC, "diagnose"), [entry]))
     assert_error(load_error(file), file, error_path, *words)
+
+
+def test_diagnose_tries_a_string_params_value_as_written(tmp_path: Path) -> None:
+    """A reading of a string param (``try: {retrieve: after}``) keeps the value; one outside its values is refused."""
+    shipped = Path("specs/titans.yaml").read_text(encoding="utf-8")
+    spec = next(s for s in load_file(Path("specs/titans.yaml")) if s.id == "memory_linear")
+    assert {"retrieve": "after"} in [dict(d.alternative) for d in spec.diagnoses]
+    bad = tmp_path / "titans.yaml"
+    bad.write_text(shipped.replace("- try: {retrieve: after}", "- try: {retrieve: later}", 1), encoding="utf-8")
+    with pytest.raises(SpecError, match=r"diagnose\[0\]\.try\.retrieve: expected one of the param's values \(before, after\)"):
+        load_file(bad)

@@ -21,13 +21,13 @@ from typing import Any
 
 from conformance.loader.meaning import MAX_EXAMPLE_BYTES, MAX_SIZE_GRID
 from conformance.loader.parser import SCHEMA_VERSION, SpecParser, pattern_interface
-from conformance.model import EquationSpec, Interface
+from conformance.model import EquationSpec, Interface, Unsupported, condition_names
 from conformance.safe_yaml import load_yaml, read_text
 from conformance.validation import SpecError, Where
 
 __all__ = [
-    "MAX_EXAMPLE_BYTES", "MAX_SIZE_GRID", "MAX_SPEC_BYTES", "SCHEMA_VERSION", "implementation_interface", "load_file",
-    "load_specs",
+    "MAX_EXAMPLE_BYTES", "MAX_SIZE_GRID", "MAX_SPEC_BYTES", "SCHEMA_VERSION", "implementation_interface",
+    "implementation_unsupported", "load_file", "load_specs",
 ]
 
 MAX_SPEC_BYTES = 256 * 1024
@@ -97,3 +97,12 @@ def implementation_interface(spec: EquationSpec, declared: Mapping[str, Any], wh
     scalars = set(spec.symbols) | (set(spec.params) - parser.string_params)
     merged = parser.own_interface(dict(declared), base, ("interface",))
     return parser.interface(merged, ("interface",), spec.inputs, spec.params, spec.symbols, scalars, spec.outputs)
+
+
+def implementation_unsupported(spec: EquationSpec, declared: Iterable[Mapping[str, Any]], where: str) -> tuple[Unsupported, ...]:
+    """An implementation's declared ``unsupported`` regions (``[{when, raises, reason}]``, docs/spec-schema.md,
+    Unsupported regions) against ``spec``'s names, validated as a spec file's are; a problem raises one
+    :class:`SpecError` naming ``where`` and the key."""
+    parser = SpecParser(Path(where), {})
+    names = condition_names(spec.symbols, spec.params, spec.inputs) if spec.oracle is not None else None
+    return parser.unsupported_list([dict(body) for body in declared], ("unsupported",), names)

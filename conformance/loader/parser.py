@@ -928,14 +928,20 @@ class SpecParser:
         alternative = self.typed(body.get("try", {}), p + ("try",), dict, "a mapping param name -> expression")
         if "try" in body and not alternative:
             raise self.fail(p + ("try",), "expected at least one param")
-        for name in alternative:
+        for name, value in alternative.items():
             if name not in params:
                 declared = ", ".join(params) or "none"
                 raise self.fail(p + ("try", name), f"{name!r} is not a declared param (params: {declared})")
+            if params[name].is_string and value not in params[name].values:
+                choices = ", ".join(params[name].values)
+                raise self.fail(p + ("try", name), f"expected one of the param's values ({choices}), got {value!r}")
         lets, exprs = self.reading(body, p, *equation)
         return Diagnosis(
             check=check,
-            alternative={n: self.expression(_bool_text(e), p + ("try", n), scalars) for n, e in alternative.items()},
+            alternative={  # a string param's value as given; others an expression over symbols and params
+                n: e if params[n].is_string else self.expression(_bool_text(e), p + ("try", n), scalars)
+                for n, e in alternative.items()
+            },
             say=self.text(body["say"], p + ("say",)),
             when=self.expression(body["when"], p + ("when",), scalars) if "when" in body else None,
             line=self.line(p),

@@ -15,9 +15,12 @@ a declaration does:
   ``(query, key, value)`` (``x`` three times), a boolean ``attn_mask`` with True = *masked* (the spec's ``~mask``),
   and returns ``(attn_output, attn_weights)`` (``need_weights=False``, the first returned).
 - ``attention`` · ``torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask, dropout_p,
-  is_causal)``: the mask's keyword is ``attn_mask`` (True = may attend, the spec's convention). It refuses an
-  ``attn_mask`` together with ``is_causal=True`` (RuntimeError), so its entry draws ``is_causal`` false only (the
-  causal case is the shipped ``attention_with_flash``'s, which passes no mask then).
+  is_causal)``: the mask's keyword is ``attn_mask`` (True = may attend, the spec's convention). Given an
+  ``attn_mask`` together with ``is_causal=True`` it applies both (the spec's reading) where ``dropout_p`` is 0 and
+  the key and value widths agree, and raises ``RuntimeError`` ("Explicit attn_mask should not be set when
+  is_causal=True") on its math path otherwise (``dropout_p > 0`` or ``Dk != Dv``; torch 2.13, CPU): the entry
+  declares that region ``unsupported`` (judged to raise there, docs/spec-schema.md, Unsupported regions);
+  everything else, the causal case included, is judged.
 
 Nothing here is imported before the audit runs: ``AUDIT`` is built on first access.
 """
@@ -62,9 +65,12 @@ def _entries() -> tuple[Any, ...]:
             },
         ),
         PeerEntry(
-            "attention", "torch.nn.functional:scaled_dot_product_attention", "F.scaled_dot_product_attention",
-            narrow={"is_causal": (False, False)},
+            "attention", "torch.nn.functional:scaled_dot_product_attention",
+            "F.scaled_dot_product_attention (refuses mask with is_causal where dropout_p > 0 or Dk != Dv)",
             interface={"kwargs": {"attn_mask": "mask", "dropout_p": "dropout_p", "is_causal": "is_causal"}},
+            unsupported=({"when": "is_causal & has_mask & ((dropout_p > 0) | (Dk != Dv))", "raises": "RuntimeError",
+                          "reason": "SDPA refuses an explicit attn_mask with is_causal=True on its math path "
+                                    "(dropout_p > 0, or key and value widths that differ)"},),
         ),
     )
 

@@ -4,6 +4,7 @@ where a library is not installed (the ``peers`` extra)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -165,3 +166,26 @@ def test_x_transformers_rotary_is_the_interleaved_rotation_and_its_tables_divide
     assert torch.allclose(xt_apply_rotary(x, angle.cos(), angle.sin()), expected)
     with pytest.raises(ZeroDivisionError):
         XtRotaryTables(2, 8, 10000)
+
+
+def test_llama_rope_cast_to_bfloat16_is_diagnosed_as_rounding_its_frequencies() -> None:
+    """Cast with the module, LlamaRotaryEmbedding's inv_freq buffer is rounded to bfloat16, and the angles grow
+    from the rounded frequencies: the rope_cache reading that names it."""
+    pytest.importorskip("transformers", reason="transformers is not installed (pip install -e '.[peers]')")
+    from implementations.peers import hf_transformers
+
+    entry = dataclasses.replace(_entry(hf_transformers, "rope_cache", "LlamaRope"), narrow={"base": (500000, 500000)})
+    said = _verdict(entry, ("oracle",), "bfloat16")
+    assert said.startswith("deviates — frequencies θ_i rounded to bfloat16"), said
+
+
+def test_titans_pytorch_ignoring_retrieve_is_diagnosed() -> None:
+    """titans-pytorch reads each token's memory after its own update whatever ``retrieve`` says: at chunk size 1
+    the reading ``retrieve = after`` matches."""
+    pytest.importorskip("titans_pytorch", reason="titans-pytorch is not installed (pip install -e '.[peers]')")
+    from implementations.peers import titans_pytorch
+
+    wanted = "memory_linear_closest[retrieve='before',loss='sum']"
+    (entry,) = [e for e in titans_pytorch.AUDIT.entries if e.ref.endswith(wanted) and e.variant.startswith("chunk_size = 1")]
+    said = _verdict(entry, ("oracle",))
+    assert said.startswith("deviates — retrieve = after, each token reading the memory after its own update"), said
