@@ -7,10 +7,11 @@ Library: transformers 5.x (PyPI; the version installed is recorded in the report
   computes in float32 whatever the input dtype (``hidden_states.to(torch.float32)``), then multiplies by the
   weight in the input dtype.
 - ``rmsnorm`` · ``GemmaRMSNorm(dim, eps)``: declared — the gain is applied as ``(1 + weight)``, in float32.
-- ``rope_apply`` · ``apply_rotary_pos_emb(q, k, cos, sin)``: :func:`llama_apply_rotary` — the library takes the
-  tables as ``cat(freqs, freqs)`` over the whole head width (rotate-half pairs) and rotates a query and a key
-  together; the adapter passes the spec's half-width tables concatenated with themselves, and the same tensor as
-  both, returning the rotated query.
+- ``rope_apply`` · ``apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim)``: declared — the library takes the
+  tables as ``cat(freqs, freqs)`` over the whole head width (rotate-half pairs, computed from the spec's half-width
+  tables by ``values``) and rotates a query and a key together: ``x`` is passed as both, ``unsqueeze_dim=0``
+  broadcasts the ``[L, D]`` tables, and the rotated query (``returns: 0``) is judged.
+  :func:`llama_apply_rotary` is the same call as a function, for tests and users.
 - ``rope_cache`` · ``LlamaRotaryEmbedding(config)``: :class:`LlamaRope` — built from a ``LlamaConfig`` with the
   spec's ``dim`` as ``head_dim``, ``base`` as ``rope_theta`` and ``max_seq_len`` as ``max_position_embeddings``;
   called with positions ``0 … L − 1``, its ``(1, L, dim)`` tables' first half returned (they are ``cat(freqs, freqs)``).
@@ -147,7 +148,13 @@ def __getattr__(name: str) -> Any:
             "rmsnorm", "transformers.models.gemma.modeling_gemma:GemmaRMSNorm", "GemmaRMSNorm",
             interface={"init": {"dim": "D", "eps": "eps"}},
         ),
-        PeerEntry("rope_apply", f"{here}:llama_apply_rotary", "apply_rotary_pos_emb (rotate-half)"),
+        PeerEntry(
+            "rope_apply", f"{LLAMA}:apply_rotary_pos_emb", "apply_rotary_pos_emb (rotate-half)",
+            interface={
+                "values": {"cos": "cat(cos_table, cos_table, -1)", "sin": "cat(sin_table, sin_table, -1)"},  # [L, D]
+                "args": ["x", "x", "cos", "sin"], "constants": {"unsqueeze_dim": 0}, "returns": 0,
+            },
+        ),
         PeerEntry("rope_cache", f"{here}:LlamaRope", "LlamaRotaryEmbedding (default rope)"),
         PeerEntry(
             "multihead_attention", f"{here}:LlamaSelfAttention", "LlamaAttention (sdpa, position ids 0, additive mask)",

@@ -189,3 +189,14 @@ def test_titans_pytorch_ignoring_retrieve_is_diagnosed() -> None:
     (entry,) = [e for e in titans_pytorch.AUDIT.entries if e.ref.endswith(wanted) and e.variant.startswith("chunk_size = 1")]
     said = _verdict(entry, ("oracle",))
     assert said.startswith("deviates — retrieve = after, each token reading the memory after its own update"), said
+
+
+def test_llama_apply_rotary_pos_emb_conforms_through_its_declared_tables() -> None:
+    """``apply_rotary_pos_emb(x, x, cat(cos, cos), cat(sin, sin), unsqueeze_dim=0)[0]``, all declared (values,
+    constants, returns): no adapter code, and the equation holds."""
+    pytest.importorskip("transformers", reason="transformers is not installed (pip install -e '.[peers]')")
+    from implementations.peers import hf_transformers
+
+    entry = _entry(hf_transformers, "rope_apply", "apply_rotary_pos_emb")
+    assert entry.ref == "transformers.models.llama.modeling_llama:apply_rotary_pos_emb"
+    assert _verdict(entry, ("oracle", "gradient")) == "conforms (2 checks)"
