@@ -66,7 +66,12 @@ def _never(when: Any, case: Case) -> bool:
     """Whether ``when`` is false whatever the sizes, given the params :func:`_held` holds."""
     import sympy
 
-    value = when.subs({sympy.Symbol(k): sympy.sympify(v) for k, v in _held(case).items() if isinstance(v, (bool, int, float))})
+    from conformance.evaluate import NumpyBackend, evaluate
+
+    held = {k: v for k, v in _held(case).items() if isinstance(v, (bool, int, float))}
+    if {str(s) for s in when.free_symbols} <= set(held):  # decided by the held params alone (not, and, or included)
+        return not bool(evaluate(when, held, NumpyBackend()))
+    value = when.subs({sympy.Symbol(k): sympy.sympify(v) for k, v in held.items()})
     return value is sympy.false or value == sympy.false
 
 

@@ -82,11 +82,17 @@ def attention(
     return np.einsum("...qk,...kv->...qv", np.exp(scores - lse), V)
 
 
-def rmsnorm(x: np.ndarray, weight: np.ndarray, eps: float, **_: Any) -> np.ndarray:
-    """RMSNorm, Zhang & Sennrich Eq. 4, ε inside the square root: RMS = ‖a‖₂ / sqrt(n)."""
+def rmsnorm(
+    x: np.ndarray, weight: np.ndarray, eps: float, unit_offset: bool = False, eps_outside: bool = False,
+    no_eps: bool = False, **_: Any,
+) -> np.ndarray:
+    """RMSNorm, Zhang & Sennrich Eq. 4, ε inside the square root: RMS = ‖a‖₂ / sqrt(n); the spec's declared
+    conventions as options: a (1 + g) gain, ε outside the root, no ε."""
     n = x.shape[-1]
     norm = np.linalg.norm(x, axis=-1, keepdims=True)  # (..., 1)
-    return x * weight / np.sqrt(norm**2 / n + eps)
+    e = 0.0 if no_eps else eps
+    rms = np.sqrt(norm**2 / n) + e if eps_outside else np.sqrt(norm**2 / n + e)
+    return x * (weight + 1 if unit_offset else weight) / rms
 
 
 def surprise(hidden: np.ndarray, memory_pred: np.ndarray, **_: Any) -> np.ndarray:

@@ -294,10 +294,13 @@ def materialize(spec: EquationSpec, example: Example) -> dict[str, Any]:
     the example's seed, so the printed example determines them.
 
     An absent optional bool input is filled with its ``default`` for the oracle (the
-    implementation is not passed it). Derived inputs are computed after the drawn ones.
+    implementation is not passed it), as is an implementation option (a param with a ``default``) the example
+    does not name. Derived inputs are computed after the drawn ones.
     """
     rng = np.random.default_rng(example.seed)
-    env: dict[str, Any] = {**example.sizes, **example.params}
+    # an implementation option the example does not give (an example written by hand) is at its default
+    options = {n: p.default for n, p in spec.params.items() if p.default is not None and n not in example.params}
+    env: dict[str, Any] = {**example.sizes, **options, **example.params}
     for name, inp in spec.inputs.items():
         if not inp.drawn:
             continue

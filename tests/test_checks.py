@@ -119,8 +119,9 @@ SURPRISE_EXAMPLE = EXAMPLES["surprise"][0]
 def example_for(spec: EquationSpec, check: str) -> Example:
     """The first fixed example that satisfies the check's ``when`` (invariants only)."""
     inv = next((i for i in spec.invariants if f"invariant:{i.id}" == check), None)
+    options = {n: p.default for n, p in spec.params.items() if p.default is not None}  # implementation options
     for ex in EXAMPLES[spec.id]:
-        if inv is None or inv.when is None or bool(evaluate(inv.when, {**ex.sizes, **ex.params}, NumpyBackend())):
+        if inv is None or inv.when is None or bool(evaluate(inv.when, {**options, **ex.sizes, **ex.params}, NumpyBackend())):
             return ex
     raise AssertionError(f"no fixed example satisfies {check}")
 

@@ -6,7 +6,8 @@ Library: transformers 5.x (PyPI; the version installed is recorded in the report
 - ``rmsnorm`` · ``LlamaRMSNorm(hidden_size, eps)``: declared — its constructor's names; the gain is ``weight``. It
   computes in float32 whatever the input dtype (``hidden_states.to(torch.float32)``), then multiplies by the
   weight in the input dtype.
-- ``rmsnorm`` · ``GemmaRMSNorm(dim, eps)``: declared — the gain is applied as ``(1 + weight)``, in float32.
+- ``rmsnorm`` · ``GemmaRMSNorm(dim, eps)``: declared — the gain is applied as ``(1 + weight)``, in float32; audited
+  as Eq. 4 reads (the diagnosis names the (1 + g) gain) and with the spec's option ``unit_offset`` declared.
 - ``rope_apply`` · ``apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim)``: declared — the library takes the
   tables as ``cat(freqs, freqs)`` over the whole head width (rotate-half pairs, computed from the spec's half-width
   tables by ``values``) and rotates a query and a key together: ``x`` is passed as both, ``unsqueeze_dim=0``
@@ -147,6 +148,10 @@ def __getattr__(name: str) -> Any:
         PeerEntry(
             "rmsnorm", "transformers.models.gemma.modeling_gemma:GemmaRMSNorm", "GemmaRMSNorm",
             interface={"init": {"dim": "D", "eps": "eps"}},
+        ),
+        PeerEntry(  # the same, judged under the convention it follows, declared (the spec's option unit_offset)
+            "rmsnorm", "transformers.models.gemma.modeling_gemma:GemmaRMSNorm[unit_offset=true]",
+            "GemmaRMSNorm, (1 + g) declared", interface={"init": {"dim": "D", "eps": "eps"}},
         ),
         PeerEntry(
             "rope_apply", f"{LLAMA}:apply_rotary_pos_emb", "apply_rotary_pos_emb (rotate-half)",

@@ -8,7 +8,10 @@ Library: x-transformers 2.31 (PyPI), class ``x_transformers.x_transformers.RMSNo
   ``eps`` is not passed — the harness judges what that changes;
 - the gain is the parameter ``g`` (the spec's ``weight``); ``unit_offset=True`` stores it as an offset from 1
   (Gemma's ``(1 + w)``), audited as a second configuration with the spec's ``weight`` as that offset's base — the
-  diagnosis names the reading it matches.
+  diagnosis names the reading it matches;
+- both audited twice: as Eq. 4 reads (the diagnosis names the convention) and with the conventions they follow
+  declared as the spec's options (``no_eps``, ``unit_offset``; the declared option is passed on as the library's
+  own ``unit_offset``).
 
 Rotary embedding (``x_transformers.x_transformers``), two small adapters because the library works in angles:
 
@@ -81,6 +84,13 @@ def _entries() -> tuple[Any, ...]:
         PeerEntry(
             "rmsnorm", ref, "RMSNorm(dim, unit_offset=True)",
             interface={"init": {"dim": "D", "unit_offset": "1"}, "state": {"g": "weight"}},
+        ),
+        # the same two, judged under the conventions they follow, declared (the spec's options no_eps, unit_offset)
+        PeerEntry("rmsnorm", f"{ref}[no_eps=true]", "RMSNorm(dim), no ε declared",
+                  interface={"init": {"dim": "D"}, "state": {"g": "weight"}}),
+        PeerEntry(
+            "rmsnorm", f"{ref}[no_eps=true, unit_offset=true]", "RMSNorm(dim, unit_offset=True), no ε and (1 + g) declared",
+            interface={"init": {"dim": "D", "unit_offset": "unit_offset"}, "state": {"g": "weight"}},
         ),
         PeerEntry("rope_apply", f"{HERE}:xt_apply_rotary[interleaved=true]", "apply_rotary_pos_emb (interleaved)"),
         PeerEntry("rope_cache", f"{HERE}:XtRotaryTables", "RotaryEmbedding(dim, base)"),

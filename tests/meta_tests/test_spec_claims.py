@@ -101,3 +101,30 @@ def test_the_spec_has_one_check_and_it_has_planted_defects() -> None:
     assert pattern.check == residual_scaling.CHECK
     assert tuple(pattern.dtypes) == residual_scaling.DTYPES, "the table's baselines run every dtype the spec lists"
     assert {r.dtype for r in residual_scaling.DEFECTS} <= set(pattern.dtypes)
+
+
+# -- rmsnorm: the conventions an implementation declares -------------------------------------------------
+def _rmsnorm_rows(ref: str, dtype: str) -> dict[str, str]:
+    from conformance import engine
+    from conformance.selection import build_cases
+    from conformance.spec import load_specs
+
+    spec = load_specs()["rmsnorm"].with_implementations([ref])
+    cases = [c for c in build_cases({"rmsnorm": spec}, {}) if c.dtype == dtype and c.device == "cpu"]
+    cases = [c for c in cases if c.check == "oracle" or c.check.startswith("invariant:")]
+    return {r.check: r.outcome for r in engine.run(engine.Plan(profile="conformance-dev"), cases=cases)}
+
+
+@pytest.mark.parametrize(
+    "name, options",
+    [("GainOffsetFromOne", "unit_offset=true"), ("NoEps", "no_eps=true"), ("EpsOutsideSqrt", "eps_outside=true"),
+     ("NoEpsGainOffsetFromOne", "no_eps=true, unit_offset=true")],
+)
+def test_a_declared_rmsnorm_convention_is_judged_as_declared(name: str, options: str) -> None:
+    """The planted conventions, declared, are correct implementations of what they declare: the oracle and every
+    invariant that applies pass (gain linearity does not apply to a (1 + g) gain: skipped); the correct RMSNorm
+    declared as following them is caught."""
+    rows = _rmsnorm_rows(f"{defect('rmsnorm_defects.py', name)}[{options}]", "float64")
+    assert rows["oracle"] == "passed" and all(o in ("passed", "skipped") for o in rows.values()), rows
+    assert (rows["invariant:gain_linearity"] == "skipped") == ("unit_offset" in options), rows
+    assert _rmsnorm_rows(f"implementations.rmsnorm:RMSNorm[{options}]", "float64")["oracle"] == "failed"

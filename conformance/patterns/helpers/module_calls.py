@@ -25,7 +25,8 @@ def build_module(ctx: PatternContext, params: Mapping[str, Any] | None = None) -
         raise ValueError(f"spec {ctx.spec.id!r} does not describe a module")
     if iface.kind != "module":
         raise CheckSkipped(f"{ctx.ref} is called as a function (its declared interface): this pattern checks a module")
-    scalars = {**ctx.options["sizes"], **ctx.options["params"], **(params or {})}
+    # the implementation's declared options (mod:Cls[unit_offset=true]) too: an init may pass one on
+    scalars = {**ctx.options["sizes"], **ctx.options["params"], **ctx.spec.fixed_params(ctx.ref), **(params or {})}
     module = ctx.target()(**{k: _init_value(e, scalars) for k, e in iface.init.items()})
     return module.to(device=ctx.device, dtype=torch_dtype(ctx.dtype))
 
@@ -39,7 +40,7 @@ def call_inputs(ctx: PatternContext, seed: int) -> tuple[tuple[Any, ...], dict[s
     assert iface is not None
     sizes, params = ctx.options["sizes"], ctx.options["params"]
     generator = torch.Generator().manual_seed(seed)
-    values: dict[str, Any] = {**sizes, **params}  # an interface may pass a size (a sequence length)
+    values: dict[str, Any] = {**sizes, **params, **spec.fixed_params(ctx.ref)}  # an interface may pass a size or an option
     for name, inp in spec.inputs.items():
         if inp.optional or name in iface.state.values():
             continue
