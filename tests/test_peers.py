@@ -153,6 +153,27 @@ def test_an_invariant_whose_condition_cannot_hold_in_the_narrowed_domain_is_skip
     assert "its condition when: is_causal never holds" in (cpu[0].message or ""), cpu[0].message
 
 
+def test_an_entry_declares_the_region_its_library_refuses() -> None:
+    """F.scaled_dot_product_attention refuses a mask with is_causal on its math path (dropout_p > 0 or Dk != Dv):
+    declared ``unsupported``, the causal case is judged and the refusal is required there; undeclared, those
+    examples are errors; a bad declaration is one error naming the entry and the key."""
+    from conformance.validation import SpecError
+
+    kwargs = {"kwargs": {"attn_mask": "mask", "dropout_p": "dropout_p", "is_causal": "is_causal"}}
+    refused = {"when": "is_causal & has_mask & ((dropout_p > 0) | (Dk != Dv))", "raises": "RuntimeError", "reason": "r"}
+
+    def outcomes(entry: peers.PeerEntry) -> list[str]:
+        rows = peers.run_entry(entry, load_specs(), profile="conformance-dev", dtypes=("float64",), checks=("oracle",))
+        return [r.outcome for r in rows if r.device == "cpu"]
+
+    sdpa = "torch.nn.functional:scaled_dot_product_attention"
+    assert outcomes(peers.PeerEntry("attention", sdpa, "declared", interface=kwargs, unsupported=(refused,))) == ["passed"]
+    assert outcomes(peers.PeerEntry("attention", sdpa, "undeclared", interface=kwargs)) == ["error"]
+    bad = peers.PeerEntry("attention", sdpa, "bad", interface=kwargs, unsupported=({**refused, "raises": "Oops"},))
+    with pytest.raises(SpecError, match=r"peer entry attention = .* \(bad\): unsupported\[0\]\.raises: expected a builtin"):
+        outcomes(bad)
+
+
 def test_the_table_names_each_deviation_by_the_cause_the_harness_diagnosed() -> None:
     def row(check: str, outcome: str, dtype: str = "float64", **fields: str) -> dict:
         return {"check": check, "outcome": outcome, "dtype": dtype, "device": "cpu", "spec": "rmsnorm",
