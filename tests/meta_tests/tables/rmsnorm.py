@@ -15,15 +15,15 @@ planted = partial(PlantedDefect, SPEC)
 
 # The spec's diagnose readings a failure names (how the row's detail ends).
 SAYS_EPS_OUTSIDE = (
-    "matches the reading: ε outside the square root, x / (sqrt(mean(x²)) + ε) · g (the RMSNorm authors' code; "
-    "declare eps_outside)"
+    "matches the reading: ε outside the square root, x / (sqrt(mean(x²)) + ε) · g (the RMSNorm authors' code, "
+    "the option eps_outside)"
 )
-SAYS_NO_EPS = "matches the reading: no ε, x / sqrt(mean(x²)) · g (Eq. 4 as printed; declare no_eps)"
+SAYS_NO_EPS = "matches the reading: no ε, x / sqrt(mean(x²)) · g (Eq. 4 as printed, the option no_eps)"
 SAYS_GAIN_OFFSET = (
-    "matches the reading: a (1 + g) gain, the weight stored as an offset from 1 (Gemma's convention; declare unit_offset)"
+    "matches the reading: a (1 + g) gain, the weight stored as an offset from 1 (Gemma's convention, the option unit_offset)"
 )
 SAYS_NO_EPS_GAIN_OFFSET = (
-    "matches the reading: no ε and a (1 + g) gain, x / sqrt(mean(x²)) · (1 + g) (x-transformers' unit_offset; declare no_eps "
+    "matches the reading: no ε and a (1 + g) gain, x / sqrt(mean(x²)) · (1 + g) (x-transformers' unit_offset, the options no_eps "
     "and unit_offset)"
 )
 
