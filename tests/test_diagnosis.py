@@ -90,7 +90,7 @@ def test_a_reading_needs_the_oracles_expressions(tmp_path: Path) -> None:
     [
         ("EpsOutsideSqrt", "float64", "ε outside the square root"),
         ("NoEps", "float64", "no ε"),
-        ("NoEps", "float16", "no ε"),  # float16 cannot tell it from ε outside: the better match is named
+        ("NoEps", "float16", "ε outside the square root"),  # float16 cannot tell the two apart: both are named, in order
         ("GainOffsetFromOne", "float32", "a (1 + g) gain"),
         ("NoEpsGainOffsetFromOne", "float64", "no ε and a (1 + g) gain"),
     ],
@@ -100,6 +100,8 @@ def test_a_convention_is_named_by_its_reading(defect: str, dtype: str, named: st
     detail = verdict.result.detail or ""
     assert verdict.finding == "caught" and detail.count(READING) == 1, detail
     assert detail.split(f"{READING}: ")[1].startswith(named), detail
+    if dtype == "float16":
+        assert detail.endswith(", or indistinguishable here, no ε, x / sqrt(mean(x²)) · g (Eq. 4 as printed, the option no_eps)")
 
 
 def test_a_reading_computed_in_float32_is_named_with_the_precision() -> None:

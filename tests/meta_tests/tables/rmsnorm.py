@@ -19,6 +19,8 @@ SAYS_EPS_OUTSIDE = (
     "the option eps_outside)"
 )
 SAYS_NO_EPS = "matches the reading: no ε, x / sqrt(mean(x²)) · g (Eq. 4 as printed, the option no_eps)"
+# float16 cannot tell ε outside the root from no ε on the inputs that catch either: both are named, in the spec's order
+SAYS_EPS_OUTSIDE_OR_NO_EPS = f"{SAYS_EPS_OUTSIDE}, or indistinguishable here, {SAYS_NO_EPS.removeprefix('matches the reading: ')}"
 SAYS_GAIN_OFFSET = (
     "matches the reading: a (1 + g) gain, the weight stored as an offset from 1 (Gemma's convention, the option unit_offset)"
 )
@@ -29,9 +31,9 @@ SAYS_NO_EPS_GAIN_OFFSET = (
 
 DEFECTS = (
     planted(ref("EpsOutsideSqrt"), "oracle", detail_ends=SAYS_EPS_OUTSIDE),
-    planted(ref("EpsOutsideSqrt"), "oracle", F16, detail_ends=SAYS_EPS_OUTSIDE),
+    planted(ref("EpsOutsideSqrt"), "oracle", F16, detail_ends=SAYS_EPS_OUTSIDE_OR_NO_EPS),
     planted(ref("NoEps"), "oracle", detail_ends=SAYS_NO_EPS),
-    planted(ref("NoEps"), "oracle", F16, detail_ends=SAYS_NO_EPS),
+    planted(ref("NoEps"), "oracle", F16, detail_ends=SAYS_EPS_OUTSIDE_OR_NO_EPS),
     planted(ref("GainOffsetFromOne"), "oracle", detail_ends=SAYS_GAIN_OFFSET),
     planted(ref("GainOffsetFromOne"), "oracle", F32, detail_ends=SAYS_GAIN_OFFSET),
     planted(ref("NoEpsGainOffsetFromOne"), "oracle", detail_ends=SAYS_NO_EPS_GAIN_OFFSET),
