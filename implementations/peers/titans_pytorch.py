@@ -87,8 +87,28 @@ class _ChannelGate(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         gate = x[..., self.channel] / x[..., self.one]  # [b, n] (tokens, or chunk means)
         if self.logit:
-            gate = torch.logit(gate.clamp(0.0, 1.0))
+            gate = _LogitForSigmoid.apply(gate.clamp(0.0, 1.0))
         return gate.unsqueeze(-1)  # [b, n, 1]: the Linear's output, heads = 1
+
+
+class _LogitForSigmoid(torch.autograd.Function):
+    """``logit(g)``, whose backward undoes the library's ``sigmoid`` backward exactly: ``grad / (σ (1 − σ))`` with σ
+    the very value ``sigmoid(logit(g))`` the library computes. Through ``torch.logit``'s own backward,
+    ``grad / (g (1 − g))`` against the library's ``σ (1 − σ)``, the round trip's rounding (σ ≠ g by an ulp) is
+    amplified by 1 / (1 − g) for a gate near 1, a gradient error of the adapter, not of the library. A saturated
+    gate (σ (1 − σ) = 0, g at 0 or 1) passes no gradient, as the library's sigmoid does there."""
+
+    @staticmethod
+    def forward(ctx: Any, gate: Tensor) -> Tensor:
+        z = torch.logit(gate)
+        ctx.save_for_backward(torch.sigmoid(z))
+        return z
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        (s,) = ctx.saved_tensors
+        slope = s * (1 - s)
+        return torch.where(slope > 0, grad / torch.where(slope > 0, slope, torch.ones_like(slope)), torch.zeros_like(grad))
 
 
 def _identity(t: Tensor) -> Tensor:

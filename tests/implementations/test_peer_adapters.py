@@ -200,3 +200,21 @@ def test_llama_apply_rotary_pos_emb_conforms_through_its_declared_tables() -> No
     entry = _entry(hf_transformers, "rope_apply", "apply_rotary_pos_emb")
     assert entry.ref == "transformers.models.llama.modeling_llama:apply_rotary_pos_emb"
     assert _verdict(entry, ("oracle", "gradient")) == "conforms (2 checks)"
+
+
+def test_titans_gates_pass_their_gradient_exactly_through_the_librarys_sigmoid() -> None:
+    """The adapter feeds α and η as logits the library passes through a sigmoid: the round trip's backward is exact
+    (grad / σ(1 − σ) against the library's σ(1 − σ)), so a gate near 1 carries no gradient error of the adapter's.
+    With torch.logit's own backward this example failed at 1.49× the tolerance (∂S_T/∂η, float64)."""
+    pytest.importorskip("titans_pytorch", reason="titans-pytorch is not installed (pip install -e '.[peers]')")
+    from conformance.repro import reproduce
+
+    example = {
+        "sizes": {"Dk": 1, "Dv": 1, "B": 1, "T": 8}, "params": {"start": 0, "chunk_size": 1, "loss": "mean", "retrieve": "after"},
+        "magnitudes": {"k": 1.0, "alpha": 1.0, "eta": 1.0, "A": 1.0, "theta": 0.015811388300841896, "S": 1.0, "q": 1.0,
+                       "W": 1.0, "v": 1.0},
+        "present": {}, "seed": 23106,
+    }
+    ref = "implementations.peers.titans_pytorch:memory_linear_closest[retrieve='after',loss='mean']"
+    m = reproduce("memory_linear", ref, check="gradient", device="cpu", dtype="float64", example=example)
+    assert m.passed, m.detail
