@@ -96,17 +96,18 @@ class _LogitForSigmoid(torch.autograd.Function):
     the very value ``sigmoid(logit(g))`` the library computes. Through ``torch.logit``'s own backward,
     ``grad / (g (1 − g))`` against the library's ``σ (1 − σ)``, the round trip's rounding (σ ≠ g by an ulp) is
     amplified by 1 / (1 − g) for a gate near 1, a gradient error of the adapter, not of the library. A saturated
-    gate (σ (1 − σ) = 0, g at 0 or 1) passes no gradient, as the library's sigmoid does there."""
+    gate (σ (1 − σ) = 0, g at 0 or 1) passes no gradient, as the library's sigmoid does there. The backward is made of
+    differentiable operations on the saved input, so second derivatives (gradgradcheck) flow through it too."""
 
     @staticmethod
     def forward(ctx: Any, gate: Tensor) -> Tensor:
-        z = torch.logit(gate)
-        ctx.save_for_backward(torch.sigmoid(z))
-        return z
+        ctx.save_for_backward(gate)
+        return torch.logit(gate)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> Tensor:
-        (s,) = ctx.saved_tensors
+        (gate,) = ctx.saved_tensors
+        s = torch.sigmoid(torch.logit(gate))  # the value the library's sigmoid computes
         slope = s * (1 - s)
         return torch.where(slope > 0, grad / torch.where(slope > 0, slope, torch.ones_like(slope)), torch.zeros_like(grad))
 
