@@ -170,16 +170,12 @@ def _Phi(b: Any, x: Array) -> Array:
 
 
 # The ``torch`` callables of conformance.functions.BUILTIN, by function name: fn(backend, *args).
-def _rounded_to(x: torch.Tensor, bits: int, emin: int) -> torch.Tensor:
+def _rounded_to(b: Any, x: torch.Tensor, *, bits: int, emin: int) -> torch.Tensor:
     """x rounded to ``bits`` significant bits (ties to even), subnormals included, in x's own dtype: the same
     arithmetic as the NumPy form (``conformance.functions``), not a cast (which may round twice, via float32)."""
     _, e = torch.frexp(x)
     e = torch.clamp(e, min=emin)
     return torch.ldexp(torch.round(torch.ldexp(x, bits - e)), e - bits)
-
-
-def _rounded_for(b: Any, x: torch.Tensor, *, bits: int, emin: int) -> torch.Tensor:
-    return _rounded_to(x, bits, emin)
 
 
 TORCH_FUNCTIONS: dict[str, Callable[..., Array]] = {
@@ -203,7 +199,7 @@ TORCH_FUNCTIONS: dict[str, Callable[..., Array]] = {
     "sign": lambda b, x: torch.sign(x),
     "floor": lambda b, x: torch.floor(x),
     "round": lambda b, x: torch.round(x),
-    **{f"to_{fmt}": functools.partial(_rounded_for, bits=n, emin=lo) for fmt, (n, lo) in ROUNDED_FORMATS.items()},
+    **{f"to_{fmt}": functools.partial(_rounded_to, bits=n, emin=lo) for fmt, (n, lo) in ROUNDED_FORMATS.items()},
     "maximum": lambda b, x, y: torch.maximum(*_tensors(b, x, y)),
     "minimum": lambda b, x, y: torch.minimum(*_tensors(b, x, y)),
     "clamp": lambda b, x, lo, hi: torch.minimum(torch.maximum(*_tensors(b, x, lo)), _tensors(b, hi)[0]),
