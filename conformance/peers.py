@@ -299,7 +299,7 @@ def cause(rows: Sequence[Mapping[str, Any]]) -> str:
         words: list[str] = []
         for r in failed:
             for text in (r.get("detail") or "", r.get("message") or ""):
-                found = next((text.split(start, 1)[1].split(end, 1)[0] for start, end in CAUSES if start in text), "")
+                found = next((_until(text.split(start, 1)[1], end) for start, end in CAUSES if start in text), "")
                 said = found.split(" (at ", 1)[0].strip()
                 if said:
                     if said not in words:
@@ -318,6 +318,23 @@ def cause(rows: Sequence[Mapping[str, Any]]) -> str:
             raised.setdefault(first[:160], []).append(r["check"])
         parts.append("error — " + "; ".join(f"{what} ({', '.join(sorted(set(c)))})" for what, c in raised.items()))
     return "; ".join(parts)
+
+
+def _until(text: str, end: str) -> str:
+    """``text`` up to the first ``end`` outside parentheses (a reading's words may hold ``;`` in brackets).
+
+    >>> _until("retrieve = after (each token reads M_t; the error averaged); gradient: …", ";")
+    'retrieve = after (each token reads M_t; the error averaged)'
+    """
+    depth = 0
+    for i, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth = max(depth - 1, 0)
+        elif depth == 0 and text.startswith(end, i):
+            return text[:i]
+    return text
 
 
 def render_index(reports: Sequence[Mapping[str, Any]]) -> str:

@@ -183,6 +183,9 @@ def test_the_table_names_each_deviation_by_the_cause_the_harness_diagnosed() -> 
                     "sqrt(mean(x²)) · g (Eq. 4 as printed) (at B=1, D=1; eps=1e-05); gradient: …")
     words = "no ε, x / sqrt(mean(x²)) · g (Eq. 4 as printed)"
     assert peers.cause([diagnosed, row("gradcheck", "passed")]) == f"deviates — {words} (oracle)"
+    bracketed = row("oracle", "failed", detail="y: max |error| 1 > tolerance 1e-15; matches the reading: retrieve = after "
+                    "(each token reads M_t; the error averaged); gradient: …")
+    assert peers.cause([bracketed]) == "deviates — retrieve = after (each token reads M_t; the error averaged) (oracle)"
     undiagnosed = row("oracle", "failed", message="y: max |error| 2 > tolerance 1 = 2×0.5 [2× the tolerance; 1 of …]")
     assert peers.cause([undiagnosed]) == "deviates — y: off by 2, 2× the tolerance (oracle)", "no reading: the evidence"
     only = row("oracle", "failed", message="max |error| 2 > tolerance 1 [2× …]; fails only when base = 500000 (changing it, …)")
