@@ -139,6 +139,7 @@ def memory_sequence(
     chunk_size: int,
     retrieve: str,
     loss: str,
+    step: str = "token",
     precision: Round | None = None,
     xp: ModuleType | None = None,
 ) -> tuple[Any, list[Any], list[Any], list[Any]]:
@@ -149,7 +150,16 @@ def memory_sequence(
     S_t = η_t S_{t−1} − θ_t g              Eq. 14
     M_t = (1 − α_t) M_{t−1} + S_t          Eq. 13
     y_t = M_{t−1}(q_t) or M_t(q_t)         Eq. 15 (``retrieve``: before / after)
+
+    ``step = "chunk"`` is the coarser reading (titans.yaml, ``step``): S and M step once per complete chunk n,
+    at its last token, with the chunk's gradient sum and mean gates — g_n = Σ_{i∈n} θ_i ∇ℓ(A; k_i, v_i),
+    S_n = η̄_n S_{n−1} − g_n, M_n = (1 − ᾱ_n) M_{n−1} + S_n — a chunk left open at the call's end takes no step;
+    ``before`` reads the memory before the token (the chunk's start memory), ``after`` the memory after it (the
+    chunk's start memory but at its last token, which reads M_n).
     """
+    if step == "chunk":
+        return _chunk_steps(k, v, q, theta, alpha, eta, weights, momentum, anchor, start=start, chunk_size=chunk_size,
+                            retrieve=retrieve, loss=loss, precision=precision, xp=xp)
     ar = _Arithmetic(precision, xp)
     batch, length = k.shape[0], k.shape[1]
     y, out_w, out_s, out_a = [], [], [], []
@@ -174,44 +184,106 @@ def memory_sequence(
     return ar.stack(y), stack(out_w), stack(out_s), stack(out_a)
 
 
+def _chunk_steps(
+    k: Any, v: Any, q: Any, theta: Any, alpha: Any, eta: Any,
+    weights: Sequence[Any], momentum: Sequence[Any], anchor: Sequence[Any],
+    *, start: int, chunk_size: int, retrieve: str, loss: str, precision: Round | None, xp: ModuleType | None,
+) -> tuple[Any, list[Any], list[Any], list[Any]]:
+    """:func:`memory_sequence` at ``step = "chunk"``: one momentum and one forgetting step per complete chunk."""
+    ar = _Arithmetic(precision, xp)
+    batch, length = k.shape[0], k.shape[1]
+    y, out_w, out_s, out_a = [], [], [], []
+    for b in range(batch):
+        w = [ar.r(x[b]) for x in weights]
+        s = [ar.r(x[b]) for x in momentum]
+        a = [ar.r(x[b]) for x in anchor]
+        y_b: list[Any] = []
+        g: list[Any] | None = None  # the open chunk's Σ θ_i ∇ℓ(A; k_i, v_i)
+        alphas: list[Any] = []
+        etas: list[Any] = []
+        for i in range(length):
+            if (start + i) % chunk_size == 0:
+                a = list(w)
+            grads = loss_gradient(ar, a, k[b, i], v[b, i], loss)
+            terms = [ar.mul(theta[b, i], g_l) for g_l in grads]
+            g = terms if g is None else [ar.add(acc, t) for acc, t in zip(g, terms)]
+            alphas.append(alpha[b, i])
+            etas.append(eta[b, i])
+            before = w
+            if (start + i) % chunk_size == chunk_size - 1:  # the chunk is complete: its one step
+                eta_n, alpha_n = _mean(ar, etas), _mean(ar, alphas)
+                s = [ar.sub(ar.mul(eta_n, s_l), g_l) for s_l, g_l in zip(s, g)]
+                w = [ar.add(ar.mul(ar.r(1.0 - alpha_n), w_l), s_l) for w_l, s_l in zip(w, s)]
+                g, alphas, etas = None, [], []
+            y_b.append(memory_forward(ar, before if retrieve == "before" else w, q[b, i]))
+        y.append(ar.stack(y_b) if y_b else ar.zeros_like(v[b]))
+        out_w.append(w)
+        out_s.append(s)
+        out_a.append(a)
+    stack = lambda per_row: [ar.stack([row[n] for row in per_row]) for n in range(len(weights))]  # noqa: E731
+    return ar.stack(y), stack(out_w), stack(out_s), stack(out_a)
+
+
+def _mean(ar: _Arithmetic, values: Sequence[Any]) -> Any:
+    """The mean of a chunk's gates, summed one term at a time, then divided."""
+    total = values[0]
+    for x in values[1:]:
+        total = ar.add(total, x)
+    return ar.r(total / len(values))
+
+
 def memory_linear(
-    k, v, q, theta, alpha, eta, W, S, A, start, chunk_size, retrieve="before", loss="sum", precision=None, xp=None, **_
+    k, v, q, theta, alpha, eta, W, S, A, start, chunk_size, retrieve="before", loss="sum", step="token", precision=None,
+    xp=None, **_
 ):
     """L_M = 1: M(k) = k W. Outputs (y, W_T, S_T, A_T)."""
     y, w, s, a = memory_sequence(
-        k, v, q, theta, alpha, eta, [W], [S], [A],
-        start=int(start), chunk_size=int(chunk_size), retrieve=retrieve, loss=loss, precision=precision, xp=xp,
+        k, v, q, theta, alpha, eta, [W], [S], [A], start=int(start), chunk_size=int(chunk_size), retrieve=retrieve,
+        loss=loss, step=step, precision=precision, xp=xp,
     )
     return y, w[0], s[0], a[0]
 
 
 def memory_mlp(
-    k, v, q, theta, alpha, eta, W1, W2, S1, S2, A1, A2, start, chunk_size, retrieve="before", loss="sum",
+    k, v, q, theta, alpha, eta, W1, W2, S1, S2, A1, A2, start, chunk_size, retrieve="before", loss="sum", step="token",
     precision=None, xp=None, **_,
 ):
     """L_M = 2: M(k) = gelu(k W1) W2. Outputs (y, W1_T, W2_T, S1_T, S2_T, A1_T, A2_T)."""
     y, w, s, a = memory_sequence(
-        k, v, q, theta, alpha, eta, [W1, W2], [S1, S2], [A1, A2],
-        start=int(start), chunk_size=int(chunk_size), retrieve=retrieve, loss=loss, precision=precision, xp=xp,
+        k, v, q, theta, alpha, eta, [W1, W2], [S1, S2], [A1, A2], start=int(start), chunk_size=int(chunk_size),
+        retrieve=retrieve, loss=loss, step=step, precision=precision, xp=xp,
     )
     return (y, *w, *s, *a)
 
 
-def memory_linear_chunk_gates(k, v, q, theta, alpha, eta, W, S, C, retrieve="before", loss="sum", precision=None, xp=None, **_):
+def memory_linear_chunk_gates(
+    k, v, q, theta, alpha, eta, W, S, C, retrieve="before", loss="sum", step="token", precision=None, xp=None, **_
+):
     """Eq. 16 with θ, α, η constant within each chunk (one value per chunk n, ``[B, N]``), chunk by chunk:
     every token of chunk n takes its gradient at the memory before the chunk, then S and M step per token with
-    the chunk's gates. Outputs (y, W_T, S_T)."""
+    the chunk's gates. Outputs (y, W_T, S_T).
+
+    ``step = "chunk"`` (the coarser reading, as :func:`memory_sequence`'s): one step per chunk at its last token,
+    S_n = η_n S_{n−1} − θ_n Σ_{i∈n} ∇ℓ(M_{n−1}; k_i, v_i), M_n = (1 − α_n) M_{n−1} + S_n."""
     ar = _Arithmetic(precision, xp)
     y, w_t, s_t = [], [], []
     for b in range(k.shape[0]):
         w, s = ar.r(W[b]), ar.r(S[b])
         y_b = []
         for n in range(theta.shape[1]):
-            anchor = w
+            anchor, g_n = w, None
             for i in range(n * C, (n + 1) * C):
                 g = loss_gradient(ar, [anchor], k[b, i], v[b, i], loss)[0]
-                s = ar.sub(ar.mul(eta[b, n], s), ar.mul(theta[b, n], g))
-                before, w = w, ar.add(ar.mul(ar.r(1.0 - alpha[b, n]), w), s)
+                before = w
+                if step == "chunk":
+                    term = ar.mul(theta[b, n], g)
+                    g_n = term if g_n is None else ar.add(g_n, term)
+                    if i == (n + 1) * C - 1:
+                        s = ar.sub(ar.mul(eta[b, n], s), g_n)
+                        w = ar.add(ar.mul(ar.r(1.0 - alpha[b, n]), w), s)
+                else:
+                    s = ar.sub(ar.mul(eta[b, n], s), ar.mul(theta[b, n], g))
+                    w = ar.add(ar.mul(ar.r(1.0 - alpha[b, n]), w), s)
                 y_b.append(ar.vecmat(q[b, i], before if retrieve == "before" else w))
         y.append(ar.stack(y_b) if y_b else ar.zeros_like(v[b]))
         w_t.append(w)
@@ -270,9 +342,12 @@ def plain_gradient_descent(k, v, q, theta, W, precision=None, **_):
     return y, np.stack(w_t), np.stack(s_t), np.stack(a_t)
 
 
-def forgetting_only(q, alpha, W, precision=None, **_):
+def forgetting_only(q, alpha, W, precision=None, step="token", **rest):
     """θ = 0 and S_0 = 0: M_t = β_t M_0 with β_t = Π_{i ≤ t} (1 − α_i) (Eq. 13 with no surprise); retrieve after,
-    one chunk (the anchor stays M_0). Outputs (y_t = β_t q_t M_0, β_T M_0, 0, M_0)."""
+    one chunk (the anchor stays M_0). Outputs (y_t = β_t q_t M_0, β_T M_0, 0, M_0). ``step = "chunk"`` (the coarser
+    reading) is :func:`memory_linear`'s."""
+    if step == "chunk":
+        return memory_linear(q=q, alpha=alpha, W=W, precision=precision, step=step, **rest)
     ar = _Arithmetic(precision)
     beta = np.ones(alpha.shape)
     for i in range(alpha.shape[1]):
@@ -282,10 +357,13 @@ def forgetting_only(q, alpha, W, precision=None, **_):
     return y, ar.r(beta[:, -1, None, None] * W), np.zeros_like(W), ar.r(W)
 
 
-def one_chunk_step(k, v, q, theta, W, precision=None, **_):
+def one_chunk_step(k, v, q, theta, W, precision=None, step="token", **rest):
     """α = η = 0, S_0 = 0 and the whole sequence one chunk (Eq. 16 with t' = 0): every gradient at M_0, so
     M_t = M_0 − Σ_{i ≤ t} θ_i ∇ℓ(M_0; x_i) — after T tokens one gradient step at M_0 on the summed loss.
-    Retrieve after. Outputs (y_t = q_t M_t, M_T, S_T = −θ_T ∇ℓ(M_0; x_T), A_T = M_0)."""
+    Retrieve after. Outputs (y_t = q_t M_t, M_T, S_T = −θ_T ∇ℓ(M_0; x_T), A_T = M_0). ``step = "chunk"`` (the
+    coarser reading) is :func:`memory_linear`'s."""
+    if step == "chunk":
+        return memory_linear(k=k, v=v, q=q, theta=theta, W=W, precision=precision, step=step, **rest)
     ar = _Arithmetic(precision)
     y = np.zeros((k.shape[0], k.shape[1], v.shape[-1]))
     w_t, s_t = [], []

@@ -94,3 +94,53 @@ def test_rounding_mode_is_close_to_float32_torch() -> None:
     rounded = R.memory_linear(**{n: r32(a) for n, a in x.items()}, start=0, chunk_size=2, precision=r32)
     err = max(float(np.abs(a - b).max() / np.abs(b).max()) for a, b in zip(rounded, exact))
     assert 1e-9 < err < 1e-5, err
+
+
+# -- the coarser reading step = chunk (titans.yaml) ----------------------------------------------------
+def _by_hand_one_chunk(x: dict[str, np.ndarray], T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One complete chunk of T tokens from position 0, linear memory, retrieve after, written from the ambiguity's
+    words: g = Σ θ_i 2 k_iᵀ(k_i W − v_i), S' = mean(η) S − g, W' = (1 − mean(α)) W + S'; the tokens before the
+    last read W, the last reads W'."""
+    y, w_t, s_t = [], [], []
+    for b in range(x["k"].shape[0]):
+        k, v, W, S = x["k"][b, :T], x["v"][b, :T], x["W"][b], x["S"][b]
+        g = sum(x["theta"][b, i] * 2 * np.outer(k[i], k[i] @ W - v[i]) for i in range(T))
+        s1 = x["eta"][b, :T].mean() * S - g
+        w1 = (1 - x["alpha"][b, :T].mean()) * W + s1
+        y.append(np.stack([x["q"][b, i] @ (w1 if i == T - 1 else W) for i in range(T)]))
+        w_t.append(w1)
+        s_t.append(s1)
+    return np.stack(y), np.stack(w_t), np.stack(s_t)
+
+
+def test_one_step_per_chunk_is_the_written_recurrence() -> None:
+    x = {n: a[:, :4] if a.ndim == 2 or n in ("k", "v", "q") else a for n, a in draw(3).items()}
+    y, W, S, A = R.memory_linear(**x, start=0, chunk_size=4, retrieve="after", step="chunk")
+    for ours, hand in zip((y, W, S), _by_hand_one_chunk(x, 4)):
+        np.testing.assert_allclose(ours, hand, rtol=1e-13, atol=1e-13)
+    np.testing.assert_array_equal(A, x["W"])  # the chunk's start memory
+    token = R.memory_linear(**x, start=0, chunk_size=4, retrieve="after")
+    assert np.abs(token[1] - W).max() > 1e-3, "the reading differs from the token recurrence"
+
+
+def test_one_step_per_chunk_takes_no_step_for_an_open_chunk_and_is_the_recurrence_at_chunk_size_one() -> None:
+    x = draw(4)  # T = 7 with chunk size 3: two complete chunks, one open
+    full = R.memory_linear(**x, start=0, chunk_size=3, retrieve="before", step="chunk")
+    six = R.memory_linear(**{n: a[:, :6] if n in ("k", "v", "q", "theta", "alpha", "eta") else a for n, a in x.items()},
+                          start=0, chunk_size=3, retrieve="before", step="chunk")
+    for a, b in zip(full[1:3], six[1:3]):
+        np.testing.assert_array_equal(a, b)  # the seventh token steps neither W nor S
+    np.testing.assert_array_equal(full[3], six[1])  # it opens chunk 3, whose start memory is A
+    np.testing.assert_array_equal(full[0][:, 6], np.einsum("bk,bkv->bv", x["q"][:, 6], six[1]))  # it reads M after chunk 2
+    for retrieve in ("before", "after"):
+        for a, b in zip(R.memory_mlp(**_mlp(x), start=0, chunk_size=1, retrieve=retrieve, step="chunk"),
+                        R.memory_mlp(**_mlp(x), start=0, chunk_size=1, retrieve=retrieve)):
+            np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+
+
+def _mlp(x: dict[str, np.ndarray], hidden: int = 4) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(5)
+    dk, dv = x["k"].shape[-1], x["v"].shape[-1]
+    layers = {f"{n}{i}": rng.normal(size=(x["k"].shape[0], *shape)) * 0.5
+              for n in "WSA" for i, shape in ((1, (dk, hidden)), (2, (hidden, dv)))}
+    return {**{n: x[n] for n in ("k", "v", "q", "theta", "alpha", "eta")}, **layers}

@@ -128,3 +128,31 @@ def test_a_declared_rmsnorm_convention_is_judged_as_declared(name: str, options:
     assert rows["oracle"] == "passed" and all(o in ("passed", "skipped") for o in rows.values()), rows
     assert (rows["invariant:gain_linearity"] == "skipped") == ("unit_offset" in options), rows
     assert _rmsnorm_rows(f"implementations.rmsnorm:RMSNorm[{options}]", "float64")["oracle"] == "failed"
+
+
+# -- Titans: the coarser reading step = chunk ------------------------------------------------------------
+def _titans_rows(spec_id: str, ref: str, checks: tuple[str, ...]) -> dict[str, str]:
+    from conformance import engine
+    from conformance.peers import narrowed
+    from conformance.selection import build_cases
+    from conformance.spec import load_specs
+
+    # Whole chunks only: where no chunk completes, no step is taken and nothing reaches k, v, θ, α, η, which the
+    # gradient check refuses (no gradient reaches a wrt input) whatever the reading's zero gradient there.
+    spec = narrowed(load_specs()[spec_id], {}, ("T % chunk_size == 0",)).with_implementations([ref])
+    cases = [c for c in build_cases({spec_id: spec}, {}) if c.dtype == "float64" and c.device == "cpu" and c.check in checks]
+    return {r.check: r.outcome for r in engine.run(engine.Plan(profile="conformance-dev"), cases=cases)}
+
+
+@pytest.mark.parametrize(
+    "spec_id, name", [("memory_linear", "memory_one_step_per_chunk"), ("memory_mlp", "memory_mlp_one_step_per_chunk")]
+)
+def test_one_step_per_chunk_declared_is_judged_against_that_reading(spec_id: str, name: str) -> None:
+    """A recurrence that steps once per chunk, declared ``[step='chunk']``, passes the oracle and the gradient check
+    against the spec's reference at that option (an independent torch loop against titans_reference.py); the
+    per-token recurrence declared so is caught (chunk sizes 2..4 are drawn)."""
+    checks = ("oracle", "gradient")
+    planted = _titans_rows(spec_id, f"{defect('titans_defects.py', name)}[step='chunk']", checks)
+    assert planted == {"oracle": "passed", "gradient": "passed"}, planted
+    ours = _titans_rows(spec_id, f"implementations.titans:{spec_id}[step='chunk']", ("oracle",))
+    assert ours == {"oracle": "failed"}, ours

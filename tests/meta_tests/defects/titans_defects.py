@@ -115,6 +115,7 @@ def _token_loop(
     gate_on_gradient: bool = False,
     anchor_one_token_late: bool = False,
     first_order: bool = False,
+    one_step_per_chunk: bool = False,
 ) -> tuple[Tensor, Weights, Weights, Weights]:
     """The token recurrence of docs/titans.md, written out; each keyword is one of the defects below (all off: right).
 
@@ -124,10 +125,27 @@ def _token_loop(
     batch = k.shape[0]
     W, S, A = list(weights), list(momentum), list(anchor)
     ys = []
+    opened = 0  # the token where the open chunk's steps began (one_step_per_chunk)
     for i in range(k.shape[1]):
         chunk_starts = (start + i) % chunk_size == 0
         if chunk_starts:
             A = W
+            opened = i
+        if one_step_per_chunk:
+            before = W
+            if (start + i) % chunk_size == chunk_size - 1:  # the chunk's last token: its one step
+                tokens = slice(opened, i + 1)
+                g = [torch.zeros_like(w) for w in W]  # the chunk's Σ θ_j ∇ℓ(A; k_j, v_j), per layer
+                for j in range(opened, i + 1):
+                    th = theta[:, j].reshape(batch, 1, 1)  # [B, 1, 1]
+                    grads = _gradient(A, k[:, j : j + 1], v[:, j : j + 1], scale, activation)
+                    g = [acc + th * gj for acc, gj in zip(g, grads, strict=True)]
+                al, et = (gate[:, tokens].mean(1).reshape(batch, 1, 1) for gate in (alpha, eta))  # [B, 1, 1]: the chunk's means
+                S = [et * s - gi for s, gi in zip(S, g, strict=True)]
+                W = [(1 - al) * w + s for w, s in zip(W, S, strict=True)]
+            read = before if retrieve == "before" else W
+            ys.append(_mlp_forward(q[:, i : i + 1], read, activation))  # [B, 1, Dv]
+            continue
         g = _gradient(A, k[:, i : i + 1], v[:, i : i + 1], scale, activation)  # rows [B, 1, Dk], [B, 1, Dv]
         if first_order:
             g = [x.detach() for x in g]
@@ -503,6 +521,27 @@ def memory_anchor_one_token_late(k, v, q, theta, alpha, eta, W, S, A, *, start=0
     """
     return _loop_linear(k, v, q, theta, alpha, eta, W, S, A, start=start, chunk_size=chunk_size, retrieve=retrieve,
                         loss=loss, anchor_one_token_late=True)
+
+
+def memory_one_step_per_chunk(k, v, q, theta, alpha, eta, W, S, A, *, start=0, chunk_size=1, retrieve="before",
+                              loss="sum"):
+    """One momentum and forgetting step per chunk, at its last token, with the chunk's θ-weighted gradient sum at its
+    start memory and its mean α, η; a chunk open at the call's end takes no step (titans-pytorch's form).
+
+    Caught by: ``oracle`` in memory_linear (Eq. 13–14 step per token), named by the diagnosis as the reading
+    step = chunk; declared (``[step='chunk']``) it is judged against that reading and passes
+    (tests/meta_tests/test_spec_claims.py). The same as the right recurrence at chunk size 1.
+    """
+    return _loop_linear(k, v, q, theta, alpha, eta, W, S, A, start=start, chunk_size=chunk_size, retrieve=retrieve,
+                        loss=loss, one_step_per_chunk=True)
+
+
+def memory_mlp_one_step_per_chunk(k, v, q, theta, alpha, eta, W1, W2, S1, S2, A1, A2, *, start=0, chunk_size=1,
+                                  retrieve="before", loss="sum"):
+    """:func:`memory_one_step_per_chunk` with the two-layer memory. Caught by: ``oracle`` in memory_mlp, named as
+    the reading step = chunk."""
+    return _loop_mlp(k, v, q, theta, alpha, eta, W1, W2, S1, S2, A1, A2, start=start, chunk_size=chunk_size,
+                     retrieve=retrieve, loss=loss, one_step_per_chunk=True)
 
 
 def memory_chunk_size_ignored(k, v, q, theta, alpha, eta, W, S, A, *, start=0, chunk_size=1, retrieve="before",

@@ -25,6 +25,7 @@ ref = in_module("titans_defects.py")
 SECOND_DERIVATIVE_LOST = ("gradgradcheck (slow mode)", "Jacobian mismatch")
 planted = partial(PlantedDefect, SPEC, max_examples=EXAMPLES)
 WRONG_VALUES = ("max |error|",)
+STEP_CHUNK = (*WRONG_VALUES, "matches the reading: step = chunk")  # the diagnosis names the coarser reading
 
 DEFECTS = (
     planted(ref("memory_missing_factor_two"), "oracle", F64, message_has=WRONG_VALUES),
@@ -34,6 +35,9 @@ DEFECTS = (
     planted(ref("memory_gate_on_gradient"), "oracle", F64, message_has=WRONG_VALUES),
     planted(ref("memory_anchor_one_token_late"), "oracle", F64, message_has=WRONG_VALUES),
     planted(ref("memory_chunk_size_ignored"), "oracle", F64, message_has=WRONG_VALUES),
+    # one step per chunk: caught, and named as the reading step = chunk (titans.yaml's ambiguity)
+    planted(ref("memory_one_step_per_chunk"), "oracle", F64, message_has=STEP_CHUNK),
+    planted(ref("memory_one_step_per_chunk"), "oracle", F32, message_has=STEP_CHUNK),
     planted(ref("memory_chunk_grid_restarts"), "oracle", F64, message_has=WRONG_VALUES),
     planted(ref("memory_anchor_ignored"), "oracle", F64, message_has=WRONG_VALUES),
     # retrieval changes no state: only the retrieved y can differ

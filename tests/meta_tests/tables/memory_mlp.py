@@ -24,6 +24,7 @@ ref = in_module("titans_defects.py")
 SECOND_DERIVATIVE_LOST = ("gradgradcheck (slow mode)", "Jacobian mismatch")
 planted = partial(PlantedDefect, SPEC, max_examples=EXAMPLES)
 WRONG_VALUES = ("max |error|",)
+STEP_CHUNK = (*WRONG_VALUES, "matches the reading: step = chunk")  # the diagnosis names the coarser reading
 
 DEFECTS = (
     planted(ref("mlp_tanh_gelu"), "oracle", F64, message_has=WRONG_VALUES),
@@ -31,6 +32,8 @@ DEFECTS = (
     planted(ref("mlp_silu"), "oracle", F32, message_has=WRONG_VALUES),
     planted(ref("mlp_missing_factor_two"), "oracle", F64, message_has=WRONG_VALUES),
     planted(ref("mlp_anchor_ignored"), "oracle", F64, message_has=WRONG_VALUES),
+    # one step per chunk: caught, and named as the reading step = chunk (titans.yaml's ambiguity)
+    planted(ref("memory_mlp_one_step_per_chunk"), "oracle", F64, message_has=STEP_CHUNK),
     planted(ref("mlp_chunk_grid_restarts"), "oracle", F64, message_has=WRONG_VALUES),
     # retrieval changes no state: only the retrieved y can differ
     planted(ref("mlp_retrieve_swapped"), "oracle", F64, message_has=("y: max |error|",)),
