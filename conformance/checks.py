@@ -35,7 +35,7 @@ import torch
 
 from conformance import dtype_helpers as dh
 from conformance.calling import build_callable, call_interface
-from conformance.diagnosis import reading
+from conformance.diagnosis import INDISTINGUISHABLE, READING, reading
 from conformance.error_bounds import AbsBoundBackend
 from conformance.evaluate import NumpyBackend, TorchBackend, evaluate
 from conformance.invariants import INVARIANT_KINDS
@@ -491,7 +491,6 @@ def _within_float32(t: Trial, env: Mapping[str, Any], actual: Outputs, expected:
     return True
 
 
-READING = "matches the reading: "  # how a reading's words start (the spec's say), left out of the second one named
 
 
 def _diagnose(t: Trial, env: Mapping[str, Any], actual: Outputs, m: Measurement) -> Measurement:
@@ -513,7 +512,7 @@ def _diagnose(t: Trial, env: Mapping[str, Any], actual: Outputs, m: Measurement)
     if not matched:
         return m
     first, *others = [say for _, say in matched]
-    said = ", or indistinguishable here, ".join([first, *(o.removeprefix(READING) for o in others)])
+    said = INDISTINGUISHABLE.join([first, *(o.removeprefix(READING) for o in others)])
     return replace(m, detail=f"{m.detail}; {said}")
 
 

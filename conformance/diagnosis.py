@@ -1,6 +1,6 @@
 """Diagnoses that name the cause of a failure: another reading of the spec, or the region it is confined to.
 
-Two diagnoses, each appended to a failing row's detail and computed only on failure:
+Three diagnoses, each appended to a failing row's detail and computed only on failure:
 
 - **alternative readings** (a spec's ``diagnose`` entries, :class:`conformance.model.Diagnosis`):
   :func:`reading` is the spec as one entry reads it — its params (``try``), the oracle's ``let``
@@ -15,6 +15,12 @@ Two diagnoses, each appended to a failing row's detail and computed only on fail
   :data:`MAX_REJUDGEMENTS` judgements, the first of which confirms that the example still fails
   (a nondeterministic failure names no region). A variant the check rejects, that raises, or that an
 implementation refuses as declared unsupported (:mod:`conformance.unsupported`) is no evidence.
+- **the departures that cause it** (:func:`with_departures`), for an implementation that declares its
+  configuration's departures from the paper (:class:`conformance.model.Departure`, a peer audit's library
+  default): the failing example is judged again with the implementation's ``baseline`` (none of them) and with
+  each departure alone; where the baseline passes (or fails only as a reading of the spec, which it then reads
+  as), every departure that alone makes the same example fail (or fail otherwise than that reading) is named:
+  "caused by: <departure> and <departure> (each alone fails the same example, which passes without them)".
 
 The module is torch-free and knows checks only as a ``judge(case, example)`` callable (the check
 definition's), so :mod:`conformance.runner` calls it with the judge it runs.
@@ -27,7 +33,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from conformance.evaluate import NumpyBackend, evaluate
-from conformance.model import Diagnosis, EquationSpec
+from conformance.model import Diagnosis, EquationSpec, Implementation
 from conformance.strategies import Example
 from conformance.tolerance import Measurement
 from conformance.unsupported import Refusal
@@ -36,6 +42,9 @@ if TYPE_CHECKING:
     from conformance.selection import Case
 
 MAX_REJUDGEMENTS = 8  # judgements of one failing example's variants, the confirming one included
+READING = "matches the reading: "  # how a reading's words start in a failure (the spec's say)
+CAUSED_BY = "caused by: "  # how the departures' note starts
+INDISTINGUISHABLE = ", or indistinguishable here, "  # between the readings a failure matches (conformance.checks)
 
 Judge = Callable[["Case", Example], "Measurement | None"]
 
@@ -124,3 +133,76 @@ def _fails(case: Case, judge: Judge, example: Example) -> bool | None:
     except Exception:  # noqa: BLE001 - a variant that raises is no evidence either way
         return None
     return None if m is None or isinstance(m, Refusal) else not m.passed
+
+
+# -- the departures that cause it ------------------------------------------------------------------
+def with_departures(case: Case, judge: Judge, example: Example, failure: Measurement) -> Measurement:
+    """``failure`` with the departures that cause it appended to its detail (unchanged where none is found)."""
+    note = departures_note(case, judge, example)
+    return failure if note is None else replace(failure, detail=f"{failure.detail}; {note}")
+
+
+def departures_note(case: Case, judge: Judge, example: Example) -> str | None:
+    """"caused by: A and B (...)" — the declared departures that alone make ``example`` fail — else ``None``:
+    where nothing is declared, the baseline cannot be judged or fails otherwise than as a reading, or no departure
+    alone fails. ``1 + len(departures)`` judgements."""
+    impl = case.spec.implementation(case.implementation)
+    if impl.baseline is None or not impl.departures:
+        return None
+    base = _judge_as(case, judge, example, impl, impl.baseline)
+    if base is None:
+        return None
+    reading = None if base.passed else reading_of(base.detail)
+    if not base.passed and reading is None:
+        return None
+    causes = []
+    for departure in impl.departures:
+        m = _judge_as(case, judge, example, impl, departure.ref)
+        if m is not None and not m.passed and (reading is None or reading_of(m.detail) != reading):
+            causes.append(departure.say)
+    if not causes:
+        return None
+    alone = "alone fails" if len(causes) == 1 else "each alone fails"
+    first = None if reading is None else reading.split(INDISTINGUISHABLE, 1)[0]  # the first reading it matches
+    without = "passes without them" if first is None else f"without them reads as {first}"
+    if len(causes) == 1:
+        without = without.replace("them", "it")
+    return f"{CAUSED_BY}{' and '.join(causes)} ({alone} the same example, which {without})"
+
+
+def reading_of(detail: str) -> str | None:
+    """The words of the reading a failure matches (after :data:`READING`, to its first ``;`` outside brackets)."""
+    return until(detail.split(READING, 1)[1], ";").strip() if READING in detail else None
+
+
+def until(text: str, end: str) -> str:
+    """``text`` up to the first ``end`` outside parentheses (a reading's words may hold ``;`` in brackets).
+
+    >>> until("retrieve = after (each token reads M_t; the error averaged); gradient: …", ";")
+    'retrieve = after (each token reads M_t; the error averaged)'
+    """
+    depth = 0
+    for i, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth = max(depth - 1, 0)
+        elif depth == 0 and text.startswith(end, i):
+            return text[:i]
+    return text
+
+
+def _judge_as(case: Case, judge: Judge, example: Example, impl: Implementation, ref: str) -> Measurement | None:
+    """The same check of ``example`` with ``ref`` in place of the implementation (its params, interface and regions
+    kept); ``None`` where that is no evidence (rejected, raised, refused)."""
+    from conformance.selection import Case as _Case
+
+    other = replace(impl, ref=ref, label=None, baseline=None, departures=())
+    spec = replace(case.spec, implementations=(*case.spec.implementations, other))
+    try:
+        m = judge(_Case(spec, other.id, case.device, case.dtype, case.ref), example)
+    except Exception:  # noqa: BLE001 - a variant that raises is no evidence either way
+        return None
+    return None if m is None or isinstance(m, Refusal) else m
+
+

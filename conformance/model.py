@@ -344,6 +344,19 @@ class UnsupportedEntry:
 
 
 @dataclass(frozen=True)
+class Departure:
+    """One way an implementation's configuration departs from the paper, which it can also be run without.
+
+    ``ref``: the implementation with this departure alone (its other departures undone, so it is
+    :attr:`Implementation.baseline` plus this one); ``say``: the departure in words. Read on a failure by
+    :func:`conformance.diagnosis.departures_note`, which names the departures that alone make the same example fail.
+    """
+
+    say: str
+    ref: str
+
+
+@dataclass(frozen=True)
 class Implementation:
     """An implementation under test; ``params`` fixes some of the spec's params for it (its options).
 
@@ -363,6 +376,10 @@ class Implementation:
     # its own calling convention: the spec's with its declared differences; in a spec of pattern checks only, its
     # pattern kind's convention as that kind validated it (a mapping, PatternKind.interface)
     interface: Interface | Mapping[str, Any] | None = None
+    # a configurable implementation's departures from the paper (a peer audit's library default): ``baseline`` is the
+    # implementation with none of them, each departure's ref the baseline with that one (conformance.diagnosis)
+    baseline: str | None = None
+    departures: tuple[Departure, ...] = ()
 
     @property
     def id(self) -> str:

@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from conformance import engine
+from conformance.diagnosis import CAUSED_BY, until
 from conformance.expr import parse
 from conformance.loader import implementation_interface, implementation_unsupported
+from conformance.model import Departure
 from conformance.refs import resolve
 from conformance.report import build_report
 from conformance.results import Result
@@ -58,6 +60,10 @@ class PeerEntry:
     # regions it refuses, as a spec's implementation entry declares them (docs/spec-schema.md, Unsupported regions):
     # ({"when": "is_causal & has_mask", "raises": "RuntimeError", "reason": "..."},); judged to raise there
     unsupported: tuple[Mapping[str, Any], ...] = ()
+    # a configuration's departures from the paper, each the adapter with that one alone, and the adapter with none
+    # (its ``baseline``): on a failure the harness names those that alone make the example fail (conformance.diagnosis)
+    baseline: str | None = None
+    departures: tuple[Departure, ...] = ()
 
     @property
     def variant(self) -> str:
@@ -128,6 +134,11 @@ def run_entry(
     if entry.unsupported:
         regions = implementation_unsupported(spec, entry.unsupported, where)
         spec = dataclasses.replace(spec, implementations=(dataclasses.replace(spec.implementations[0], unsupported=regions),))
+    if entry.departures:
+        if entry.baseline is None:
+            raise ValueError(f"{where}: departures need the baseline, the adapter with none of them")
+        impl = dataclasses.replace(spec.implementations[0], baseline=entry.baseline, departures=tuple(entry.departures))
+        spec = dataclasses.replace(spec, implementations=(impl,))
     cases = [c for c in build_cases({spec.id: spec}, {}) if c.dtype in dtypes]
     cases = [c for c in cases if not checks or c.check in checks]
     results = engine.run(engine.Plan(profile=profile), cases=cases)
@@ -246,7 +257,8 @@ def write_audit(
 
 
 # -- the table over every library ----------------------------------------------------------------------
-CAUSES = (  # a failing row's words that name its cause (the diagnosis of conformance.checks), most specific first
+CAUSES = (  # a failing row's words that name its cause (the diagnoses of conformance.checks), most specific first
+    (CAUSED_BY, ";"),  # the declared departures that alone make the example fail (conformance.diagnosis)
     ("matches the reading: ", ";"),
     ("the error is within float32's precision on these inputs: ", ";"),
     ("overflow: ", " — "),  # the append_cache machine's overflow verdict (no capacity error, a bare AssertionError)
@@ -299,7 +311,7 @@ def cause(rows: Sequence[Mapping[str, Any]]) -> str:
         words: list[str] = []
         for r in failed:
             for text in (r.get("detail") or "", r.get("message") or ""):
-                found = next((_until(text.split(start, 1)[1], end) for start, end in CAUSES if start in text), "")
+                found = next((until(text.split(start, 1)[1], end) for start, end in CAUSES if start in text), "")
                 said = found.split(" (at ", 1)[0].strip()
                 if said:
                     if said not in words:
@@ -318,23 +330,6 @@ def cause(rows: Sequence[Mapping[str, Any]]) -> str:
             raised.setdefault(first[:160], []).append(r["check"])
         parts.append("error — " + "; ".join(f"{what} ({', '.join(sorted(set(c)))})" for what, c in raised.items()))
     return "; ".join(parts)
-
-
-def _until(text: str, end: str) -> str:
-    """``text`` up to the first ``end`` outside parentheses (a reading's words may hold ``;`` in brackets).
-
-    >>> _until("retrieve = after (each token reads M_t; the error averaged); gradient: …", ";")
-    'retrieve = after (each token reads M_t; the error averaged)'
-    """
-    depth = 0
-    for i, ch in enumerate(text):
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth = max(depth - 1, 0)
-        elif depth == 0 and text.startswith(end, i):
-            return text[:i]
-    return text
 
 
 def render_index(reports: Sequence[Mapping[str, Any]]) -> str:
@@ -403,6 +398,6 @@ def write_index(out_dir: Path) -> Path:
 
 
 __all__ = [
-    "CAUSES", "KNOWN_AUDITS", "PeerAudit", "PeerEntry", "cause", "evidence", "load_audit", "narrowed", "render_index",
-    "render_markdown", "run_audit", "verdict", "write_audit", "write_index", "write_skipped",
+    "CAUSES", "KNOWN_AUDITS", "Departure", "PeerAudit", "PeerEntry", "cause", "evidence", "load_audit", "narrowed",
+    "render_index", "render_markdown", "run_audit", "verdict", "write_audit", "write_index", "write_skipped",
 ]

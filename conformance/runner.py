@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, Phase, given, note, reject, settings
 from hypothesis.errors import UnsatisfiedAssumption
 
 from conformance.checks import CheckFailure, CheckSkipped
-from conformance.diagnosis import with_region
+from conformance.diagnosis import with_departures, with_region
 from conformance.selection import Case
 from conformance.strategies import Domain, Example, ShrinkBudget
 from conformance.tolerance import Measurement, worst
@@ -270,9 +270,11 @@ def _is_rejection(exc: BaseException) -> bool:
 
 
 def _name_region(case: Case, judge: Callable[..., Any], tracker: Tracker, exc: BaseException) -> None:
-    """A check failure on the reported example: name the region it is confined to, if any."""
+    """A check failure on the reported example: name the region it is confined to, and the implementation's declared
+    departures that cause it, if any."""
     if isinstance(exc, CheckFailure) and tracker.failure is not None and tracker.failing_example is not None:
         tracker.failure = with_region(case, judge, tracker.failing_example, tracker.failure)
+        tracker.failure = with_departures(case, judge, tracker.failing_example, tracker.failure)
         exc.args = (f"{case.check} failed: {tracker.failure.detail}",)
 
 

@@ -1,5 +1,5 @@
 """Diagnoses that name the cause (conformance/diagnosis.py): alternative readings of the oracle, and the
-region of the inputs a failure is confined to.
+region of the inputs a failure is confined to, and the declared departures of a configuration that cause it.
 
 Readings are spec ``diagnose`` entries with ``let``/``expr``: loaded and shape-checked like the oracle
 (one keyed error per bad entry), and named in a failing oracle row only where the implementation matches
@@ -18,6 +18,7 @@ import pytest
 from conformance import diagnosis
 from conformance.defects.records import Baseline, PlantedDefect
 from conformance.defects.run import build_case, run_correct, run_planted, shipped_specs
+from conformance.selection import Case
 from conformance.strategies import Example
 from conformance.tolerance import Measurement
 from tests.spec_helpers import load_error, load_one, minimal_spec, with_key, write_spec
@@ -202,3 +203,97 @@ def test_variants_change_one_thing_and_skip_fixed_options() -> None:
     rope = build_case(shipped_specs()["rope_apply"], "implementations.rope:apply_rotary_emb", "oracle", "float64")
     drawn = Example({}, {"interleaved": False, "shift": 0}, {}, {}, 0)
     assert diagnosis.variants(rope, drawn) == []  # an implementation's option is not the inputs' region
+
+
+# -- the departures that cause a failure --------------------------------------------------------------------
+BASE, PRE, RES = "lib:closest", "lib:closest_with_pre_norm", "lib:closest_with_residual"
+
+
+def _configurable_case(departures: tuple[str, ...] = (PRE, RES)) -> tuple[Any, Example]:
+    from conformance.model import Departure
+
+    case, example = _attention_case_and_example()
+    impl = replace(case.spec.implementation(case.implementation), baseline=BASE,
+                   departures=tuple(Departure(f"the {ref.split('_with_')[1]}", ref) for ref in departures))
+    spec = replace(case.spec, implementations=(impl,))
+    return Case(spec, impl.id, case.device, case.dtype, case.ref), example
+
+
+def _judge_by_ref(outcomes: dict[str, Any], calls: list[str] | None = None) -> Any:
+    """A judge whose verdict depends on the implementation judged: True passes, a string fails with that detail,
+    an exception class raises."""
+
+    def judge(case: Any, example: Example) -> Measurement | None:
+        ref = case.spec.implementation(case.implementation).ref
+        if calls is not None:
+            calls.append(ref)
+        outcome = outcomes[ref]
+        if isinstance(outcome, type):
+            raise outcome("refused")
+        return Measurement(1.0, 1.0, None, outcome is True, "" if outcome is True else outcome)
+
+    return judge
+
+
+def test_the_departures_that_alone_fail_are_named() -> None:
+    case, example = _configurable_case()
+    calls: list[str] = []
+    both = _judge_by_ref({BASE: True, PRE: "wrong", RES: "wrong"}, calls)
+    assert diagnosis.departures_note(case, both, example) == (
+        "caused by: the pre_norm and the residual (each alone fails the same example, which passes without them)"
+    )
+    assert calls == [BASE, PRE, RES], "one judgement of the baseline and one per departure"
+    one = _judge_by_ref({BASE: True, PRE: True, RES: "wrong"})
+    assert diagnosis.departures_note(case, one, example) == (
+        "caused by: the residual (alone fails the same example, which passes without it)"
+    )
+
+
+def test_a_baseline_that_fails_as_a_reading_is_read_as_it() -> None:
+    case, example = _configurable_case()
+    read = "y: max |error| 1; matches the reading: step = chunk (one step; per chunk), or indistinguishable here, loss = mean"
+    judge = _judge_by_ref({BASE: read, PRE: read, RES: "y: max |error| 2"})
+    assert diagnosis.departures_note(case, judge, example) == (
+        "caused by: the residual (alone fails the same example, which without it reads as step = chunk (one step; per chunk))"
+    ), "a departure whose failure is the baseline's reading is not a cause"
+
+
+@pytest.mark.parametrize(
+    "outcomes",
+    [
+        {BASE: "y: max |error| 1", PRE: "wrong", RES: "wrong"},  # the baseline fails as no reading: no claim
+        {BASE: RuntimeError, PRE: "wrong", RES: "wrong"},  # the baseline cannot be judged
+        {BASE: True, PRE: True, RES: True},  # no departure alone fails: only together
+        {BASE: True, PRE: RuntimeError, RES: True},  # a departure that raises is no evidence
+    ],
+)
+def test_no_departure_is_named_without_evidence(outcomes: dict[str, Any]) -> None:
+    case, example = _configurable_case()
+    assert diagnosis.departures_note(case, _judge_by_ref(outcomes), example) is None
+
+
+def test_an_implementation_without_departures_is_not_rejudged() -> None:
+    case, example = _attention_case_and_example()
+    calls: list[str] = []
+    assert diagnosis.departures_note(case, _judge_by_ref({}, calls), example) is None and calls == []
+
+
+def test_a_declared_departure_is_named_in_a_real_run() -> None:
+    """An RMSNorm that departs twice — no ε and a (1 + g) gain — with the correct RMSNorm as its baseline: the failing
+    oracle row names the departure that alone fails the shrunk example, and the table cell shows that cause."""
+    from conformance import peers
+    from conformance.model import Departure
+    from conformance.spec import load_specs
+
+    entry = peers.PeerEntry(
+        "rmsnorm", f"{RMSNORM}:NoEpsGainOffsetFromOne", "both departures",
+        baseline="implementations.rmsnorm:RMSNorm",
+        departures=(Departure("no ε", f"{RMSNORM}:NoEps"), Departure("a (1 + g) gain", f"{RMSNORM}:GainOffsetFromOne")),
+    )
+    run = peers.run_entry(entry, load_specs(), profile="conformance-ci", dtypes=["float64"], checks=("oracle",))
+    (oracle,) = [r.to_json() for r in run if r.device == "cpu"]
+    assert oracle["outcome"] == "failed", oracle
+    assert peers.cause([oracle]) == (
+        "deviates — no ε and a (1 + g) gain (each alone fails the same example, which passes without them) (oracle)"
+    ), "the departures' note is preferred to the reading the row also matches"
+    assert "matches the reading: no ε and a (1 + g) gain" in oracle["detail"]

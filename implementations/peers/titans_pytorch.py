@@ -71,6 +71,16 @@ WRAPPED = "titans_pytorch.neural_memory.NeuralMemory"
 LOSSES = ("sum", "mean")
 RETRIEVES = ("before", "after")
 GATE_CHANNELS = 4  # θ, α, η and a constant one, after [k | v | q]
+# The default configuration's departures from the closest one, each in words (the audit names those that cause a
+# failure: conformance.diagnosis.departures_note); the closest configuration has none of them, the default all.
+DEPARTURES = {
+    "pre_rmsnorm": "the RMSNorm of the module input before the projections (pre_rmsnorm)",
+    "residual_norm": "the ResidualNorm memory, LayerNorm(M(k)) · (γ + 1) + k (mem_model_norm_add_residual)",
+    "fixed_gradient_point": "every gradient at the memory the stream started from (no batch_size)",
+    "mse_loss": "the MSE loss whatever the loss option (the default store_memory_loss_fn)",
+}
+CLOSEST: frozenset[str] = frozenset()
+DEFAULT = frozenset(DEPARTURES)
 
 
 class _ChannelGate(nn.Module):
@@ -176,9 +186,10 @@ def _run(
     chunk_size: int,
     retrieve: str,
     loss: str,
-    closest: bool,
+    departures: frozenset[str],
 ) -> tuple[Tensor, list[Tensor], list[Tensor], list[Tensor]]:
-    """One ``NeuralMemory`` forward over the embedded inputs; returns ``y`` and the per-layer ``W, S, A``."""
+    """One ``NeuralMemory`` forward over the embedded inputs, configured as close to the paper as the library allows
+    but for ``departures`` (of :data:`DEPARTURES`); returns ``y`` and the per-layer ``W, S, A``."""
     _check(k, v, q, (theta, alpha, eta), start, chunk_size, retrieve, loss)
     from tensordict import TensorDict
     from titans_pytorch.memory_models import MemoryMLP
@@ -191,12 +202,17 @@ def _run(
     x = torch.cat([k, v, q, theta.unsqueeze(-1), alpha.unsqueeze(-1), eta.unsqueeze(-1), ones], dim=-1)  # [B, T, D]
     i_theta, i_alpha, i_eta, i_one = range(2 * dk + dv, width)
     depth = len(layers)
-    options: dict[str, Any] = {}
-    if closest:
-        options = dict(pre_rmsnorm=False, mem_model_norm_add_residual=False, batch_size=chunk_size)
-        options["store_memory_loss_fn"] = _loss_fn(dv, loss)
-    else:
-        options = dict(store_memory_loss_fn=_mse_fn(dv))
+    unknown = departures - DEFAULT
+    if unknown:
+        raise ValueError(f"unknown departures {sorted(unknown)}; known: {', '.join(DEPARTURES)}")
+    options: dict[str, Any] = dict(
+        pre_rmsnorm="pre_rmsnorm" in departures,
+        mem_model_norm_add_residual="residual_norm" in departures,
+        store_memory_loss_fn=_mse_fn(dv) if "mse_loss" in departures else _loss_fn(dv, loss),
+    )
+    fixed_point = "fixed_gradient_point" in departures
+    if not fixed_point:
+        options["batch_size"] = chunk_size
     with torch.random.fork_rng(devices=[]):  # the library draws initial weights and a test input: leave the caller's RNG alone
         # (hidden + 0.5) / D: int(D * expansion_factor) is then `hidden` whatever the rounding (mm 62).
         model = MemoryMLP(width, depth=depth, expansion_factor=(hidden + 0.5) / width)
@@ -227,14 +243,14 @@ def _run(
     current, momentum, anchor = state_dict(0), state_dict(1), state_dict(2)
     # The point where gradients are taken (the state's `weights`): the chunk-start memory, W, for the closest
     # configuration; the default's persists across calls (it never moves), so a continuing call passes A.
-    grad_point = current if (closest or start == 0) else anchor
+    grad_point = current if (not fixed_point or start == 0) else anchor
     momentum = {n: s.unsqueeze(0) for n, s in momentum.items()}  # [1, B, ...]: momentum order 1 first
     # TensorDicts, as the library makes them (nm 610, 1071 call their .apply).
     grad_point, current, momentum = (TensorDict(d) for d in (grad_point, current, momentum))
     state = NeuralMemState(start, grad_point, None, (current, momentum), None)
     y, nxt = mem(x, state=state)
     last_update, last_momentum = nxt.states
-    if closest:  # the library's record of the memory at the start of the chunk holding the last token
+    if not fixed_point:  # the library's record of the memory at the start of the chunk holding the last token
         a_out = {n: nxt.updates[n][:, (tokens - 1) // chunk_size] for n in weight_names}
     else:
         a_out = dict(nxt.weights)
@@ -281,7 +297,7 @@ def memory_linear_closest(
     """
     y, ws, ss, as_ = _run(
         k, v, q, theta, alpha, eta, ((W, S, A),), 0,
-        start=start, chunk_size=chunk_size, retrieve=retrieve, loss=loss, closest=True,
+        start=start, chunk_size=chunk_size, retrieve=retrieve, loss=loss, departures=CLOSEST,
     )  # fmt: skip
     return y, ws[0], ss[0], as_[0]
 
@@ -320,7 +336,7 @@ def memory_linear_default(
     """
     y, ws, ss, as_ = _run(
         k, v, q, theta, alpha, eta, ((W, S, A),), 0,
-        start=start, chunk_size=chunk_size, retrieve=retrieve, loss=loss, closest=False,
+        start=start, chunk_size=chunk_size, retrieve=retrieve, loss=loss, departures=DEFAULT,
     )  # fmt: skip
     return y, ws[0], ss[0], as_[0]
 
@@ -355,7 +371,7 @@ def memory_mlp_closest(
     """
     y, ws, ss, as_ = _run(
         k, v, q, theta, alpha, eta, ((W1, S1, A1), (W2, S2, A2)), W1.shape[-1],
-        start=start, chunk_size=chunk_size, retrieve=retrieve, loss=loss, closest=True,
+        start=start, chunk_size=chunk_size, retrieve=retrieve, loss=loss, departures=CLOSEST,
     )  # fmt: skip
     return y, ws[0], ws[1], ss[0], ss[1], as_[0], as_[1]
 
@@ -390,7 +406,7 @@ def memory_mlp_default(
     """
     y, ws, ss, as_ = _run(
         k, v, q, theta, alpha, eta, ((W1, S1, A1), (W2, S2, A2)), W1.shape[-1],
-        start=start, chunk_size=chunk_size, retrieve=retrieve, loss=loss, closest=False,
+        start=start, chunk_size=chunk_size, retrieve=retrieve, loss=loss, departures=DEFAULT,
     )  # fmt: skip
     return y, ws[0], ws[1], ss[0], ss[1], as_[0], as_[1]
 
@@ -414,6 +430,57 @@ memory_chunk_gates_closest = _chunk_gates(memory_linear_closest)
 memory_chunk_gates_default = _chunk_gates(memory_linear_default)
 
 
+# -- the closest configuration with one of the default's departures: the audit's diagnosis runs these -----------
+def _linear_with(departure: str) -> Callable[..., Any]:
+    def adapter(
+        k: Tensor, v: Tensor, q: Tensor, theta: Tensor, alpha: Tensor, eta: Tensor, W: Tensor, S: Tensor, A: Tensor,
+        *, start: int = 0, chunk_size: int = 1, retrieve: str = "before", loss: str = "sum",
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        y, ws, ss, as_ = _run(
+            k, v, q, theta, alpha, eta, ((W, S, A),), 0,
+            start=start, chunk_size=chunk_size, retrieve=retrieve, loss=loss, departures=frozenset({departure}),
+        )  # fmt: skip
+        return y, ws[0], ss[0], as_[0]
+
+    return _named(adapter, "memory_linear", departure)
+
+
+def _mlp_with(departure: str) -> Callable[..., Any]:
+    def adapter(
+        k: Tensor, v: Tensor, q: Tensor, theta: Tensor, alpha: Tensor, eta: Tensor,
+        W1: Tensor, W2: Tensor, S1: Tensor, S2: Tensor, A1: Tensor, A2: Tensor,
+        *, start: int = 0, chunk_size: int = 1, retrieve: str = "before", loss: str = "sum",
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+        y, ws, ss, as_ = _run(
+            k, v, q, theta, alpha, eta, ((W1, S1, A1), (W2, S2, A2)), W1.shape[-1],
+            start=start, chunk_size=chunk_size, retrieve=retrieve, loss=loss, departures=frozenset({departure}),
+        )  # fmt: skip
+        return y, ws[0], ws[1], ss[0], ss[1], as_[0], as_[1]
+
+    return _named(adapter, "memory_mlp", departure)
+
+
+def _named(adapter: Callable[..., Any], kind: str, departure: str) -> Callable[..., Any]:
+    adapter.__name__ = adapter.__qualname__ = f"{kind}_closest_with_{departure}"
+    adapter.__doc__ = f""":func:`{kind}_closest` with one departure of the default configuration: {DEPARTURES[departure]}.
+    Run by the audit's diagnosis of the default configuration (conformance.diagnosis.departures_note)."""
+    return adapter
+
+
+memory_linear_closest_with_pre_rmsnorm = _linear_with("pre_rmsnorm")
+memory_linear_closest_with_residual_norm = _linear_with("residual_norm")
+memory_linear_closest_with_fixed_gradient_point = _linear_with("fixed_gradient_point")
+memory_linear_closest_with_mse_loss = _linear_with("mse_loss")
+memory_mlp_closest_with_pre_rmsnorm = _mlp_with("pre_rmsnorm")
+memory_mlp_closest_with_residual_norm = _mlp_with("residual_norm")
+memory_mlp_closest_with_fixed_gradient_point = _mlp_with("fixed_gradient_point")
+memory_mlp_closest_with_mse_loss = _mlp_with("mse_loss")
+memory_chunk_gates_closest_with_pre_rmsnorm = _chunk_gates(memory_linear_closest_with_pre_rmsnorm)
+memory_chunk_gates_closest_with_residual_norm = _chunk_gates(memory_linear_closest_with_residual_norm)
+memory_chunk_gates_closest_with_fixed_gradient_point = _chunk_gates(memory_linear_closest_with_fixed_gradient_point)
+memory_chunk_gates_closest_with_mse_loss = _chunk_gates(memory_linear_closest_with_mse_loss)
+
+
 # -- the audit (conformance audit-peers) ---------------------------------------------------------------------------
 def _missing() -> str | None:
     import importlib.util
@@ -422,7 +489,7 @@ def _missing() -> str | None:
 
 
 def _audit_entries() -> tuple[Any, ...]:
-    from conformance.peers import PeerEntry
+    from conformance.peers import Departure, PeerEntry
 
     here = "implementations.peers.titans_pytorch"
     # The library cannot start a call inside a chunk (see above): every entry draws start = 0. Three domains are
@@ -436,18 +503,27 @@ def _audit_entries() -> tuple[Any, ...]:
         "memory_mlp": [("before", "sum"), ("after", "mean")],  # each value of each option once
     }
     names = {"closest": "closest to the paper", "default": "default"}
+
+    def entry(spec: str, kind: str, config: str, options: str = "", narrow: Any = None, constraints: tuple = ()) -> Any:
+        ref = f"{here}:{kind}_{config}{options}"
+        if config == "closest":
+            return PeerEntry(spec, ref, names[config], dict(narrow or {}), constraints)
+        # the default: on a failure, the harness names which of its departures alone make the example fail
+        departures = tuple(Departure(say, f"{here}:{kind}_closest_with_{name}") for name, say in DEPARTURES.items())
+        return PeerEntry(spec, ref, names[config], dict(narrow or {}), constraints,
+                         baseline=f"{here}:{kind}_closest", departures=departures)  # fmt: skip
+
     entries = []
     for config in ("closest", "default"):
         for spec, opts in options.items():
             # the default configuration ignores both options: it is run at the spec's defaults only
             for retrieve, loss in opts if config == "closest" else [("before", "sum")]:
-                ref = f"{here}:{spec}_{config}[retrieve='{retrieve}',loss='{loss}']"
-                entries += [PeerEntry(spec, ref, names[config], dict(d), c) for d, c in domains]
+                brackets = f"[retrieve='{retrieve}',loss='{loss}']"
+                entries += [entry(spec, spec, config, brackets, d, c) for d, c in domains]
         for retrieve, loss in [("before", "sum"), ("after", "mean")] if config == "closest" else [("before", "sum")]:
-            ref = f"{here}:memory_chunk_gates_{config}[retrieve='{retrieve}',loss='{loss}']"
-            entries.append(PeerEntry("memory_chunk_gates", ref, names[config]))
+            entries.append(entry("memory_chunk_gates", "memory_chunk_gates", config, f"[retrieve='{retrieve}',loss='{loss}']"))
         for spec in ("plain_gradient_descent", "forgetting_only", "one_chunk_step", "descent_step"):
-            entries.append(PeerEntry(spec, f"{here}:memory_linear_{config}", names[config]))
+            entries.append(entry(spec, "memory_linear", config))
     return tuple(entries)
 
 

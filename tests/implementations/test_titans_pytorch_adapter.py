@@ -158,3 +158,44 @@ def test_measure_distance_from_the_reference(peers, name, chunk_size, retrieve, 
         rel.append(float((a - b).abs().max() / b.abs().max().clamp_min(1e-300)))
     record_property("max_relative_difference", rel)
     print(f"{name} C={chunk_size} retrieve={retrieve} loss={loss}: " + " ".join(f"{r:.1e}" for r in rel))
+
+
+# -- the default's departures, one at a time (the audit's diagnosis runs these) --------------------------------
+def test_each_departure_alone_is_a_distinct_configuration_and_all_of_them_are_the_default(peers):
+    """The single-departure adapters are the closest configuration with that one option of the library changed:
+    the MSE loss alone is the closest at loss = mean exactly; each other one changes the result; the four are the
+    library's own defaults."""
+    x = _inputs(6, torch.float64, mlp=False)
+    run = lambda departures, loss="sum": peers._run(  # noqa: E731
+        *(x[n] for n in ("k", "v", "q", "theta", "alpha", "eta")), ((x["W"], x["S"], x["A"]),), 0,
+        start=0, chunk_size=2, retrieve="before", loss=loss, departures=departures,
+    )
+    closest = run(peers.CLOSEST)
+    mean = run(peers.CLOSEST, loss="mean")
+    for name in peers.DEPARTURES:
+        y = getattr(peers, f"memory_linear_closest_with_{name}")(**x, chunk_size=2)[0]
+        if name == "mse_loss":
+            torch.testing.assert_close(y, mean[0], rtol=0, atol=0)
+        else:
+            assert (y - closest[0]).abs().max() > 1e-3, name
+    import inspect
+
+    from titans_pytorch.neural_memory import NeuralMemory, default_loss_fn
+
+    library = {n: p.default for n, p in inspect.signature(NeuralMemory).parameters.items()}
+    assert (library["pre_rmsnorm"], library["mem_model_norm_add_residual"], library["batch_size"]) == (True, True, None)
+    assert library["store_memory_loss_fn"] is default_loss_fn, "all four departures are the library's own defaults"
+    with pytest.raises(ValueError, match="unknown departures"):
+        run(frozenset({"post_rmsnorm"}))
+
+
+def test_every_default_entry_declares_the_closest_baseline_and_each_departure(peers):
+    from conformance.refs import resolve
+
+    default = [e for e in peers.AUDIT.entries if e.configuration == "default"]
+    assert default and all(e.baseline and len(e.departures) == len(peers.DEPARTURES) for e in default)
+    for e in default:
+        assert e.baseline.endswith("_closest") and callable(resolve(e.baseline))
+        assert [d.say for d in e.departures] == list(peers.DEPARTURES.values())
+        assert all(callable(resolve(d.ref)) for d in e.departures)
+    assert not any(e.departures for e in peers.AUDIT.entries if e.configuration != "default")
