@@ -34,9 +34,9 @@ What the library computes (per batch row, ``heads = 1``; ``C`` = chunk size, ``W
 The adapters feed the drawn ``k, v, q, θ, α, η`` through one sequence ``x = [k | v | q | θ | α | η | 1]``
 ([B, T, D], ``D = 2 Dk + Dv + 4``): the library's ``to_keys`` / ``to_values`` / ``to_queries`` are set to the
 selections ``x ↦ [k | 0]``, ``[v | 0]``, ``[q | 0]`` (exact), the Linear of each gate is replaced by a read of
-its channel (divided by the constant-one channel, which cancels a pre-norm's row scale; α and η as logits
-because the library applies the sigmoid, nm 634, 640), and the memory is ``D`` wide with the drawn weights in
-its top-left block and zeros elsewhere. The zero rows see zero keys and the zero output columns zero targets,
+its channel (divided by the constant-one channel, which cancels a pre-norm's row scale; α and η as tensors
+whose sigmoid, which the library applies, nm 634, 640, is the gate itself), and the memory is ``D`` wide with
+the drawn weights in its top-left block and zeros elsewhere. The zero rows see zero keys and the zero output columns zero targets,
 so the padding gets zero gradients and stays zero: the embedding is exact. Per-chunk gates at ``C > 1`` are
 the library's pooling of the drawn ones: the chunk's mean α (η) in the closest configuration; with the default's
 RMSNorm before the pooling, their mean weighted by each token's RMSNorm scale.
@@ -86,40 +86,40 @@ DEFAULT = frozenset(DEPARTURES)
 class _ChannelGate(nn.Module):
     """Stands in for a gate's ``Linear``: the drawn gate read from channel ``channel`` of the rows it is given.
 
-    Divided by the constant-one channel ``one`` so a pre-norm's per-row scale cancels; returned as a logit when
-    the library applies a sigmoid after the Linear (α, η), clamped to [0, 1] first against the division's roundoff.
+    Divided by the constant-one channel ``one`` so a pre-norm's per-row scale cancels. Where the library applies a
+    sigmoid after the Linear (α, η: ``sigmoid_follows``), the gate is clamped to [0, 1] against the division's
+    roundoff and handed over as a :class:`_GateForSigmoid`, whose sigmoid is the gate itself.
     """
 
-    def __init__(self, channel: int, one: int, logit: bool) -> None:
+    def __init__(self, channel: int, one: int, sigmoid_follows: bool) -> None:
         super().__init__()
-        self.channel, self.one, self.logit = channel, one, logit
+        self.channel, self.one, self.sigmoid_follows = channel, one, sigmoid_follows
 
     def forward(self, x: Tensor) -> Tensor:
         gate = x[..., self.channel] / x[..., self.one]  # [b, n] (tokens, or chunk means)
-        if self.logit:
-            gate = _LogitForSigmoid.apply(gate.clamp(0.0, 1.0))
+        if self.sigmoid_follows:
+            gate = gate.clamp(0.0, 1.0).as_subclass(_GateForSigmoid)
         return gate.unsqueeze(-1)  # [b, n, 1]: the Linear's output, heads = 1
 
 
-class _LogitForSigmoid(torch.autograd.Function):
-    """``logit(g)``, whose backward undoes the library's ``sigmoid`` backward exactly: ``grad / (σ (1 − σ))`` with σ
-    the very value ``sigmoid(logit(g))`` the library computes. Through ``torch.logit``'s own backward,
-    ``grad / (g (1 − g))`` against the library's ``σ (1 − σ)``, the round trip's rounding (σ ≠ g by an ulp) is
-    amplified by 1 / (1 − g) for a gate near 1, a gradient error of the adapter, not of the library. A saturated
-    gate (σ (1 − σ) = 0, g at 0 or 1) passes no gradient, as the library's sigmoid does there. The backward is made of
-    differentiable operations on the saved input, so second derivatives (gradgradcheck) flow through it too."""
+class _GateForSigmoid(torch.Tensor):
+    """A gate handed to the library where it takes a logit: the library's ``.sigmoid()`` of it (nm 634, 640) returns
+    the gate itself, a plain tensor on the same autograd graph — so α and η reach Eq. 13-14 exactly and their
+    gradients come back unscaled, at every order. The shape operations between the Linear and the sigmoid (the
+    library's ``Rearrange``) keep the type; nothing after the sigmoid has it.
 
-    @staticmethod
-    def forward(ctx: Any, gate: Tensor) -> Tensor:
-        ctx.save_for_backward(gate)
-        return torch.logit(gate)
+    Why not a logit whose sigmoid rounds back to the gate: the library's float16 sigmoid backward multiplies the
+    gradient by σ (1 − σ), which for a gate near 0 or 1 rounds it into float16's subnormals, and undoing that
+    product amplifies the rounding by 1 / (σ (1 − σ)) — about 27× at α = 0.96, the float16 ∂/∂α excess the audit
+    once reported on the closest configuration, an error of the translation, not of the library's recurrence."""
 
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> Tensor:
-        (gate,) = ctx.saved_tensors
-        s = torch.sigmoid(torch.logit(gate))  # the value the library's sigmoid computes
-        slope = s * (1 - s)
-        return torch.where(slope > 0, grad / torch.where(slope > 0, slope, torch.ones_like(slope)), torch.zeros_like(grad))
+    @classmethod
+    def __torch_function__(cls, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if func in (torch.Tensor.sigmoid, torch.sigmoid):
+            (gate,) = args
+            with torch._C.DisableTorchFunctionSubclass():
+                return gate.view_as(gate)  # the gate, as a plain tensor: identity forward and backward
+        return super().__torch_function__(func, types, args, kwargs or {})
 
 
 def _identity(t: Tensor) -> Tensor:
@@ -222,9 +222,9 @@ def _run(
             assert isinstance(proj, nn.Linear)
             proj.weight.zero_()  # [D, D]: out x in
             proj.weight[torch.arange(size), offset + torch.arange(size)] = 1.0
-    mem.to_adaptive_step[0] = _ChannelGate(i_theta, i_one, logit=False)
-    mem.to_decay_factor[0] = _ChannelGate(i_alpha, i_one, logit=True)
-    mem.to_momentum[0] = _ChannelGate(i_eta, i_one, logit=True)
+    mem.to_adaptive_step[0] = _ChannelGate(i_theta, i_one, sigmoid_follows=False)
+    mem.to_decay_factor[0] = _ChannelGate(i_alpha, i_one, sigmoid_follows=True)
+    mem.to_momentum[0] = _ChannelGate(i_eta, i_one, sigmoid_follows=True)
     # Its own parameters are fixed here, not learned: outputs need grad only where the drawn inputs do.
     mem = mem.requires_grad_(False).to(dtype=k.dtype, device=k.device)
 

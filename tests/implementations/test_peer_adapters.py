@@ -202,10 +202,18 @@ def test_llama_apply_rotary_pos_emb_conforms_through_its_declared_tables() -> No
     assert _verdict(entry, ("oracle", "gradient")) == "conforms (2 checks)"
 
 
-def test_titans_gates_pass_their_gradient_exactly_through_the_librarys_sigmoid() -> None:
-    """The adapter feeds α and η as logits the library passes through a sigmoid: the round trip's backward is exact
-    (grad / σ(1 − σ) against the library's σ(1 − σ)), so a gate near 1 carries no gradient error of the adapter's.
-    With torch.logit's own backward this example failed at 1.49× the tolerance (∂S_T/∂η, float64)."""
+@pytest.mark.parametrize(
+    "dtype, seed",
+    [
+        ("float64", 23106),  # through torch.logit's backward: 1.49× the tolerance (∂S_T/∂η)
+        ("float16", 86),  # through an exact logit backward after the library's float16 sigmoid backward: 1.04× (∂S_T/∂α)
+    ],
+)
+def test_titans_gates_reach_the_library_exactly_and_their_gradients_come_back_unscaled(dtype: str, seed: int) -> None:
+    """The adapter hands α and η to the library where it takes logits as tensors whose sigmoid is the gate itself:
+    α reaches Eq. 13 unrounded and ∂/∂α comes back unscaled. Each example failed the gradient check while the
+    adapter fed logits (the translation's error, not the library's): at float16 the library's sigmoid backward,
+    grad · σ(1 − σ), rounds into the subnormals for a gate near 1, and undoing it amplified that 1 / (σ(1 − σ))×."""
     pytest.importorskip("titans_pytorch", reason="titans-pytorch is not installed (pip install -e '.[peers]')")
     from conformance.repro import reproduce
 
@@ -213,8 +221,24 @@ def test_titans_gates_pass_their_gradient_exactly_through_the_librarys_sigmoid()
         "sizes": {"Dk": 1, "Dv": 1, "B": 1, "T": 8}, "params": {"start": 0, "chunk_size": 1, "loss": "mean", "retrieve": "after"},
         "magnitudes": {"k": 1.0, "alpha": 1.0, "eta": 1.0, "A": 1.0, "theta": 0.015811388300841896, "S": 1.0, "q": 1.0,
                        "W": 1.0, "v": 1.0},
-        "present": {}, "seed": 23106,
+        "present": {}, "seed": seed,
     }
     ref = "implementations.peers.titans_pytorch:memory_linear_closest[retrieve='after',loss='mean']"
-    m = reproduce("memory_linear", ref, check="gradient", device="cpu", dtype="float64", example=example)
+    m = reproduce("memory_linear", ref, check="gradient", device="cpu", dtype=dtype, example=example)
     assert m.passed, m.detail
+
+
+def test_titans_gate_tensor_is_its_own_sigmoid_and_nothing_after_it_keeps_the_type() -> None:
+    pytest.importorskip("titans_pytorch", reason="titans-pytorch is not installed (pip install -e '.[peers]')")
+    from implementations.peers.titans_pytorch import _ChannelGate, _GateForSigmoid
+
+    x = torch.tensor([[[0.2, 0.9621, 1.0], [0.4, 0.0161, 1.0]]], dtype=torch.float16, requires_grad=True)  # [1, 2, 3]
+    gate = _ChannelGate(channel=1, one=2, sigmoid_follows=True)(x)
+    assert isinstance(gate, _GateForSigmoid) and isinstance(gate.reshape(2, 1), _GateForSigmoid)
+    alpha = gate.reshape(2, 1).sigmoid()
+    assert type(alpha) is torch.Tensor and (alpha * 2).__class__ is torch.Tensor
+    assert torch.equal(alpha.flatten(), x[0, :, 1].detach())
+    (grad,) = torch.autograd.grad(alpha.sum() * 3, x)
+    assert torch.equal(grad[0, :, 1], torch.full((2,), 3.0, dtype=torch.float16)), "identity backward, unscaled"
+    plain = _ChannelGate(channel=0, one=2, sigmoid_follows=False)(x)
+    assert type(plain) is torch.Tensor and torch.equal(plain.sigmoid(), x[..., :1].sigmoid())  # θ: no sigmoid trick
