@@ -49,7 +49,7 @@ def draw_invariant(case: Case) -> Domain:
     invariant = next(i for i in case.spec.invariants if i.id == case.ref.item)
     if invariant.when is not None and _never(invariant.when, case):
         raise checks.CheckSkipped(
-            f"its condition when: {invariant.when} never holds for {case.implementation} "
+            f"its condition when: {invariant.condition} never holds for {case.implementation} "
             f"(params {_held(case)}): the invariant does not apply here"
         )
     return Domain(case.spec, case.dtype, when=invariant.when)

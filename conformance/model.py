@@ -189,6 +189,12 @@ class Invariant:
     options: Mapping[str, Any]
     when: sympy.Basic | None
     line: int
+    when_text: str = ""  # ``when`` as the spec writes it, for messages
+
+    @property
+    def condition(self) -> str:
+        """``when`` in the spec's words (``not unit_offset``), else as parsed."""
+        return self.when_text or str(self.when)
 
 
 @dataclass(frozen=True)

@@ -729,7 +729,10 @@ class SpecParser:
             options = kind.validate(options, self.where(p), context)
             when = self.expression(body["when"], p + ("when",), set(context.names)) if "when" in body else None
             out.append(
-                Invariant(inv_id, kind_name, self.text(body["description"], p + ("description",)), options, when, self.line(p))
+                Invariant(
+                    inv_id, kind_name, self.text(body["description"], p + ("description",)), options, when, self.line(p),
+                    when_text=str(body["when"]).strip() if "when" in body else "",
+                )
             )
         ids = [inv.id for inv in out]
         if len(ids) != len(set(ids)):
