@@ -31,6 +31,11 @@ What the library computes (per batch row, ``heads = 1``; ``C`` = chunk size, ``W
   (``LayerNorm(M(x)) * (γ + 1) + x``, mm 36-50, γ a memory weight learned at test time too; nm 373-374); the
   default model is depth 2, expansion 4 (nm 297-300).
 
+The default configuration departs from the closest in four options (:data:`DEPARTURES`): ``pre_rmsnorm``,
+``mem_model_norm_add_residual``, no ``batch_size`` and the MSE loss. ``<spec>_closest_with_<departure>`` is the
+closest configuration with that one alone; the audit's default entries declare them, so a failure names the
+departures that alone make its example fail (conformance.diagnosis.departures_note).
+
 The adapters feed the drawn ``k, v, q, θ, α, η`` through one sequence ``x = [k | v | q | θ | α | η | 1]``
 ([B, T, D], ``D = 2 Dk + Dv + 4``): the library's ``to_keys`` / ``to_values`` / ``to_queries`` are set to the
 selections ``x ↦ [k | 0]``, ``[v | 0]``, ``[q | 0]`` (exact), the Linear of each gate is replaced by a read of
@@ -50,7 +55,8 @@ Not honoured by either configuration (the harness judges the effect):
   the last complete chunk), as the library does with its cache dropped.
 - the token-by-token momentum and forgetting steps inside a chunk of ``C > 1``: one step per chunk, with the
   chunk's summed θ-weighted gradient and its pooled α, η (the gradients' point, the chunk-start memory, is the
-  recurrence's ``A`` in the closest configuration).
+  recurrence's ``A`` in the closest configuration) — the specs' coarser reading ``step = chunk``, against which the
+  audit also judges the closest configuration, declared.
 - default configuration only: ``ResidualNorm``'s γ is a memory weight with its own momentum, updated at test time,
   which ``(W, S, A)`` has no slot for: every call starts it (and its momentum) at 0, its init, so a stream split
   into calls reads differently from the library's own stream (the stored ``W, S`` are unaffected: their
@@ -524,6 +530,15 @@ def _audit_entries() -> tuple[Any, ...]:
             entries.append(entry("memory_chunk_gates", "memory_chunk_gates", config, f"[retrieve='{retrieve}',loss='{loss}']"))
         for spec in ("plain_gradient_descent", "forgetting_only", "one_chunk_step", "descent_step"):
             entries.append(entry(spec, "memory_linear", config))
+    # the closest configuration judged under the coarser reading it matches, declared (the specs' option step = chunk;
+    # its read is retrieve = after): whole chunks, where every drawn input reaches an output
+    declared = "closest to the paper, step = chunk declared"
+    whole = (chunked, ("T % chunk_size == 0",))
+    for spec, loss in (("memory_linear", "sum"), ("memory_mlp", "mean")):
+        ref = f"{here}:{spec}_closest[retrieve='after',loss='{loss}',step='chunk']"
+        entries.append(PeerEntry(spec, ref, declared, dict(whole[0]), whole[1]))
+    gates = f"{here}:memory_chunk_gates_closest[retrieve='after',loss='sum',step='chunk']"
+    entries.append(PeerEntry("memory_chunk_gates", gates, declared))
     return tuple(entries)
 
 
@@ -544,5 +559,10 @@ def __getattr__(name: str) -> Any:
             "references, and which points of the interface it cannot honour).",
             "Every entry draws start = 0: the library refuses a call that starts inside a chunk (NotImplementedError).",
             "The default configuration ignores the retrieve and loss options; it is run at the specs' defaults only.",
+            "The default configuration declares its four departures from the closest one (pre_rmsnorm, "
+            "mem_model_norm_add_residual, no batch_size, the MSE loss): on a failure the harness judges the example "
+            "with the closest configuration and with each departure alone, and names those that alone make it fail.",
+            "Chunks of 2..4 step once per chunk (the specs' reading step = chunk); declared, the closest configuration "
+            "is judged against that reading.",
         ),
     )
