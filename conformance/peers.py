@@ -263,6 +263,7 @@ CAUSES = (  # a failing row's words that name its cause (the diagnoses of confor
     ("the error is within float32's precision on these inputs: ", ";"),
     ("overflow: ", " — "),  # the append_cache machine's overflow verdict (no capacity error, a bare AssertionError)
 )
+REFUSED = "NotImplementedError: "  # an adapter's refusal of what its library cannot be asked (its reason follows)
 _ONLY_WHEN = re.compile(r"fails only when (.+?) \(changing it")  # the shrinker's one-parameter finding
 _OFF_BY = re.compile(r"^(?:(?P<name>[^:|]+): )?max \|error\| (?P<err>\S+) > tolerance .*?\[(?P<ratio>\S+)× the tolerance")
 _BROKEN = re.compile(r"^(?P<law>.+?): (?:.*?: )?\|lhs − rhs\| (?P<err>\S+) > tolerance")
@@ -297,39 +298,55 @@ def evidence(text: str) -> str:
 def cause(rows: Sequence[Mapping[str, Any]]) -> str:
     """A cell of the table, read off one (entry, dtype)'s CPU rows: ``conforms``, ``deviates — <cause in words>``
     (the diagnosis a failing row carries, else its measured :func:`evidence`, with the failing checks), ``error —
-    <the exception>``, or ``cannot be tested``."""
+    <the exception>``, ``cannot be tested — <why>`` for a check the adapter refuses (``NotImplementedError`` with
+    its reason, beside the verdict of the others), or ``cannot be tested: <why>`` where every check was skipped."""
     judged = [r for r in rows if r["outcome"] != "skipped"]
     if not judged:
         return "cannot be tested: " + "; ".join(sorted({r.get("message") or "skipped" for r in rows})) if rows else "not run"
-    bad = [r for r in judged if r["outcome"] in ("failed", "error")]
-    if not bad:
-        return f"conforms ({len(judged)} checks)"
-    failed = [r for r in bad if r["outcome"] == "failed"]
-    errors = [r for r in bad if r["outcome"] == "error"]
+    refused = [r for r in judged if r["outcome"] == "error" and _first_line(r).startswith(REFUSED)]
+    failed = [r for r in judged if r["outcome"] == "failed"]
+    errors = [r for r in judged if r["outcome"] == "error" and r not in refused]
     parts = []
+    if not failed and not errors and len(refused) < len(judged):
+        parts.append(f"conforms ({len(judged) - len(refused)} checks)")
     if failed:
-        words: list[str] = []
-        for r in failed:
-            for text in (r.get("detail") or "", r.get("message") or ""):
-                found = next((until(text.split(start, 1)[1], end) for start, end in CAUSES if start in text), "")
-                said = found.split(" (at ", 1)[0].strip()
-                if said:
-                    if said not in words:
-                        words.append(said)
-                    break
-        if not words:  # no diagnosis: the measured evidence of the first two failing checks, the oracle's first
-            ordered = sorted(failed, key=lambda r: r["check"] != "oracle")
-            found = [evidence(r.get("message") or r.get("detail") or "") for r in ordered]
-            words = list(dict.fromkeys(w for w in found if w))[:2]
-        checks = ", ".join(sorted({r["check"] for r in failed}))
-        parts.append(f"deviates — {'; '.join(words)} ({checks})" if words else f"deviates — {checks}")
+        parts.append(_deviation(failed))
     if errors:
-        raised: dict[str, list[str]] = {}
-        for r in errors:
-            first = (r.get("message") or r.get("error") or "raised").splitlines()[0].split(" (at ", 1)[0]
-            raised.setdefault(first[:160], []).append(r["check"])
-        parts.append("error — " + "; ".join(f"{what} ({', '.join(sorted(set(c)))})" for what, c in raised.items()))
+        parts.append("error — " + _grouped((_first_line(r)[:160], r["check"]) for r in errors))
+    if refused:
+        parts.append("cannot be tested — " + _grouped((_first_line(r).removeprefix(REFUSED)[:200], r["check"]) for r in refused))
     return "; ".join(parts)
+
+
+def _deviation(failed: Sequence[Mapping[str, Any]]) -> str:
+    """``deviates — <the causes the rows' diagnoses name, else their measured evidence> (<checks>)``."""
+    words: list[str] = []
+    for r in failed:
+        for text in (r.get("detail") or "", r.get("message") or ""):
+            found = next((until(text.split(start, 1)[1], end) for start, end in CAUSES if start in text), "")
+            said = found.split(" (at ", 1)[0].strip()
+            if said:
+                if said not in words:
+                    words.append(said)
+                break
+    if not words:  # no diagnosis: the measured evidence of the first two failing checks, the oracle's first
+        ordered = sorted(failed, key=lambda r: r["check"] != "oracle")
+        found = [evidence(r.get("message") or r.get("detail") or "") for r in ordered]
+        words = list(dict.fromkeys(w for w in found if w))[:2]
+    checks = ", ".join(sorted({r["check"] for r in failed}))
+    return f"deviates — {'; '.join(words)} ({checks})" if words else f"deviates — {checks}"
+
+
+def _first_line(r: Mapping[str, Any]) -> str:
+    return (r.get("message") or r.get("error") or "raised").splitlines()[0].split(" (at ", 1)[0]
+
+
+def _grouped(items: Iterable[tuple[str, str]]) -> str:
+    """``what (check, check); what (check)``: the checks of each distinct text, in first-seen order."""
+    by: dict[str, list[str]] = {}
+    for what, check in items:
+        by.setdefault(what, []).append(check)
+    return "; ".join(f"{what} ({', '.join(sorted(set(c)))})" for what, c in by.items())
 
 
 def render_index(reports: Sequence[Mapping[str, Any]]) -> str:

@@ -203,6 +203,10 @@ def test_the_table_names_each_deviation_by_the_cause_the_harness_diagnosed() -> 
     both = [row("oracle", "error", message="ZeroDivisionError: division by zero"), row("pattern:p", "failed", detail="x")]
     assert peers.cause(both) == "deviates — x (pattern:p); error — ZeroDivisionError: division by zero (oracle)"
     assert peers.cause([row("oracle", "skipped", message="CUDA not available")]) == "cannot be tested: CUDA not available"
+    refused = row("invariant:streaming", "error", message="NotImplementedError: lib 1.0: start=1 is inside a chunk (at T=2)")
+    assert peers.cause([row("oracle", "passed"), refused]) == (
+        "conforms (1 checks); cannot be tested — lib 1.0: start=1 is inside a chunk (invariant:streaming)"
+    )
     report = {"peer": {"library": "lib", "version": "1.0"}, "results": [diagnosed, row("oracle", "passed", "float32")]}
     table = peers.render_index([report])
     assert "| lib 1.0 | `Norm` | default | `rmsnorm` | deviates — no ε" in table and "| conforms (1 checks) | not run |" in table
