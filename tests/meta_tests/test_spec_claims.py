@@ -137,11 +137,13 @@ def _titans_rows(spec_id: str, ref: str, checks: tuple[str, ...]) -> dict[str, s
     from conformance.selection import build_cases
     from conformance.spec import load_specs
 
-    # Whole chunks only: where no chunk completes, no step is taken and nothing reaches k, v, θ, α, η, which the
-    # gradient check refuses (no gradient reaches a wrt input) whatever the reading's zero gradient there.
-    spec = narrowed(load_specs()[spec_id], {}, ("T % chunk_size == 0",)).with_implementations([ref])
+    # Whole chunks of 2..4 only: where no chunk completes, no step is taken and nothing reaches k, v, θ, α, η, which
+    # the gradient check refuses (no gradient reaches a wrt input) whatever the reading's zero gradient there; at chunk
+    # size 1 the two recurrences are one, so every example here can tell them apart. Derandomized: the same examples
+    # every run.
+    spec = narrowed(load_specs()[spec_id], {"chunk_size": (2, 4)}, ("T % chunk_size == 0",)).with_implementations([ref])
     cases = [c for c in build_cases({spec_id: spec}, {}) if c.dtype == "float64" and c.device == "cpu" and c.check in checks]
-    return {r.check: r.outcome for r in engine.run(engine.Plan(profile="conformance-dev"), cases=cases)}
+    return {r.check: r.outcome for r in engine.run(engine.Plan(profile="conformance-ci"), cases=cases)}
 
 
 @pytest.mark.parametrize(
@@ -150,7 +152,7 @@ def _titans_rows(spec_id: str, ref: str, checks: tuple[str, ...]) -> dict[str, s
 def test_one_step_per_chunk_declared_is_judged_against_that_reading(spec_id: str, name: str) -> None:
     """A recurrence that steps once per chunk, declared ``[step='chunk']``, passes the oracle and the gradient check
     against the spec's reference at that option (an independent torch loop against titans_reference.py); the
-    per-token recurrence declared so is caught (chunk sizes 2..4 are drawn)."""
+    per-token recurrence declared so is caught."""
     checks = ("oracle", "gradient")
     planted = _titans_rows(spec_id, f"{defect('titans_defects.py', name)}[step='chunk']", checks)
     assert planted == {"oracle": "passed", "gradient": "passed"}, planted
