@@ -157,9 +157,6 @@ def memory_sequence(
     ``before`` reads the memory before the token (the chunk's start memory), ``after`` the memory after it (the
     chunk's start memory but at its last token, which reads M_n).
     """
-    if step == "chunk":
-        return _chunk_steps(k, v, q, theta, alpha, eta, weights, momentum, anchor, start=start, chunk_size=chunk_size,
-                            retrieve=retrieve, loss=loss, precision=precision, xp=xp)
     ar = _Arithmetic(precision, xp)
     batch, length = k.shape[0], k.shape[1]
     y, out_w, out_s, out_a = [], [], [], []
@@ -168,13 +165,20 @@ def memory_sequence(
         s = [ar.r(x[b]) for x in momentum]
         a = [ar.r(x[b]) for x in anchor]
         y_b = []
+        opened: list[int] = []  # step = "chunk": the tokens of the open chunk seen so far
         for i in range(length):
             if (start + i) % chunk_size == 0:
                 a = list(w)
-            g = loss_gradient(ar, a, k[b, i], v[b, i], loss)
-            s = [ar.sub(ar.mul(eta[b, i], s_l), ar.mul(theta[b, i], g_l)) for s_l, g_l in zip(s, g)]
             before = w
-            w = [ar.add(ar.mul(ar.r(1.0 - alpha[b, i]), w_l), s_l) for w_l, s_l in zip(w, s)]
+            if step == "token":
+                g = loss_gradient(ar, a, k[b, i], v[b, i], loss)
+                s = [ar.sub(ar.mul(eta[b, i], s_l), ar.mul(theta[b, i], g_l)) for s_l, g_l in zip(s, g)]
+                w = [ar.add(ar.mul(ar.r(1.0 - alpha[b, i]), w_l), s_l) for w_l, s_l in zip(w, s)]
+            else:
+                opened.append(i)
+                if (start + i) % chunk_size == chunk_size - 1:  # the chunk is complete: its one step
+                    s, w = _chunk_step(ar, opened, a, s, w, (k[b], v[b], theta[b], alpha[b], eta[b]), loss)
+                    opened = []
             y_b.append(memory_forward(ar, before if retrieve == "before" else w, q[b, i]))
         y.append(ar.stack(y_b) if y_b else ar.zeros_like(v[b]))
         out_w.append(w)
@@ -184,44 +188,20 @@ def memory_sequence(
     return ar.stack(y), stack(out_w), stack(out_s), stack(out_a)
 
 
-def _chunk_steps(
-    k: Any, v: Any, q: Any, theta: Any, alpha: Any, eta: Any,
-    weights: Sequence[Any], momentum: Sequence[Any], anchor: Sequence[Any],
-    *, start: int, chunk_size: int, retrieve: str, loss: str, precision: Round | None, xp: ModuleType | None,
-) -> tuple[Any, list[Any], list[Any], list[Any]]:
-    """:func:`memory_sequence` at ``step = "chunk"``: one momentum and one forgetting step per complete chunk."""
-    ar = _Arithmetic(precision, xp)
-    batch, length = k.shape[0], k.shape[1]
-    y, out_w, out_s, out_a = [], [], [], []
-    for b in range(batch):
-        w = [ar.r(x[b]) for x in weights]
-        s = [ar.r(x[b]) for x in momentum]
-        a = [ar.r(x[b]) for x in anchor]
-        y_b: list[Any] = []
-        g: list[Any] | None = None  # the open chunk's Σ θ_i ∇ℓ(A; k_i, v_i)
-        alphas: list[Any] = []
-        etas: list[Any] = []
-        for i in range(length):
-            if (start + i) % chunk_size == 0:
-                a = list(w)
-            grads = loss_gradient(ar, a, k[b, i], v[b, i], loss)
-            terms = [ar.mul(theta[b, i], g_l) for g_l in grads]
-            g = terms if g is None else [ar.add(acc, t) for acc, t in zip(g, terms)]
-            alphas.append(alpha[b, i])
-            etas.append(eta[b, i])
-            before = w
-            if (start + i) % chunk_size == chunk_size - 1:  # the chunk is complete: its one step
-                eta_n, alpha_n = _mean(ar, etas), _mean(ar, alphas)
-                s = [ar.sub(ar.mul(eta_n, s_l), g_l) for s_l, g_l in zip(s, g)]
-                w = [ar.add(ar.mul(ar.r(1.0 - alpha_n), w_l), s_l) for w_l, s_l in zip(w, s)]
-                g, alphas, etas = None, [], []
-            y_b.append(memory_forward(ar, before if retrieve == "before" else w, q[b, i]))
-        y.append(ar.stack(y_b) if y_b else ar.zeros_like(v[b]))
-        out_w.append(w)
-        out_s.append(s)
-        out_a.append(a)
-    stack = lambda per_row: [ar.stack([row[n] for row in per_row]) for n in range(len(weights))]  # noqa: E731
-    return ar.stack(y), stack(out_w), stack(out_s), stack(out_a)
+def _chunk_step(
+    ar: _Arithmetic, tokens: Sequence[int], a: list[Any], s: list[Any], w: list[Any], row: tuple[Any, ...], loss: str
+) -> tuple[list[Any], list[Any]]:
+    """One chunk's step at ``step = "chunk"``: g = Σ_{i∈tokens} θ_i ∇ℓ(A; k_i, v_i) (term by term, in order),
+    S = η̄ S − g, M = (1 − ᾱ) M + S with ᾱ, η̄ the tokens' mean gates. ``row``: one batch row's (k, v, θ, α, η)."""
+    k, v, theta, alpha, eta = row
+    g: list[Any] | None = None
+    for i in tokens:
+        terms = [ar.mul(theta[i], g_l) for g_l in loss_gradient(ar, a, k[i], v[i], loss)]
+        g = terms if g is None else [ar.add(acc, t) for acc, t in zip(g, terms)]
+    assert g is not None, "a chunk has at least one token"
+    eta_n, alpha_n = _mean(ar, [eta[i] for i in tokens]), _mean(ar, [alpha[i] for i in tokens])
+    s = [ar.sub(ar.mul(eta_n, s_l), g_l) for s_l, g_l in zip(s, g)]
+    return s, [ar.add(ar.mul(ar.r(1.0 - alpha_n), w_l), s_l) for w_l, s_l in zip(w, s)]
 
 
 def _mean(ar: _Arithmetic, values: Sequence[Any]) -> Any:
