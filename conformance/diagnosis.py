@@ -162,11 +162,9 @@ def departures_note(case: Case, judge: Judge, example: Example) -> str | None:
             causes.append(departure.say)
     if not causes:
         return None
-    alone = "alone fails" if len(causes) == 1 else "each alone fails"
+    alone, them = ("alone fails", "it") if len(causes) == 1 else ("each alone fails", "them")
     first = None if reading is None else reading.split(INDISTINGUISHABLE, 1)[0]  # the first reading it matches
-    without = "passes without them" if first is None else f"without them reads as {first}"
-    if len(causes) == 1:
-        without = without.replace("them", "it")
+    without = f"passes without {them}" if first is None else f"without {them} reads as {first}"
     return f"{CAUSED_BY}{' and '.join(causes)} ({alone} the same example, which {without})"
 
 

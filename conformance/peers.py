@@ -128,17 +128,17 @@ def run_entry(
     ``checks``, only the checks of those report names (``oracle``, ``invariant:streaming``)."""
     spec = narrowed(specs[entry.spec], entry.narrow, entry.constraints).with_implementations([entry.ref])
     where = f"peer entry {entry.spec} = {entry.ref} ({entry.configuration})"
+    declared: dict[str, Any] = {}  # what the entry declares on its implementation, validated as a spec entry's is
     if entry.interface:
-        impl = dataclasses.replace(spec.implementations[0], interface=implementation_interface(spec, entry.interface, where))
-        spec = dataclasses.replace(spec, implementations=(impl,))
+        declared["interface"] = implementation_interface(spec, entry.interface, where)
     if entry.unsupported:
-        regions = implementation_unsupported(spec, entry.unsupported, where)
-        spec = dataclasses.replace(spec, implementations=(dataclasses.replace(spec.implementations[0], unsupported=regions),))
+        declared["unsupported"] = implementation_unsupported(spec, entry.unsupported, where)
     if entry.departures:
         if entry.baseline is None:
             raise ValueError(f"{where}: departures need the baseline, the adapter with none of them")
-        impl = dataclasses.replace(spec.implementations[0], baseline=entry.baseline, departures=tuple(entry.departures))
-        spec = dataclasses.replace(spec, implementations=(impl,))
+        declared.update(baseline=entry.baseline, departures=tuple(entry.departures))
+    if declared:
+        spec = dataclasses.replace(spec, implementations=(dataclasses.replace(spec.implementations[0], **declared),))
     cases = [c for c in build_cases({spec.id: spec}, {}) if c.dtype in dtypes]
     cases = [c for c in cases if not checks or c.check in checks]
     results = engine.run(engine.Plan(profile=profile), cases=cases)
